@@ -1,0 +1,45 @@
+"""The shared vocabulary: one name per problem, action and trial status.
+
+The ProbLog atoms in diagnosis.pl and tuning_rules.pl are exactly these strings;
+tests check that every atom used in the .pl files is declared here.
+"""
+
+# Problems the diagnosis can find (SoftwareX Table 1).
+OVERFITTING = "overfitting"
+UNDERFITTING = "underfitting"
+INCREASING_LOSS = "increasing_loss"
+FLUCTUATING_LOSS = "fluctuating_loss"
+LOW_LR = "low_lr"
+HIGH_LR = "high_lr"
+PROBLEMS = (OVERFITTING, UNDERFITTING, INCREASING_LOSS, FLUCTUATING_LOSS, LOW_LR, HIGH_LR)
+
+# Tuning actions (SoftwareX Table 2).
+REG_L2 = "reg_l2"
+INC_DROPOUT = "inc_dropout"
+DATA_AUGMENTATION = "data_augmentation"
+DECR_LR = "decr_lr"
+INC_LR = "inc_lr"
+INC_NEURONS = "inc_neurons"
+NEW_FC_LAYER = "new_fc_layer"
+NEW_CONV_LAYER = "new_conv_layer"
+INC_BATCH_SIZE = "inc_batch_size"
+ACTIONS = (
+    REG_L2, INC_DROPOUT, DATA_AUGMENTATION, DECR_LR, INC_LR,
+    INC_NEURONS, NEW_FC_LAYER, NEW_CONV_LAYER, INC_BATCH_SIZE,
+)
+
+# Keys of a training history (Keras History.history names).
+LOSS = "loss"
+ACCURACY = "accuracy"
+VAL_LOSS = "val_loss"
+VAL_ACCURACY = "val_accuracy"
+HISTORY_KEYS = (LOSS, ACCURACY, VAL_LOSS, VAL_ACCURACY)
+
+
+class TrialStatus:
+    """What became of one training."""
+
+    COMPLETED = "completed"   # trained to the end or stopped early; metrics are valid
+    DIVERGED = "diverged"     # loss became NaN or inf; a finite penalty objective is recorded
+    FAILED = "failed"         # an exception inside the training; recorded, the run goes on
+    ALL = (COMPLETED, DIVERGED, FAILED)
