@@ -1,0 +1,97 @@
+"""The constrained GP optimiser: every past trial keeps informing the GP across space edits."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sdt.optimizer import ARCHITECTURE_FEATURES, ConstrainedGPOptimizer, Domain, sample_params
+from sdt.records import Architecture
+from sdt.search_space import all_potential_dimensions, default_search_space, l2_factor_dimension
+
+
+@pytest.fixture
+def space():
+    return default_search_space(training_size=1000)
+
+
+@pytest.fixture
+def domain(space):
+    return Domain(all_potential_dimensions(space, 2, 2), 2, 2)
+
+
+def objective(params):
+    # A smooth function with its optimum at learning_rate = 10**-3.3, small dropout.
+    return (math.log10(params["learning_rate"]) + 3.3) ** 2 + params["dr_f"]
+
+
+def test_encode_marks_absent_hyper_parameters_inactive(domain, space):
+    params = sample_params(space, 1, np.random.default_rng(0))[0]
+    point = domain.encode(params, Architecture())
+    names = domain.coordinate_names
+    assert len(point) == len(names)
+    assert point[names.index("l2_factor")] == domain.hyper_parameters["l2_factor"].domain_low
+    assert point[-len(ARCHITECTURE_FEATURES):] == [0, 0, 0, 0, 0]
+    with_l2 = domain.encode({**params, "l2_factor": 3e-4}, Architecture(l2=True, batch_norm=True, extra_conv_blocks=1))
+    assert with_l2[names.index("l2_factor")] == 3e-4
+    assert with_l2[-5:] == [1, 0, 1, 1, 0]
+
+
+def test_samples_respect_current_bounds(space):
+    narrowed = space.replace_dimension(space["learning_rate"].with_bounds(2e-4, 3e-4))
+    for params in sample_params(narrowed, 200, np.random.default_rng(1)):
+        assert narrowed.contains(params)
+        assert type(params["batch_size"]) is int
+
+
+def test_space_edit_keeps_every_past_trial(domain, space):
+    optimizer = ConstrainedGPOptimizer(domain, n_initial_points=3, n_candidates=500)
+    rng = np.random.default_rng(0)
+    told = []
+    for _ in range(6):
+        params = optimizer.ask(space, Architecture(), rng)
+        optimizer.tell(params, Architecture(), objective(params))
+        told.append(params)
+    # An action edits the space: learning rate moves down, L2 is switched on with a new dimension.
+    edited = space.replace_dimension(space["learning_rate"].with_bounds(1e-5, 1e-4))
+    edited = edited.replace_dimension(l2_factor_dimension())
+    architecture = Architecture(l2=True, batch_norm=True)
+    proposal = optimizer.ask(edited, architecture, rng)
+    assert edited.contains(proposal)                  # the candidate honours the edited space
+    optimizer.tell(proposal, architecture, objective(proposal))
+    # Nothing was dropped: all seven points are in the GP's data, including those outside the new space.
+    assert len(optimizer.points) == 7
+    assert sum(not edited.contains(p) for p in told) > 0
+    # ...and the GP still knows the old points' values (it interpolates them closely).
+    mean, _ = optimizer.predict(told[0], Architecture())
+    assert mean == pytest.approx(objective(told[0]), abs=0.15)
+
+
+def test_gp_finds_better_points_than_its_initial_samples(domain, space):
+    optimizer = ConstrainedGPOptimizer(domain, n_initial_points=4, n_candidates=2000)
+    rng = np.random.default_rng(3)
+    values = []
+    for _ in range(14):
+        params = optimizer.ask(space, Architecture(), rng)
+        values.append(objective(params))
+        optimizer.tell(params, Architecture(), values[-1])
+    assert min(values[4:]) < min(values[:4])
+
+
+def test_tell_refuses_non_finite(domain, space):
+    optimizer = ConstrainedGPOptimizer(domain)
+    params = sample_params(space, 1, np.random.default_rng(0))[0]
+    with pytest.raises(ValueError, match="finite"):
+        optimizer.tell(params, Architecture(), float("nan"))
+
+
+def test_same_seed_same_proposals(domain, space):
+    def proposals():
+        optimizer = ConstrainedGPOptimizer(domain, n_initial_points=2, n_candidates=300)
+        out = []
+        for i in range(4):
+            params = optimizer.ask(space, Architecture(), np.random.default_rng([7, i]))
+            optimizer.tell(params, Architecture(), objective(params))
+            out.append(params)
+        return out
+    assert proposals() == proposals()
