@@ -1,0 +1,179 @@
+"""The tuning loop end to end with a fake trainer: actions reach the next trial, outputs agree, resume loses nothing."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+from sdt.records import Architecture
+from sdt.storage import RunStorage
+from tests.fake_training import FakeTrainer, fake_factory
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def config(**changes):
+    base = dict(dataset="digits", max_evals=4, epochs=3, seed=1, initial_points=2)
+    base.update(changes)
+    return main.RunConfig(**base)
+
+
+def run(tmp_path, trainer, **changes):
+    return main.run(config(**changes), tmp_path / "run", make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+
+
+def test_a_diagnosis_applies_an_action_and_the_next_trial_reflects_it(tmp_path):
+    trainer = FakeTrainer()          # every training overfits
+    summary = run(tmp_path, trainer)
+    first, second = summary["trials"][0], summary["trials"][1]
+    assert "overfitting" in first["problems"] and first["actions"] == ["reg_l2"]
+    # The next training really ran with L2 and batch norm on and an L2 factor chosen by the optimiser.
+    params, architecture = trainer.calls[1][0], trainer.calls[1][1]
+    assert architecture.l2 and architecture.batch_norm
+    assert 1e-6 <= params["l2_factor"] <= 1e-2
+    assert second["architecture"]["l2"] is True
+    # Later trials keep applying other overfitting remedies (reg_l2 is no longer applicable).
+    assert "reg_l2" not in sum((t["actions"] for t in summary["trials"][1:]), [])
+
+
+def test_summary_and_database_agree(tmp_path):
+    summary = run(tmp_path, FakeTrainer())
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        assert storage.integrity_ok()
+        trials = list(storage.trials())
+        assert [t["trial_index"] for t in trials] == [0, 1, 2, 3]
+        for stored, summarised in zip(trials, on_disk["trials"]):
+            assert stored["params"] == summarised["params"]
+            assert stored["val_loss"] == summarised["val_loss"]
+            assert storage.actions_of(stored["trial_index"]) == summarised["actions"]
+    assert set(on_disk) >= {"strategy", "seed", "dataset", "trials", "best"}
+    assert on_disk["best"]["index"] == min(on_disk["trials"], key=lambda t: t["objective"])["index"]
+
+
+def test_space_edits_keep_every_trial_in_the_optimiser(tmp_path):
+    trainer = FakeTrainer(lambda p, a, i: "high_lr")     # decr_lr moves the learning-rate range each time
+    summary = run(tmp_path, trainer, max_evals=5)
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        spaces = [json.loads(r[0]) for r in storage._connection.execute(
+            "SELECT space FROM search_spaces ORDER BY trial_index")]
+    highs = [next(d for d in s["dimensions"] if d["name"] == "learning_rate")["high"] for s in spaces]
+    assert highs[-1] < highs[0]                          # the range really moved down
+    # Resume rebuilds the optimiser from every stored trial, also those outside the edited space.
+    context = main.prepare(config(), tmp_path / "run")
+    strategy = main.make_strategy(context)
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        for trial in storage.trials():
+            strategy.tell(trial["params"], Architecture.from_dict(trial["architecture"]), trial["objective"])
+    assert len(strategy.optimizer.points) == len(summary["trials"]) == 5
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_continues_without_loss(tmp_path):
+    uninterrupted = FakeTrainer()
+    run(tmp_path / "a", uninterrupted, max_evals=5)
+
+    def crash_on_third(params, architecture, index):
+        if index == 2:
+            raise Interrupt()        # the process dies during the third training
+        return FakeTrainer()(params, architecture, index)
+    with pytest.raises(Interrupt):
+        run(tmp_path / "b", crash_on_third, max_evals=5)
+    partial = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
+    assert len(partial["trials"]) == 2
+
+    resumed = FakeTrainer()
+    summary = main.run(config(max_evals=5), tmp_path / "b" / "run", resume=True,
+                       make_train=fake_factory(resumed), out=open("/dev/null", "w"))
+    assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3, 4]
+    assert [c[2] for c in resumed.calls] == [2, 3, 4]               # nothing repeated
+    # Same seed, same state: the resumed run is the run that was never interrupted.
+    reference = json.loads((tmp_path / "a" / "run" / "summary.json").read_text())
+    assert [t["params"] for t in summary["trials"]] == [t["params"] for t in reference["trials"]]
+    assert [t["actions"] for t in summary["trials"]] == [t["actions"] for t in reference["trials"]]
+
+
+@pytest.mark.parametrize("strategy", ["bo", "random"])
+def test_baselines_use_the_same_trainer_and_never_edit(tmp_path, strategy):
+    trainer = FakeTrainer()
+    summary = run(tmp_path, trainer, strategy=strategy)
+    assert summary["strategy"] == strategy and len(trainer.calls) == 4
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        from sdt.search_space import SearchSpace
+        initial = SearchSpace.from_dict(json.loads(storage._connection.execute(
+            "SELECT space FROM search_spaces WHERE trial_index=-1").fetchone()[0]))
+    for params, architecture, _ in trainer.calls:
+        assert architecture == Architecture()
+        assert set(params) == set(initial.names) and initial.contains(params)
+    assert all(t["actions"] == [] for t in summary["trials"])
+    assert all("overfitting" in t["problems"] for t in summary["trials"])   # still explained
+
+
+def test_same_seed_same_sequence_different_seed_different(tmp_path):
+    a = run(tmp_path / "a", FakeTrainer(), seed=5)
+    b = run(tmp_path / "b", FakeTrainer(), seed=5)
+    c = run(tmp_path / "c", FakeTrainer(), seed=6)
+    assert [t["params"] for t in a["trials"]] == [t["params"] for t in b["trials"]]
+    assert [t["params"] for t in a["trials"]] != [t["params"] for t in c["trials"]]
+
+
+def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
+    run(tmp_path, FakeTrainer(), max_evals=1)
+    with pytest.raises(main.RunStateError, match="already holds a run"):
+        run(tmp_path, FakeTrainer(), max_evals=1)
+    summary = main.run(config(max_evals=2), tmp_path / "run", overwrite=True,
+                       make_train=fake_factory(FakeTrainer()), out=open("/dev/null", "w"))
+    assert len(summary["trials"]) == 2
+    with pytest.raises(main.RunStateError, match="holds no run"):
+        main.run(config(), tmp_path / "empty", resume=True, make_train=fake_factory(FakeTrainer()))
+
+
+def test_consecutive_failures_stop_the_run_with_a_resumable_state(tmp_path):
+    with pytest.raises(main.RunStateError, match="failed in a row"):
+        run(tmp_path, FakeTrainer(lambda p, a, i: "failed"), max_evals=6)
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        assert [t["status"] for t in storage.trials()] == ["failed"] * main.MAX_CONSECUTIVE_FAILURES
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-evals", "0"], "--max-evals must be >= 1"),
+    (["--epochs", "-1"], "--epochs must be >= 1"),
+    (["--dataset", "no_such_dataset"], "no_such_dataset"),
+    (["--resume"], "holds no run"),
+])
+def test_cli_bad_input_gives_one_error_line(tmp_path, args, message):
+    result = cli(*args, "--log-folder", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_bad_input_leaves_an_existing_run_untouched(tmp_path):
+    run(tmp_path, FakeTrainer(), max_evals=1)
+    folder = tmp_path / "run"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    bad_space = tmp_path / "space.json"
+    bad_space.write_text('{"dimensions": [{"name": "x", "type": "real", "low": 2, "high": 1}]}')
+    result = cli("--overwrite", "--search-space", str(bad_space), "--log-folder", str(folder), cwd=tmp_path)
+    assert result.returncode == 2 and "low (2) must not exceed high (1)" in result.stderr
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+    # A log folder that is a file.
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = cli("--log-folder", str(afile), cwd=tmp_path)
+    assert result.returncode == 2 and "is a file" in result.stderr
