@@ -30,10 +30,13 @@ from sdt.errors import ConfigurationError, RunStateError, TunerError
 from sdt.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
 
 REPO_DIR = Path(__file__).resolve().parent
+# TensorFlow's C++ start-up chatter (CPU instruction sets, plugin registration) is noise to a
+# user; its errors still show. Set before TensorFlow is imported; an explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_LOG_FOLDER = "log_folder"
 STRATEGIES = ("sdt", "bo", "random")
 DEFAULT_MAX_EVALS = 10
-DEFAULT_EPOCHS = 12
+DEFAULT_EPOCHS = 10
 DEFAULT_INITIAL_POINTS = 4
 DEFAULT_EARLY_STOPPING_PATIENCE = 4
 # A run stops after this many failed trainings in a row (each failure is recorded first).
@@ -213,6 +216,8 @@ def remove_run_outputs(log_folder: Path) -> None:
 def make_trainer(context: RunContext, verbose: int):
     """The training callable for the controller: neural block + per-trial output paths."""
     import neural_network
+    # Deterministic ops and seeded Keras: the same --seed gives the same run on CPU.
+    neural_network.configure_determinism(context.config.seed)
 
     def train(params: dict[str, Any], architecture, index: int):
         trial_dir = context.log_folder / "trials" / f"trial_{index:04d}"
@@ -301,7 +306,8 @@ def report_trial(record, total: int, best_objective: float, elapsed: float, done
     print(f"    params: {describe_params(record.params)}", file=out)
     if record.diagnosis is not None:
         for problem in record.diagnosis.problems:
-            print(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {problem.explanation}", file=out)
+            explanation = problem.explanation.removeprefix(f"{problem.name}: ")
+            print(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {explanation}", file=out)
         if not record.diagnosis.problems:
             print("    diagnosis: no problem found", file=out)
     if record.outcome is not None:
