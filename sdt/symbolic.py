@@ -105,26 +105,14 @@ class CandidateAction:
         return {"name": self.name, "problem": self.problem, "probability": self.probability}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CandidateAction":
+    def from_dict(cls, data: Mapping[str, Any]) -> "CandidateAction":  # also builds ChosenAction
         return cls(name=str(data["name"]), problem=str(data["problem"]),
                    probability=float(data["probability"]))
 
 
 @dataclass(frozen=True)
-class ChosenAction:
-    """The action picked for a problem by `choose_actions`."""
-
-    name: str
-    problem: str
-    probability: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "problem": self.problem, "probability": self.probability}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ChosenAction":
-        return cls(name=str(data["name"]), problem=str(data["problem"]),
-                   probability=float(data["probability"]))
+class ChosenAction(CandidateAction):
+    """The candidate picked for a problem by `choose_actions` (same fields, its own type)."""
 
 
 @dataclass(frozen=True)
