@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import main
+from sdt import tuner
 from sdt.records import Architecture
 from sdt.storage import RunStorage
 from tests.fake_training import FakeTrainer, fake_factory
@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 def config(**changes):
     base = dict(dataset="digits", max_evals=4, epochs=3, seed=1, initial_points=2)
     base.update(changes)
-    return main.RunConfig(**base)
+    return tuner.RunConfig(**base)
 
 
 def run(tmp_path, trainer, **changes):
-    return main.run(config(**changes), tmp_path / "run", make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+    return tuner.run(config(**changes), tmp_path / "run", make_train=fake_factory(trainer), out=open("/dev/null", "w"))
 
 
 def test_a_diagnosis_applies_an_action_and_the_next_trial_reflects_it(tmp_path):
@@ -65,8 +65,8 @@ def test_space_edits_keep_every_trial_in_the_optimiser(tmp_path):
     highs = [next(d for d in s["dimensions"] if d["name"] == "learning_rate")["high"] for s in spaces]
     assert highs[-1] < highs[0]                          # the range really moved down
     # Resume rebuilds the optimiser from every stored trial, also those outside the edited space.
-    context = main.prepare(config(), tmp_path / "run")
-    strategy = main.make_strategy(context)
+    context = tuner.prepare(config(), tmp_path / "run")
+    strategy = tuner.make_strategy(context)
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
         for trial in storage.trials():
             strategy.tell(trial["params"], Architecture.from_dict(trial["architecture"]), trial["objective"])
@@ -91,7 +91,7 @@ def test_resume_after_interruption_continues_without_loss(tmp_path):
     assert len(partial["trials"]) == 2
 
     resumed = FakeTrainer()
-    summary = main.run(config(max_evals=5), tmp_path / "b" / "run", resume=True,
+    summary = tuner.run(config(max_evals=5), tmp_path / "b" / "run", resume=True,
                        make_train=fake_factory(resumed), out=open("/dev/null", "w"))
     assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3, 4]
     assert [c[2] for c in resumed.calls] == [2, 3, 4]               # nothing repeated
@@ -127,20 +127,20 @@ def test_same_seed_same_sequence_different_seed_different(tmp_path):
 
 def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     run(tmp_path, FakeTrainer(), max_evals=1)
-    with pytest.raises(main.RunStateError, match="already holds a run"):
+    with pytest.raises(tuner.RunStateError, match="already holds a run"):
         run(tmp_path, FakeTrainer(), max_evals=1)
-    summary = main.run(config(max_evals=2), tmp_path / "run", overwrite=True,
+    summary = tuner.run(config(max_evals=2), tmp_path / "run", overwrite=True,
                        make_train=fake_factory(FakeTrainer()), out=open("/dev/null", "w"))
     assert len(summary["trials"]) == 2
-    with pytest.raises(main.RunStateError, match="holds no run"):
-        main.run(config(), tmp_path / "empty", resume=True, make_train=fake_factory(FakeTrainer()))
+    with pytest.raises(tuner.RunStateError, match="holds no run"):
+        tuner.run(config(), tmp_path / "empty", resume=True, make_train=fake_factory(FakeTrainer()))
 
 
 def test_consecutive_failures_stop_the_run_with_a_resumable_state(tmp_path):
-    with pytest.raises(main.RunStateError, match="failed in a row"):
+    with pytest.raises(tuner.RunStateError, match="failed in a row"):
         run(tmp_path, FakeTrainer(lambda p, a, i: "failed"), max_evals=6)
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
-        assert [t["status"] for t in storage.trials()] == ["failed"] * main.MAX_CONSECUTIVE_FAILURES
+        assert [t["status"] for t in storage.trials()] == ["failed"] * tuner.MAX_CONSECUTIVE_FAILURES
 
 
 def cli(*args, cwd):
