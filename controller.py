@@ -159,9 +159,16 @@ class Controller:
                                rule_weights=self._symbolic.initial_weights())
 
     def run_iteration(self, index: int, params: dict[str, Any], state: ControllerState,
-                      rng: np.random.Generator) -> tuple[TrialRecord, ControllerState]:
-        """Train `params` on the current architecture, then diagnose and tune."""
-        result = self._train(params, state.architecture, index)
+                      rng: np.random.Generator,
+                      architecture: Architecture | None = None) -> tuple[TrialRecord, ControllerState]:
+        """Train `params` on `architecture` (default: the state's), then diagnose and tune.
+
+        Only strategies that do not tune the network pass their own architecture.
+        """
+        trained_architecture = state.architecture if architecture is None else architecture
+        if self.tune and trained_architecture != state.architecture:
+            raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
+        result = self._train(params, trained_architecture, index)
         started = time.perf_counter()
         objective = self.objective.value(result)
         improved = None if state.best_objective is None else objective < state.best_objective
@@ -190,7 +197,7 @@ class Controller:
             chosen = tuple(a for a in chosen if a.name in applied)
 
         record = TrialRecord(
-            index=index, params=dict(params), architecture=state.architecture, result=result,
+            index=index, params=dict(params), architecture=trained_architecture, result=result,
             objective=objective, improved=improved, diagnosis=diagnosis, chosen=chosen, outcome=outcome,
             rule_weights=weights if self.tune else None, new_observations=new_observations,
             symbolic_seconds=time.perf_counter() - started)

@@ -1,10 +1,20 @@
 """Strategies: what to try next. Every strategy serves the same trainer and controller.
 
-A strategy is an ask/tell object: `ask(state, rng)` proposes the hyper-parameters of the next
-training inside the current search space (`state.space`), `tell(params, architecture,
-objective)` records a result, and `point(params, architecture)` gives the coordinates stored
-with the trial. Strategies are registered by name in `STRATEGIES`; `tunes_network` says
-whether the controller applies the symbolic tuning actions for it.
+A strategy is an ask/tell object:
+
+- `ask(state, rng) -> (params, architecture)`: the next training. Strategies that follow the
+  symbolic block propose params inside `state.space` and return `state.architecture`;
+  strategies that search architectures themselves (evolution) return their own.
+- `tell(params, architecture, objective)`: a finished training (objective finite, lower is
+  better). On resume the stored trials are replayed through `tell` alone, in order, with no
+  `ask`: a strategy's state must be a function of the told trials (and of the per-trial
+  random generators, which the loop derives from the run seed and the trial index).
+- `point(params, architecture)`: the coordinates stored with the trial.
+- `finished` (bool attribute): True when the strategy wants no more trainings (the loop
+  then stops before the budget).
+
+Strategies are registered by name in `STRATEGIES`; `tunes_network` says whether the
+controller applies the symbolic tuning actions for it.
 """
 
 from __future__ import annotations
@@ -22,9 +32,10 @@ class GaussianProcessStrategy:
     def __init__(self, domain: Domain, initial_points: int):
         self.optimizer = ConstrainedGPOptimizer(domain, n_initial_points=initial_points)
         self.domain = domain
+        self.finished = False
 
-    def ask(self, state, rng: np.random.Generator) -> dict[str, Any]:
-        return self.optimizer.ask(state.space, state.architecture, rng)
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+        return self.optimizer.ask(state.space, state.architecture, rng), state.architecture
 
     def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
         self.optimizer.tell(params, architecture, objective)
@@ -38,9 +49,10 @@ class RandomStrategy:
 
     def __init__(self, domain: Domain, initial_points: int = 0):
         self.domain = domain
+        self.finished = False
 
-    def ask(self, state, rng: np.random.Generator) -> dict[str, Any]:
-        return sample_params(state.space, 1, rng)[0]
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+        return sample_params(state.space, 1, rng)[0], state.architecture
 
     def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
         pass

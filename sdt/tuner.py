@@ -318,9 +318,12 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     consecutive_failures = 0
     try:
         for index in range(start, config.max_evals):
-            params = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
-            record, state = controller.run_iteration(index, params, state,
-                                                     np.random.default_rng([config.seed, index, 1]))
+            if strategy.finished:
+                print(f"the {config.strategy} strategy stopped after {index} trainings", file=out)
+                break
+            params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
+            record, state = controller.run_iteration(
+                index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
             record = replace(record, point=tuple(strategy.point(record.params, record.architecture)))
             strategy.tell(record.params, record.architecture, record.objective)
             storage.commit_trial(record.to_dict(), state.to_dict())
