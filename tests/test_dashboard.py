@@ -1,0 +1,189 @@
+"""The dashboard's data loader and page functions as plain functions, and the launcher's port check."""
+
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dashboard import data
+from dashboard.app import create_app, page_for, status_text
+from dashboard.pages import architecture, decisions, hyperparams, metrics, weights
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_loader_reads_a_real_run(real_run):
+    store = data.load_run(real_run)
+    assert store["status"] == data.STATUS_OK and not store["stale"]
+    assert [t["trial_index"] for t in store["trials"]] == [0, 1, 2]
+    assert {e["trial_index"] for e in store["epochs"]} == {0, 1, 2}
+    assert store["config"]["objective"] == "val_loss"
+    assert {w["trial_index"] for w in store["rule_weights"]} >= {-1}
+    assert store["search_spaces"][0]["trial_index"] == -1
+    assert store["best_model_path"] and Path(store["best_model_path"]).is_file()
+    assert "final" in status_text(store) or "finished" in status_text(store)
+
+
+def test_metrics_figures_have_points(real_run):
+    store = data.load_run(real_run)
+    figure = metrics.metrics_figure(store)                  # latest only: train+val for accuracy and loss
+    assert len(figure.data) == 4
+    assert all(len(trace.x) == 3 for trace in figure.data)  # 3 epochs
+    compared = metrics.metrics_figure(store, selected=0)    # plus the selected trial, dashed
+    assert len(compared.data) == 8
+    assert any("trial 0" in trace.name for trace in compared.data)
+    best = metrics.best_so_far_figure(store)
+    objectives = [t["objective"] for t in store["trials"]]
+    assert list(best.data[0].y) == objectives
+    assert list(best.data[1].y) == [min(objectives[:i + 1]) for i in range(3)]
+    assert [o["value"] for o in metrics.trial_options(store)] == [0, 1, 2]
+
+
+def test_best_so_far_is_labelled_by_the_objective():
+    store = {"status": "ok", "config": {"objective": "val_accuracy"}, "trials": [
+        {"trial_index": 0, "objective": -0.5}, {"trial_index": 1, "objective": -0.7}, {"trial_index": 2, "objective": -0.6}]}
+    figure = metrics.best_so_far_figure(store)
+    assert list(figure.data[1].y) == [-0.5, -0.7, -0.7]
+    assert "-val_accuracy" in figure.layout.yaxis.title.text
+
+
+def test_hyper_parameter_views(real_run):
+    store = data.load_run(real_run)
+    parallel = hyperparams.parallel_figure(store)
+    labels = [d.label for d in parallel.data[0].dimensions]
+    assert "log10(learning_rate)" in labels and "batch_size" in labels
+    assert all(len(d.values) == 3 for d in parallel.data[0].dimensions)
+    assert list(parallel.data[0].line.color) == [0, 0, 1]             # the latest trial highlighted
+    columns, rows = hyperparams.params_table(store)
+    assert {"optimizer", "activation"} <= {c["id"] for c in columns}  # categorical parameters too
+    assert len(rows) == 3
+    bounds = hyperparams.bounds_figure(store)
+    assert len(bounds.data) == 2 * len(hyperparams.numeric_bounds(store)) > 0
+    assert all(len(trace.x) == 4 for trace in bounds.data if trace.name.startswith("unit_c1"))  # -1, 0, 1, 2
+
+
+def test_bounds_show_the_learning_rate_moved_by_decr_lr(fake_runs):
+    store = data.load_run(fake_runs["high_lr"])
+    assert "decr_lr" in {a["action"] for a in store["applied_actions"]}
+    lr = hyperparams.numeric_bounds(store)["learning_rate"]
+    assert lr[0][0] == -1 and lr[-1][2] < lr[0][2]                     # the high bound moved down
+    figure = hyperparams.bounds_figure(store)
+    high = next(t for t in figure.data if t.name == "learning_rate high")
+    assert high.y[-1] < high.y[0]
+    axis = figure.layout[high.yaxis.replace("y", "yaxis")]
+    assert axis.type == "log"
+
+
+def test_weights_figure_has_one_trace_per_rule(fake_runs):
+    store = data.load_run(fake_runs["overfitting"])
+    rules = {(w["action"], w["problem"]) for w in store["rule_weights"]}
+    figure = weights.weights_figure(store)
+    assert len(figure.data) == len(rules) > 0
+    assert {trace.name for trace in figure.data} == {f"{a} | {p}" for a, p in rules}
+    assert all(trace.x[0] == -1 for trace in figure.data)             # initial weights first
+
+
+def test_decisions_show_explanations_actions_and_outcome(fake_runs):
+    store = data.load_run(fake_runs["overfitting"])
+    timeline = decisions.decision_timeline(store)
+    assert [e["trial_index"] for e in timeline] == [0, 1, 2, 3, 4]
+    assert timeline[0]["actions"] and timeline[0]["actions"][0]["action"] == "reg_l2"
+    assert timeline[0]["has_next"] and not timeline[-1]["has_next"]
+    text = str(decisions.render_timeline(store))
+    for row in store["diagnoses"]:
+        assert row["explanation"] in text
+    for row in store["applied_actions"]:
+        assert row["description"] in text
+    assert "not run yet" in text
+    assert ("improved the best objective" in text) or ("did not improve" in text)
+
+
+def test_architecture_summary_reads_the_keras_zip_without_tensorflow(real_run):
+    store = data.load_run(real_run)
+    options = [o["value"] for o in architecture.model_options(store)]
+    assert options == [architecture.BEST, 0, 1, 2]
+    assert architecture.default_model(store) == 2
+    rows = architecture.layer_summary(architecture.model_path_for(store, 2))
+    types = [r["type"] for r in rows]
+    assert types[0] == "InputLayer" and "Conv2D" in types and types[-1] == "Dense"
+    assert architecture.model_path_for(store, architecture.BEST) == store["best_model_path"]
+
+
+def test_missing_or_empty_folder_says_how_to_start_a_run(tmp_path):
+    store = data.load_run(tmp_path / "nowhere")
+    assert store["status"] == data.STATUS_MISSING
+    message = data.no_run_message(store)
+    assert "No run found" in message and "python3 main.py --log-folder" in message
+    for figure in (metrics.metrics_figure(store), hyperparams.parallel_figure(store),
+                   weights.weights_figure(store), metrics.best_so_far_figure(store)):
+        assert len(figure.data) == 0 and "python3 main.py" in figure.layout.annotations[0].text
+    assert "python3 main.py" in str(decisions.render_timeline(store))
+
+
+def test_a_run_without_trials_is_reported_as_such(fake_runs, tmp_path):
+    # Copy the schema and the initial rows of a run but no trial.
+    source = sqlite3.connect(fake_runs["overfitting"] / "run.sqlite")
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    target = sqlite3.connect(folder / "run.sqlite")
+    source.backup(target)
+    source.close()
+    with target:
+        for table in ("trials", "epochs", "diagnoses", "applied_actions"):
+            target.execute(f"DELETE FROM {table}")
+    target.close()
+    store = data.load_run(folder)
+    assert store["status"] == data.STATUS_EMPTY
+    assert "no completed trial yet" in data.no_run_message(store)
+    assert len(weights.weights_figure(store).data) > 0            # initial weights are there already
+
+
+def test_a_database_being_written_does_not_break_a_refresh(fake_runs, tmp_path):
+    good = data.refresh(fake_runs["overfitting"], None)
+    # An exclusive write lock in another connection: readers cannot even read the WAL index.
+    writer = sqlite3.connect(fake_runs["overfitting"] / "run.sqlite", timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("DELETE FROM epochs WHERE trial_index = 0")
+        during = data.refresh(fake_runs["overfitting"], good)      # must not raise
+        assert during["status"] == data.STATUS_OK and len(during["trials"]) == len(good["trials"])
+    finally:
+        writer.rollback()
+        writer.close()
+    # A file that is not a database at all (a half-created one): keeps the last good data, marked stale.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.sqlite").write_bytes(b"not a database" * 100)
+    kept = data.refresh(broken, good)
+    assert kept["stale"] and kept["error"] and kept["trials"] == good["trials"]
+    first = data.refresh(broken, None)
+    assert first["stale"] and "not readable yet" in data.no_run_message(first)
+
+
+def test_the_loader_never_writes(fake_runs):
+    path = fake_runs["overfitting"] / "run.sqlite"
+    before = path.stat().st_mtime_ns, path.stat().st_size
+    data.load_run(fake_runs["overfitting"])
+    assert (path.stat().st_mtime_ns, path.stat().st_size) == before
+
+
+def test_app_builds_and_routes(real_run):
+    app = create_app(real_run)
+    assert app.layout is not None
+    assert page_for("/") is metrics and page_for("/decisions") is decisions and page_for("/nope") is None
+
+
+def test_launcher_exits_with_one_line_when_the_port_is_taken(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(REPO / "dashboard" / "launcher.py"), "--port", str(port),
+                                 "--log-folder", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "already in use" in lines[0]

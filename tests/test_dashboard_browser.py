@@ -1,0 +1,107 @@
+"""Every dashboard page once in a real headless Chromium (dash[testing]'s dash_duo); a screenshot per page.
+
+Screenshots go to test-artifacts/dashboard/ (git-ignored); docs/screenshots/<page>.png is written only when
+missing, so the tests never dirty the git tree.
+"""
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboard.app import create_app
+from dashboard.netron_viewer import NetronViewer
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+DOCS = REPO / "docs" / "screenshots"
+
+
+def save_screenshot(duo, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    height = duo.driver.execute_script("return document.documentElement.scrollHeight")
+    duo.driver.set_window_size(1400, min(max(int(height) + 140, 1000), 3000))   # the whole page
+    time.sleep(0.5)
+    duo.driver.save_screenshot(str(path))
+    duo.driver.set_window_size(1400, 1000)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    if not (DOCS / f"{name}.png").exists():
+        shutil.copyfile(path, DOCS / f"{name}.png")
+    return path
+
+
+def open_page(duo, nav_id):
+    duo.find_element(f"#{nav_id}").click()
+
+
+def plot_points(duo, graph_id):
+    """Number of data points of the graph's figure as the browser holds it."""
+    return duo.driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "if (!g || !g.data) return 0;"
+        "return g.data.reduce((n, t) => n + ((t.x || (t.dimensions && t.dimensions[0].values) || []).length), 0);",
+        f"#{graph_id}")
+
+
+def wait_for_plot(duo, graph_id, timeout=20):
+    duo.wait_for_element(f"#{graph_id} .main-svg", timeout=timeout)
+    deadline = time.time() + timeout
+    while time.time() < deadline and plot_points(duo, graph_id) == 0:
+        time.sleep(0.2)
+    assert plot_points(duo, graph_id) > 0, f"{graph_id} drew no data"
+
+
+def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
+    duo = browser_duo
+    viewer = NetronViewer()
+    try:
+        duo.start_server(create_app(real_run, viewer=viewer))
+        duo.wait_for_contains_text("#run-status", "3 trial(s)", timeout=20)
+
+        wait_for_plot(duo, "metrics-epochs")
+        wait_for_plot(duo, "metrics-best")
+        save_screenshot(duo, "metrics")
+
+        open_page(duo, "nav-hyperparams")
+        wait_for_plot(duo, "hp-parallel")
+        wait_for_plot(duo, "hp-bounds")
+        duo.wait_for_element("#hp-table td", timeout=10)
+        save_screenshot(duo, "hyperparameters")
+
+        open_page(duo, "nav-weights")
+        wait_for_plot(duo, "weights-graph")
+        save_screenshot(duo, "weights")
+
+        open_page(duo, "nav-decisions")
+        duo.wait_for_element(".decision-entry", timeout=10)
+        text = duo.find_element("#decisions-timeline").text
+        assert "Trial 0" in text and "underfitting" in text and "inc_neurons" in text
+        assert "next training (trial 1)" in text
+        save_screenshot(duo, "decisions")
+
+        open_page(duo, "nav-architecture")
+        duo.wait_for_element("#arch-layers td", timeout=15)
+        assert "Conv2D" in duo.find_element("#arch-layers").text
+        src = duo.driver.execute_script("return document.querySelector('#arch-netron').src")
+        assert src.startswith("http://127.0.0.1:")
+        # Netron asks for cookie consent once; accept it inside the iframe so it draws the model.
+        duo.driver.switch_to.frame(duo.find_element("#arch-netron"))
+        try:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                buttons = [b for b in duo.driver.find_elements("css selector", "#message-button") if b.is_displayed()]
+                if buttons:
+                    buttons[0].click()
+                    break
+                time.sleep(0.3)
+            time.sleep(3)                  # let Netron draw the graph
+        finally:
+            duo.driver.switch_to.default_content()
+        save_screenshot(duo, "architecture")
+        assert duo.get_logs() == [], duo.get_logs()
+    finally:
+        viewer.stop()
