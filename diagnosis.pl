@@ -376,7 +376,13 @@ cause(high_lr,
 because(P, Conditions) :- cause(P, Conditions), all_hold(Conditions).
 
 % problem(Problem): Problem is diagnosed in this training.
-problem(P) :- because(P, _).
+% A too-low and a too-high learning rate exclude each other. When a curve
+% shows signs of both (a slow, straight descent that started by exploding
+% above the chance-level loss), the too-high signs win: divergence and
+% overshoot are the more harmful, and raising the learning rate of a run that
+% already exploded would make it worse.
+problem(P) :- because(P, _), P \= low_lr.
+problem(low_lr) :- because(low_lr, _), \+ because(high_lr, _).
 
 % note(N): a remark on the evidence itself, shown with the diagnosis:
 %   short_history            too few epochs for any curve-shape test

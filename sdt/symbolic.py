@@ -39,7 +39,7 @@ from problog.program import PrologString, SimpleProgram
 
 from sdt.errors import ConfigurationError, RulesError
 from sdt.vocabulary import (
-    ACCURACY, ACTIONS, HISTORY_KEYS, LOSS, PROBLEMS, VAL_ACCURACY, VAL_LOSS,
+    ACCURACY, ACTIONS, DECR_LR, HISTORY_KEYS, INC_LR, LOSS, PROBLEMS, VAL_ACCURACY, VAL_LOSS,
 )
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -887,14 +887,20 @@ def _action_order(name: str) -> tuple[int, str]:
 # Action choice
 # ---------------------------------------------------------------------------------------
 
+# Actions that undo each other; never both in one iteration.
+OPPOSITE_ACTIONS = {INC_LR: DECR_LR, DECR_LR: INC_LR}
+
+
 def choose_actions(diagnosis: Diagnosis, not_applicable: set[str] | frozenset[str],
                    rng: np.random.Generator) -> list[ChosenAction]:
     """For each diagnosed problem (vocabulary order), its most probable applicable action.
 
     Actions named in `not_applicable` (e.g. reg_l2 once L2 is on, decr_lr at the lower
-    bound) are skipped. Ties are broken by `rng` (the run's seeded generator), which is
-    drawn from only when there is a tie. An action chosen for two problems is returned
-    once, with the first problem. A problem whose actions are all inapplicable gets none.
+    bound) are skipped. Problems choose in order of their best action's probability (then
+    vocabulary order); an action whose opposite (OPPOSITE_ACTIONS) was already chosen is
+    skipped. Ties are broken by `rng` (the run's seeded generator), which is drawn from only
+    when there is a tie. An action chosen for two problems is returned once, with the first
+    problem. A problem whose actions are all inapplicable gets none.
     """
     if not isinstance(rng, np.random.Generator):
         raise ConfigurationError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -904,9 +910,19 @@ def choose_actions(diagnosis: Diagnosis, not_applicable: set[str] | frozenset[st
                                  f"expected names from {', '.join(ACTIONS)}")
     chosen: list[ChosenAction] = []
     taken: set[str] = set()
-    for problem in sorted(diagnosis.problem_names(), key=_problem_order):
+
+    def best_probability(problem: str) -> float:
+        return max((a.probability for a in diagnosis.actions
+                    if a.problem == problem and a.name not in not_applicable), default=0.0)
+
+    # The most confident problem chooses first, so that when two problems want opposite
+    # actions (inc_lr for low_lr, decr_lr for underfitting) the more probable one is applied
+    # and the other problem falls back to its best action that does not undo it.
+    for problem in sorted(diagnosis.problem_names(), key=lambda p: (-best_probability(p), _problem_order(p))):
+        blocked = {OPPOSITE_ACTIONS[name] for name in taken if name in OPPOSITE_ACTIONS}
         candidates = [a for a in diagnosis.actions
-                      if a.problem == problem and a.name not in not_applicable and a.probability > 0]
+                      if a.problem == problem and a.name not in not_applicable and a.probability > 0
+                      and a.name not in blocked]
         if not candidates:
             continue
         best = max(a.probability for a in candidates)

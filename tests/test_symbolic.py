@@ -694,3 +694,35 @@ def test_diagnosis_of_100_epochs_is_fast(block):
         times.append(time.perf_counter() - start)
     # Typically ~0.03 s; a generous bound for a loaded shared machine.
     assert statistics.median(times) < 0.5
+
+
+# --- learning-rate problems exclude each other; opposite actions never both --------------
+
+def test_slow_descent_from_an_explosion_is_high_lr_not_low_lr(block):
+    # Curves seen on a real run (Adadelta, loss above ln K from the start, then a slow straight
+    # fall): the low_lr shape test holds and so does the high_lr overshoot test.
+    loss = [3.14, 3.07, 3.00, 2.93, 2.86]
+    history = {"loss": loss, "accuracy": [0.11, 0.12, 0.13, 0.14, 0.14],
+               "val_loss": [3.1, 3.05, 2.98, 2.92, 2.85], "val_accuracy": [0.12, 0.13, 0.14, 0.15, 0.15]}
+    diagnosis = diagnose(block, history)
+    assert HIGH_LR in diagnosis.problem_names()
+    assert LOW_LR not in diagnosis.problem_names()
+
+
+def _diagnosis_with(actions):
+    problems = tuple(ProblemFinding(p, 1.0, p, {}) for p in sorted({p for _, p, _ in actions}))
+    return Diagnosis(problems=problems, actions=tuple(CandidateAction(a, p, w) for a, p, w in actions),
+                     measures={}, notes=())
+
+
+def test_opposite_learning_rate_actions_are_never_chosen_together():
+    # underfitting's best action is decr_lr (0.8 after learning), low_lr wants inc_lr (0.7).
+    diagnosis = _diagnosis_with([("decr_lr", UNDERFITTING, 0.8), ("inc_neurons", UNDERFITTING, 0.5),
+                                 ("inc_lr", LOW_LR, 0.7)])
+    names = [a.name for a in choose_actions(diagnosis, frozenset(), np.random.default_rng(0))]
+    assert names == ["decr_lr"]                         # the more probable wins, low_lr gets nothing else
+    # The other way round: inc_lr more probable, underfitting falls back to inc_neurons.
+    diagnosis = _diagnosis_with([("decr_lr", UNDERFITTING, 0.6), ("inc_neurons", UNDERFITTING, 0.5),
+                                 ("inc_lr", LOW_LR, 0.7)])
+    chosen = choose_actions(diagnosis, frozenset(), np.random.default_rng(0))
+    assert [(a.name, a.problem) for a in chosen] == [("inc_lr", LOW_LR), ("inc_neurons", UNDERFITTING)]
