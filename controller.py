@@ -142,17 +142,21 @@ class Controller:
 
     `tune=False` gives the baselines: the training is still diagnosed (so every strategy's
     trials carry explanations) but no rule is learned and no action is applied.
+    `unsupported_actions` are never chosen (the architecture actions a user's own model does
+    not declare): the rules fall back to the problem's other actions.
     """
 
     def __init__(self, train: Trainer, symbolic: SymbolicBlock, objective: Objective,
                  limits: ArchitectureLimits, tune: bool = True,
-                 prior_strength: float = DEFAULT_PRIOR_STRENGTH):
+                 prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+                 unsupported_actions: frozenset[str] = frozenset()):
         self._train = train
         self._symbolic = symbolic
         self.objective = objective
         self.limits = limits
         self.tune = tune
         self.prior_strength = prior_strength
+        self.unsupported_actions = frozenset(unsupported_actions)
 
     def initial_state(self, space: SearchSpace, architecture: Architecture | None = None) -> ControllerState:
         return ControllerState(space=space, architecture=architecture or Architecture(),
@@ -189,7 +193,7 @@ class Controller:
         outcome = None
         space, architecture = state.space, state.architecture
         if self.tune and diagnosis is not None:
-            blocked = not_applicable_actions(space, architecture, params, self.limits)
+            blocked = not_applicable_actions(space, architecture, params, self.limits) | self.unsupported_actions
             chosen = tuple(choose_actions(diagnosis, blocked, rng))
             outcome = apply_actions([(a.name, a.problem) for a in chosen], space, architecture, params, self.limits)
             space, architecture = outcome.space, outcome.architecture

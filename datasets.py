@@ -1,12 +1,12 @@
 """Datasets for Symbolic DNN-Tuner: load images and labels, check them, split them.
 
 `load_dataset(name_or_path, seed)` accepts a registered name (`DATASET_NAMES`), the path of an
-.npz file, or the path of an image folder, and returns a `Dataset`: float32 NHWC images in
-[0, 1], int64 class indices, and three disjoint sets. The test set is fixed by the data
-(the publishers' split, or a fixed-seed split for data without one); the validation set is
-carved out of the training set with the run's seed, stratified by class, so the tuner can
-early-stop, diagnose and score on validation data and touch the test set only for the final
-report.
+.npz file, the path of an image folder, or a user's function given as `module:function`, and
+returns a `Dataset`: float32 NHWC images in [0, 1], int64 class indices, and three disjoint
+sets. The test set is fixed by the data (the publishers' split, or a fixed-seed split for
+data without one); the validation set is carved out of the training set with the run's seed,
+stratified by class, so the tuner can early-stop, diagnose and score on validation data and
+touch the test set only for the final report.
 
 Each named source keeps the interface of the SoftwareX paper (Listing 1): a function with no
 arguments returning the raw tuple `(x_train, x_test, y_train, y_test, num_classes)`; all the
@@ -427,7 +427,10 @@ def load_dataset(name_or_path: str | os.PathLike[str], seed: int = 0,
     `name_or_path`: one of DATASET_NAMES (registered names win over a same-named path: write
     './mnist' for a folder called mnist), the path of an .npz file with keys x_train, y_train,
     x_test, y_test (optional: class_names, allows_horizontal_flip; mirroring is off by
-    default for .npz data), or a folder with one sub-folder of images per class.
+    default for .npz data), a folder with one sub-folder of images per class, or a function
+    `module:function` / `path/to/file.py:function` returning the paper's tuple (x_train, x_test,
+    y_train, y_test, num_classes); optional attributes on the function: class_names,
+    allows_horizontal_flip (default False).
     `seed` drives the validation split; `validation_fraction` in (0, 0.5] is the share of the
     training set held out for validation; `image_size` (height, width) resizes the images
     (image folders default to 32x32). Raises DatasetError naming the file and the fault.
@@ -463,12 +466,19 @@ def load_dataset(name_or_path: str | os.PathLike[str], seed: int = 0,
             class_names, allows_flip = _npz_extras(arrays, path)
         elif path.exists():
             raise DatasetError(f"'{path}' is neither an .npz file nor an image folder")
+        elif _is_function_spec(name_or_path):
+            where = f"dataset function '{name_or_path}'"
+            x_train, x_test, y_train, y_test, num_classes = _call_dataset_function(name_or_path)
+            source_function = _dataset_function(name_or_path)
+            class_names = getattr(source_function, "class_names", None)
+            class_names = None if class_names is None else tuple(str(c) for c in class_names)
+            allows_flip = bool(getattr(source_function, "allows_horizontal_flip", False))
         else:
             raise DatasetError(
                 f"unknown dataset '{name_or_path}': not a registered name "
                 f"({', '.join(DATASET_NAMES)}) and no such file or folder; a path to an .npz "
-                f"file (keys {', '.join(NPZ_REQUIRED_KEYS)}) or to an image folder (one "
-                f"sub-folder per class) is accepted too")
+                f"file (keys {', '.join(NPZ_REQUIRED_KEYS)}), to an image folder (one "
+                f"sub-folder per class) or a function module:function is accepted too")
 
     x_train, x_test = (_check_images(x, part, where) for x, part in
                        ((x_train, "x_train"), (x_test, "x_test")))
@@ -504,6 +514,35 @@ def load_dataset(name_or_path: str | os.PathLike[str], seed: int = 0,
     )
     logger.info("loaded %s", dataset.summary())
     return dataset
+
+
+def _is_function_spec(text: str) -> bool:
+    from sdt.user_code import is_spec
+    return is_spec(text)
+
+
+def _dataset_function(spec: str) -> Callable[[], RawDataset]:
+    from sdt.user_code import load_callable
+    return load_callable(spec, option="--dataset", error=DatasetError)
+
+
+def _call_dataset_function(spec: str) -> RawDataset:
+    """The paper's tuple from a user's `module:function` (Listing 1); its faults as DatasetError."""
+    function = _dataset_function(spec)
+    try:
+        raw = function()
+    except Exception as err:  # noqa: BLE001 - the user's code: report it in one line
+        raise DatasetError(f"dataset function '{spec}' raised {type(err).__name__}: "
+                           f"{' '.join(str(err).split())}") from err
+    if not isinstance(raw, (tuple, list)) or len(raw) != 5:
+        raise DatasetError(f"dataset function '{spec}' must return (x_train, x_test, y_train, y_test, "
+                           f"num_classes), got {type(raw).__name__}"
+                           + (f" of length {len(raw)}" if isinstance(raw, (tuple, list)) else ""))
+    num_classes = raw[4]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise DatasetError(f"dataset function '{spec}': num_classes (the 5th value) must be an "
+                           f"integer >= 2, got {num_classes!r}")
+    return raw[0], raw[1], raw[2], raw[3], int(num_classes)
 
 
 def _check_seed(seed: Any) -> None:

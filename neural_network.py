@@ -321,6 +321,44 @@ def _build(values: dict[str, Any], architecture: Architecture, shape: tuple[int,
 
 
 # ---------------------------------------------------------------------------------------------
+# A user's own model (README, "Your own model")
+# ---------------------------------------------------------------------------------------------
+
+# Used for a user's model when its params have no batch_size / optimizer (Keras' defaults).
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_OPTIMIZER = "Adam"
+
+
+def _user_model_training_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """batch_size, optimizer and learning_rate when present in params, defaults when not."""
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"params must be a dict, got {type(params).__name__}")
+    optimizer_name = _as_name(params, "optimizer") if "optimizer" in params else DEFAULT_OPTIMIZER
+    return {
+        "learning_rate": (_as_float(params, "learning_rate", low=0.0, high=math.inf,
+                                    low_inclusive=False, high_inclusive=False)
+                          if "learning_rate" in params else None),   # None: the optimizer's default
+        "batch_size": (_as_positive_int(params, "batch_size") if "batch_size" in params
+                       else DEFAULT_BATCH_SIZE),
+        "optimizer": optimizer_name,
+        "optimizer_class": optimizer_class(optimizer_name),
+    }
+
+
+def _build_user_model(model_builder, params: Mapping[str, Any], architecture: Architecture,
+                      input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Call the user's builder with plain Python values; anything but a keras.Model is an error."""
+    plain = {key: value.item() if isinstance(value, np.generic) else value
+             for key, value in params.items()}
+    model = model_builder(plain, architecture, input_shape, num_classes)
+    if not isinstance(model, keras.Model):
+        name = getattr(model_builder, "__qualname__", repr(model_builder))
+        raise TypeError(f"the model function {name} returned a {type(model).__name__}, "
+                        f"expected a keras.Model")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
 
@@ -424,7 +462,7 @@ def _check_model_path(model_path: str | Path | None) -> Path | None:
 def train(params: dict, architecture: Architecture, dataset, *, epochs: int, seed: int,
           tensorboard_dir: str | Path | None, model_path: str | Path | None,
           early_stopping_patience: int | None = 5, verbose: int = 0,
-          extra_callbacks=()) -> TrainingResult:
+          extra_callbacks=(), model_builder=None) -> TrainingResult:
     """Build, compile and fit the network for `params` on `dataset`, validating every epoch.
 
     The result's val_loss / val_accuracy are those of the weights the model ends with: with early
@@ -433,6 +471,9 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
     stopping the last epoch's weights are kept and best_epoch is the last epoch. The model is saved
     to `model_path` (a .keras file; parent folders are created) unless the training diverged or
     failed. TensorBoard logs go to `tensorboard_dir` when given.
+
+    `model_builder(params, architecture, input_shape, num_classes) -> keras.Model` replaces the
+    built-in CNN (see `_build_user_model`); its params are not checked against the CNN's nine.
 
     A NaN or infinite loss stops the training: status DIVERGED, the history so far, NaN val
     metrics. Any exception while building, fitting or saving: status FAILED with
@@ -446,8 +487,11 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
     num_classes = int(dataset.num_classes)
     if num_classes < 2:
         raise ConfigurationError(f"dataset.num_classes must be >= 2, got {num_classes}")
-    network_values = _network_params(params, architecture)
-    training_values = _training_params(params)
+    if model_builder is None:
+        network_values = _network_params(params, architecture)
+        training_values = _training_params(params)
+    else:
+        training_values = _user_model_training_params(params)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ConfigurationError(f"epochs must be an integer >= 1, got {epochs!r}")
     if early_stopping_patience is not None and early_stopping_patience < 0:
@@ -476,15 +520,21 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
             # Drop the previous trainings' graphs and layers so memory stays flat over a long run.
             keras.backend.clear_session()
             keras.utils.set_random_seed(int(seed))
-            model = _build(network_values, architecture, input_shape, num_classes,
-                           bool(getattr(dataset, "allows_horizontal_flip", False)))
+            if model_builder is None:
+                model = _build(network_values, architecture, input_shape, num_classes,
+                               bool(getattr(dataset, "allows_horizontal_flip", False)))
+            else:
+                model = _build_user_model(model_builder, params, architecture, input_shape,
+                                          num_classes)
+            if not getattr(model, "compiled", False):   # a user's compiled model keeps its compile
+                learning_rate = training_values["learning_rate"]
+                model.compile(
+                    optimizer=training_values["optimizer_class"](
+                        **({} if learning_rate is None else {"learning_rate": learning_rate})),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
             parameter_count = int(model.count_params())
-            model.compile(
-                optimizer=training_values["optimizer_class"](
-                    learning_rate=training_values["learning_rate"]),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
             callbacks: list[keras.callbacks.Callback] = [recorder, divergence]
             if early_stopping_patience is not None:
                 early_stopping = keras.callbacks.EarlyStopping(

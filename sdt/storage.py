@@ -136,6 +136,26 @@ def write_json_atomically(path: Path, data: Any) -> None:
         raise
 
 
+def write_csv_atomically(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write `rows` as CSV (header `columns`, None as an empty cell), replacing `path` atomically."""
+    import csv
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=columns, restval="", extrasaction="raise")
+            writer.writeheader()
+            writer.writerows([{key: "" if value is None else value for key, value in row.items()}
+                              for row in rows])
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 class RunStorage:
     """The database of one run, in `<log_folder>/run.sqlite`."""
 

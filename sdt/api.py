@@ -1,0 +1,204 @@
+"""The Python API for notebooks and scripts: `tune(...)` runs a tuning run, returns a `TuningResult`.
+
+    from sdt import tune
+    result = tune(dataset="digits", model="examples/mlp.py:build_mlp",
+                  search_space="examples/mlp_space.json", max_evals=5, epochs=5, log_folder="mlp_run")
+    result.best_params, result.test_accuracy
+    pandas.DataFrame(result.to_rows())          # one row per trial, the columns of trials.csv
+
+`tune` runs the same loop as `main.py` (sdt/tuner.run) with the same outputs in `log_folder`;
+it prints nothing unless `verbose=True` (the CLI's per-trial lines on stdout) or an `out`
+stream is given. Bad input raises a `TunerError` subclass (sdt/errors.py) before any training.
+`TuningResult.from_log_folder(folder)` reads the result of a run already on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, TextIO
+
+from sdt.errors import ConfigurationError
+from sdt.records import Architecture
+
+SEARCH_SPACE_FILE = "search_space.json"   # where a space given as a dict or SearchSpace is kept
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One finished training, as stored (numbers None where the training had none)."""
+
+    index: int
+    status: str
+    objective: float
+    val_loss: float | None
+    val_accuracy: float | None
+    epochs_run: int | None
+    duration_seconds: float | None
+    params: Mapping[str, Any]
+    architecture: Architecture
+    problems: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    error: str | None = None
+    model_path: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict: the columns of trials.csv (param_<name>, arch_<field>, ';'-joined lists)."""
+        from sdt.exports import flat_row
+        return flat_row({
+            "index": self.index, "status": self.status, "objective": self.objective,
+            "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "epochs_run": self.epochs_run,
+            "duration_seconds": self.duration_seconds, "params": dict(self.params),
+            "architecture": self.architecture.to_dict(), "problems": list(self.problems),
+            "actions": list(self.actions), "error": self.error})
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """What a run found: the best trial (lowest objective among completed ones) and every trial."""
+
+    best_params: Mapping[str, Any] | None
+    best_architecture: Architecture | None
+    best_model_path: Path | None           # best_model.keras, None when no trial completed
+    best_val_loss: float | None
+    best_val_accuracy: float | None
+    test_accuracy: float | None            # of the best model, on the test set (used only for this)
+    trials: tuple[TrialSummary, ...] = field(default_factory=tuple)
+    log_folder: Path | None = None
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One flat dict per trial, every row with the same keys: `pandas.DataFrame(result.to_rows())`."""
+        from sdt.exports import table
+        return table(trial.to_row() for trial in self.trials)[1]
+
+    @classmethod
+    def from_log_folder(cls, log_folder: str | os.PathLike[str]) -> "TuningResult":
+        """The result of the run stored in `log_folder` (finished or not)."""
+        from sdt.exports import stored_trials
+        from sdt.storage import RunStorage
+        from sdt.tuner import best_trial
+
+        folder = Path(log_folder).expanduser().resolve()
+        with RunStorage.open(folder, read_only=True) as storage:
+            trials = tuple(_trial_summary(trial) for trial in stored_trials(storage))
+            final = storage.run_value("final") or {}
+        best = best_trial([{"index": t.index, "status": t.status, "objective": t.objective, "trial": t}
+                           for t in trials])
+        if best is None:
+            return cls(None, None, None, None, None, None, trials, folder)
+        trial: TrialSummary = best["trial"]
+        tested = final.get("index") == trial.index
+        model = folder / "best_model.keras"
+        return cls(best_params=dict(trial.params), best_architecture=trial.architecture,
+                   best_model_path=model if tested and model.exists() else None,
+                   best_val_loss=trial.val_loss, best_val_accuracy=trial.val_accuracy,
+                   test_accuracy=final.get("test_accuracy") if tested else None,
+                   trials=trials, log_folder=folder)
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def _trial_summary(trial: dict[str, Any]) -> TrialSummary:
+    return TrialSummary(
+        index=int(trial["index"]), status=trial["status"], objective=float(trial["objective"]),
+        val_loss=_finite(trial.get("val_loss")), val_accuracy=_finite(trial.get("val_accuracy")),
+        epochs_run=trial.get("epochs_run"), duration_seconds=trial.get("duration_seconds"),
+        params=dict(trial["params"]), architecture=Architecture.from_dict(trial["architecture"]),
+        problems=tuple(trial.get("problems") or ()), actions=tuple(trial.get("actions") or ()),
+        error=trial.get("error"), model_path=trial.get("model_path"))
+
+
+class _Quiet:
+    """A stream that swallows the run's console lines."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
+         search_space: Any = None,
+         model: str | Callable[..., Any] | None = None,
+         max_evals: int = 10, epochs: int = 10, seed: int = 0,
+         log_folder: str | os.PathLike[str] = "log_folder",
+         strategy: str = "sdt", objective: str = "val_loss",
+         resume: bool = False, overwrite: bool = False, verbose: bool = False,
+         out: TextIO | None = None, **options: Any) -> TuningResult:
+    """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
+
+    dataset       a registered name, an .npz file, an image folder or `module:function`
+                  (README, "Datasets").
+    search_space  None (the paper's space), a JSON file path, a dict in the JSON format or a
+                  SearchSpace; a dict/SearchSpace is saved as <log_folder>/search_space.json so
+                  the run can be resumed.
+    model         None (the built-in CNN), `module:function` / `path/file.py:function`, or the
+                  function itself (README, "Your own model"); on resume pass the function again
+                  if it is not importable under its module:qualname.
+    max_evals     the number of trainings; with resume=True, the new total budget.
+    verbose       print the CLI's per-trial lines on stdout (or on `out` when given).
+    options       any other RunConfig field (initial_points, early_stopping_patience,
+                  strategy options...).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow is first imported
+    from sdt import tuner
+    from sdt.search_space import SearchSpace
+    from sdt.storage import write_json_atomically
+    from sdt.user_code import is_spec, normalise_spec, spec_of
+
+    known = {f.name for f in fields(tuner.RunConfig)}
+    reserved = {"dataset", "search_space_path", "model", "max_evals", "epochs", "seed", "strategy", "objective"}
+    unknown = sorted(set(options) - (known - reserved))
+    if unknown:
+        raise ConfigurationError(f"tune() got unknown option(s) {unknown}; expected keyword arguments "
+                                 f"from {', '.join(sorted(known - reserved))}")
+    folder = Path(log_folder).expanduser().resolve()
+    stream = out if out is not None else (sys.stdout if verbose else _Quiet())
+
+    dataset = os.fspath(dataset)
+    if os.path.exists(dataset):
+        dataset = str(Path(dataset).resolve())
+    elif is_spec(dataset):
+        dataset = normalise_spec(dataset)
+
+    model_builder = None
+    if callable(model):
+        model_builder, model_spec = model, spec_of(model)
+    elif isinstance(model, str):
+        model_spec = normalise_spec(model) if is_spec(model) else model   # bad specs: error in prepare
+    elif model is None:
+        model_spec = None
+    else:
+        raise ConfigurationError(f"model must be None, 'module:function' or a function, got {model!r}")
+
+    space_path = None
+    space_data = None
+    if isinstance(search_space, SearchSpace):
+        space_data = search_space.to_dict()
+    elif isinstance(search_space, Mapping):
+        space_data = SearchSpace.from_dict(dict(search_space), source="search_space").to_dict()
+    elif isinstance(search_space, (str, os.PathLike)):
+        space_path = tuner.resolve_path(os.fspath(search_space))
+    elif search_space is not None:
+        raise ConfigurationError(f"search_space must be None, a file path, a dict or a SearchSpace, "
+                                 f"got {type(search_space).__name__}")
+
+    config = tuner.RunConfig(dataset=dataset, max_evals=max_evals, epochs=epochs, seed=seed,
+                             objective=objective, strategy=strategy, search_space_path=space_path,
+                             model=model_spec, **options)
+    config.validate()
+    if space_data is not None and not resume:
+        tuner.check_log_folder(folder, resume, overwrite)   # refuse before writing anything
+        folder.mkdir(parents=True, exist_ok=True)
+        space_file = folder / SEARCH_SPACE_FILE
+        write_json_atomically(space_file, space_data)
+        config = replace(config, search_space_path=str(space_file))
+    tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, out=stream,
+              resume_budget=max_evals if resume else None, model_builder=model_builder)
+    return TuningResult.from_log_folder(folder)
