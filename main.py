@@ -24,7 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sdt.errors import TunerError  # noqa: E402  (after the environment is set)
-from sdt.strategies import STRATEGIES
+from sdt.strategies import STRATEGIES, STRATEGY_OPTIONS
+from sdt.user_code import is_spec, normalise_spec
 from sdt.tuner import (
     DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_INITIAL_POINTS,
     DEFAULT_MAX_EVALS, RunConfig, resolve_path, run,
@@ -43,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="main.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="fashion_mnist_small (default, embedded), fashion_mnist, mnist, cifar10, cifar100, "
-                             "digits, a .npz file (x_train, y_train, x_test, y_test) or an image folder "
-                             "(one sub-folder per class)")
+                             "digits, a .npz file (x_train, y_train, x_test, y_test), an image folder "
+                             "(one sub-folder per class) or a function module:function returning "
+                             "(x_train, x_test, y_train, y_test, num_classes)")
     parser.add_argument("--max-evals", type=int, default=None,
                         help=f"number of trainings (default {DEFAULT_MAX_EVALS}; with --resume, a new total budget)")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
@@ -56,14 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what the optimiser minimises: val_loss (default) or val_accuracy (maximised)")
     parser.add_argument("--search-space", dest="search_space", metavar="FILE",
                         help="JSON search-space file (default: the paper's space, Listing 3)")
+    parser.add_argument("--model", metavar="MODULE:FUNCTION", default=None,
+                        help="your own Keras model: module:function or path/to/file.py:function, called as "
+                             "function(params, architecture, input_shape, num_classes) (README, "
+                             "'Your own model'; default: the paper's CNN)")
     parser.add_argument("--strategy", default="sdt", choices=STRATEGIES,
                         help="sdt: Symbolic DNN-Tuner (default); bo: plain Bayesian optimisation on the "
-                             "initial space; random: random search")
+                             "initial space; random: random search; meta-lr: probabilistic learning-rate "
+                             "adjustment, other hyper-parameters at the middle of their ranges; evolution: "
+                             "evolutionary search of hyper-parameters and architecture")
     parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,
                         help=f"random trials before the Gaussian process guides the search "
                              f"(default {DEFAULT_INITIAL_POINTS})")
     parser.add_argument("--patience", type=int, default=DEFAULT_EARLY_STOPPING_PATIENCE,
                         help=f"early-stopping patience in epochs, 0 = off (default {DEFAULT_EARLY_STOPPING_PATIENCE})")
+    parser.add_argument("--meta-lr-step-factor", type=float, default=STRATEGY_OPTIONS["meta_lr_step_factor"],
+                        help="meta-lr: a step multiplies or divides the learning rate by this factor > 1 "
+                             f"(default {STRATEGY_OPTIONS['meta_lr_step_factor']})")
+    parser.add_argument("--meta-lr-p-eps", type=float, default=STRATEGY_OPTIONS["meta_lr_p_eps"],
+                        help="meta-lr: probability moved towards (improvement) or away from (worsening) the "
+                             f"move just taken, in (0, 1] (default {STRATEGY_OPTIONS['meta_lr_p_eps']})")
+    parser.add_argument("--meta-lr-patience", type=int, default=STRATEGY_OPTIONS["meta_lr_patience"],
+                        help="meta-lr: stop after this many trainings in a row without a new best "
+                             f"(default {STRATEGY_OPTIONS['meta_lr_patience']})")
+    parser.add_argument("--population-size", type=int, default=STRATEGY_OPTIONS["population_size"],
+                        help="evolution: candidates kept; the first this many trainings are random "
+                             f"(default {STRATEGY_OPTIONS['population_size']})")
+    parser.add_argument("--tournament-size", type=int, default=STRATEGY_OPTIONS["tournament_size"],
+                        help="evolution: members drawn per tournament, the best becomes the parent "
+                             f"(default {STRATEGY_OPTIONS['tournament_size']})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --log-folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the run in --log-folder and start a new one")
@@ -89,11 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.dataset
     if os.path.exists(dataset):   # a path: store it absolute so --resume works from anywhere
         dataset = str(Path(dataset).resolve())
+    elif is_spec(dataset):        # module:function; a file path in it made absolute likewise
+        dataset = normalise_spec(dataset)
     config = RunConfig(
         dataset=dataset, max_evals=DEFAULT_MAX_EVALS if args.max_evals is None else args.max_evals, epochs=args.epochs, seed=args.seed,
         objective=args.objective, strategy=args.strategy, search_space_path=resolve_path(args.search_space),
         diagnosis_path=resolve_path(args.diagnosis), rules_path=resolve_path(args.rules),
-        initial_points=args.initial_points, early_stopping_patience=args.patience)
+        initial_points=args.initial_points, early_stopping_patience=args.patience,
+        meta_lr_step_factor=args.meta_lr_step_factor, meta_lr_p_eps=args.meta_lr_p_eps,
+        meta_lr_patience=args.meta_lr_patience, population_size=args.population_size,
+        tournament_size=args.tournament_size,
+        model=normalise_spec(args.model) if is_spec(args.model) else args.model)
     try:
         config.validate()
         run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sdt import strategies
+from sdt import exports, strategies
 from sdt.errors import ConfigurationError, RunStateError
 from sdt.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
 
@@ -32,7 +32,7 @@ DEFAULT_EARLY_STOPPING_PATIENCE = 4
 MAX_CONSECUTIVE_FAILURES = 3
 # Files and folders a run writes; --overwrite removes exactly these.
 RUN_OUTPUTS = ("run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "summary.json", "best_model.keras",
-               "trials", "logs")
+               "trials", "logs", "trials.csv")
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,14 @@ class RunConfig:
     initial_points: int = DEFAULT_INITIAL_POINTS
     early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE
     validation_fraction: float = 0.1
+    # A user's model `module:function` (README, "Your own model"); None = the built-in CNN.
+    model: str | None = None
+    # Strategy options (sdt/strategies.py STRATEGY_OPTIONS); each strategy reads its own.
+    meta_lr_step_factor: float = strategies.STRATEGY_OPTIONS["meta_lr_step_factor"]
+    meta_lr_p_eps: float = strategies.STRATEGY_OPTIONS["meta_lr_p_eps"]
+    meta_lr_patience: int = strategies.STRATEGY_OPTIONS["meta_lr_patience"]
+    population_size: int = strategies.STRATEGY_OPTIONS["population_size"]
+    tournament_size: int = strategies.STRATEGY_OPTIONS["tournament_size"]
 
     def validate(self) -> None:
         if self.max_evals < 1:
@@ -70,6 +78,17 @@ class RunConfig:
             raise ConfigurationError(f"--initial-points must be >= 1, got {self.initial_points}")
         if self.early_stopping_patience < 0:
             raise ConfigurationError(f"--patience must be >= 0, got {self.early_stopping_patience}")
+        if not self.meta_lr_step_factor > 1:
+            raise ConfigurationError(f"--meta-lr-step-factor must be > 1, got {self.meta_lr_step_factor}")
+        if not 0 < self.meta_lr_p_eps <= 1:
+            raise ConfigurationError(f"--meta-lr-p-eps must be in (0, 1], got {self.meta_lr_p_eps}")
+        if self.meta_lr_patience < 1:
+            raise ConfigurationError(f"--meta-lr-patience must be >= 1, got {self.meta_lr_patience}")
+        if self.population_size < 2:
+            raise ConfigurationError(f"--population-size must be >= 2, got {self.population_size}")
+        if not 1 <= self.tournament_size <= self.population_size:
+            raise ConfigurationError(f"--tournament-size must be in [1, --population-size "
+                                     f"({self.population_size})], got {self.tournament_size}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
@@ -97,14 +116,29 @@ class RunContext:
     initial_space: Any
     domain: Any
     limits: Any
+    model_builder: Any = None                       # a user's model function; None = the built-in CNN
+    unsupported_actions: frozenset = frozenset()    # architecture actions that model does not take
 
 
 def resolve_path(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().resolve())
 
 
-def prepare(config: RunConfig, log_folder: Path) -> RunContext:
-    """Load and check every input; touches nothing on disk. Raises TunerError on bad input."""
+def resolve_model(config: RunConfig, model_builder=None) -> tuple[Any, frozenset]:
+    """The user's model function (None: the built-in CNN) and the architecture actions it does
+    not declare in its `supports` attribute. `model_builder` (a callable) wins over config.model."""
+    from sdt.user_code import load_callable, unsupported_actions
+    if model_builder is None and config.model:
+        model_builder = load_callable(config.model, option="--model")
+    if model_builder is not None and not callable(model_builder):
+        raise ConfigurationError(f"model must be a function or 'module:function', got {model_builder!r}")
+    return model_builder, unsupported_actions(model_builder, config.model or "")
+
+
+def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunContext:
+    """Load and check every input; touches nothing on disk. Raises TunerError on bad input.
+
+    `model_builder`: a user's model function given as a callable (the API); else config.model."""
     config.validate()
     from datasets import load_dataset
     from sdt.optimizer import Domain
@@ -114,24 +148,29 @@ def prepare(config: RunConfig, log_folder: Path) -> RunContext:
     from tuning_module import ArchitectureLimits
 
     symbolic = SymbolicBlock(diagnosis_path=config.diagnosis_path, rules_path=config.rules_path)
+    model_builder, unsupported = resolve_model(config, model_builder)
     if config.search_space_path:
         space = load_search_space(config.search_space_path)
-        space.require(NETWORK_PARAMETERS, source=f"search space '{config.search_space_path}'")
+        if model_builder is None:   # a user's model reads the names it chooses
+            space.require(NETWORK_PARAMETERS, source=f"search space '{config.search_space_path}'")
     else:
         space = None
     dataset = load_dataset(config.dataset, seed=config.seed, validation_fraction=config.validation_fraction)
     if space is None:
         space = default_search_space(training_size=len(dataset.y_train))
     import neural_network
-    limits = ArchitectureLimits(max_extra_conv_blocks=neural_network.max_extra_conv_blocks(dataset.input_shape),
-                                max_extra_dense_layers=MAX_EXTRA_DENSE_LAYERS)
-    if strategies.tunes_network(config.strategy):
+    # A model that cannot grow gets no room for it: no width dimensions for layers it never adds.
+    limits = ArchitectureLimits(
+        max_extra_conv_blocks=(0 if "new_conv_layer" in unsupported
+                               else neural_network.max_extra_conv_blocks(dataset.input_shape)),
+        max_extra_dense_layers=0 if "new_fc_layer" in unsupported else MAX_EXTRA_DENSE_LAYERS)
+    if strategies.uses_full_domain(config.strategy):
         domain = Domain(all_potential_dimensions(space, limits.max_extra_conv_blocks, limits.max_extra_dense_layers),
                         limits.max_extra_conv_blocks, limits.max_extra_dense_layers)
     else:
-        # The baselines never change the network: their domain is the initial space alone.
+        # The other baselines never change the network: their domain is the initial space alone.
         domain = Domain(space, 0, 0)
-    return RunContext(config, log_folder, dataset, symbolic, space, domain, limits)
+    return RunContext(config, log_folder, dataset, symbolic, space, domain, limits, model_builder, unsupported)
 
 
 def check_log_folder(log_folder: Path, resume: bool, overwrite: bool) -> None:
@@ -177,16 +216,24 @@ def make_trainer(context: RunContext, verbose: int):
             if leftover.exists():
                 shutil.rmtree(leftover)
         trial_dir.mkdir(parents=True)
-        return neural_network.train(
+        result = neural_network.train(
             params, architecture, context.dataset, epochs=context.config.epochs,
             seed=trial_seed(context.config.seed, index), tensorboard_dir=tensorboard_dir,
             model_path=trial_dir / "model.keras",
-            early_stopping_patience=context.config.early_stopping_patience or None, verbose=verbose)
+            early_stopping_patience=context.config.early_stopping_patience or None, verbose=verbose,
+            model_builder=context.model_builder)
+        exports.export_trial_to_tensorboard(tensorboard_dir.parent, index, context.domain, params,
+                                            architecture, result)
+        return result
     return train
 
 
 def make_strategy(context: RunContext):
-    return strategies.make_strategy(context.config.strategy, context.domain, context.config.initial_points)
+    config = context.config
+    options = {name: getattr(config, name) for name in strategies.STRATEGY_OPTIONS if hasattr(config, name)}
+    return strategies.make_strategy(config.strategy, context.domain, config.initial_points,
+                                    dict(options, budget=config.max_evals,
+                                         unsupported_actions=context.unsupported_actions))
 
 
 def build_summary(storage, config: RunConfig, final: dict[str, Any] | None) -> dict[str, Any]:
@@ -269,8 +316,10 @@ def report_trial(record, total: int, best_objective: float, elapsed: float, done
 
 def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
         verbose: int = 0, out=sys.stdout, resume_budget: int | None = None,
-        make_train=None) -> dict[str, Any]:
+        make_train=None, model_builder=None) -> dict[str, Any]:
     """Run (or resume) a tuning run to its budget; returns the summary dict.
+
+    `model_builder`: a user's model function as a callable (else config.model, else the CNN).
 
     On resume the stored configuration is used; only the budget may be raised (`resume_budget`).
     `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
@@ -285,11 +334,12 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             stored_config = RunConfig.from_dict(stored.run_value("config"))
         # Only the budget may change on resume; everything else is the stored run's.
         config = replace(stored_config, max_evals=resume_budget or stored_config.max_evals)
-    context = prepare(config, log_folder)
+    context = prepare(config, log_folder, model_builder)
     print(f"dataset: {context.dataset.summary()}", file=out)
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
-                            tune=strategies.tunes_network(config.strategy))
+                            tune=strategies.tunes_network(config.strategy),
+                            unsupported_actions=context.unsupported_actions)
     strategy = make_strategy(context)
 
     if resume:
@@ -313,6 +363,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         start = 0
     summary_path = log_folder / SUMMARY_NAME
     write_json_atomically(summary_path, build_summary(storage, config, None))
+    exports.write_trials_csv(log_folder, storage)
 
     started = time.monotonic()
     consecutive_failures = 0
@@ -328,6 +379,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             strategy.tell(record.params, record.architecture, record.objective)
             storage.commit_trial(record.to_dict(), state.to_dict())
             write_json_atomically(summary_path, build_summary(storage, config, None))
+            exports.write_trials_csv(log_folder, storage)
             report_trial(record, config.max_evals, state.best_objective, time.monotonic() - started,
                          index - start + 1, config.max_evals - index - 1, out=out)
             consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0

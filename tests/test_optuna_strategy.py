@@ -1,0 +1,58 @@
+"""Optuna TPE as a strategy: same trainer and outputs, initial space only, deterministic resume."""
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from sdt import tuner  # noqa: E402
+from sdt.optuna_strategy import optuna_distributions  # noqa: E402
+from sdt.records import Architecture  # noqa: E402
+from sdt.search_space import default_search_space  # noqa: E402
+from tests.fake_training import FakeTrainer, fake_factory  # noqa: E402
+
+
+def config(**changes):
+    return tuner.RunConfig(**{**dict(dataset="digits", max_evals=6, epochs=3, seed=2, initial_points=2,
+                                     strategy="tpe"), **changes})
+
+
+def quiet():
+    return open(os.devnull, "w")
+
+
+def test_distributions_follow_the_space():
+    distributions = optuna_distributions(default_search_space())
+    assert distributions["learning_rate"].log and distributions["learning_rate"].low == 1e-4
+    assert distributions["unit_c1"].low == 16 and distributions["unit_c1"].high == 64
+    assert list(distributions["optimizer"].choices) == ["Adam", "Adamax", "RMSprop", "Adadelta"]
+
+
+def test_tpe_runs_on_the_same_trainer_within_the_initial_space(tmp_path):
+    trainer = FakeTrainer()
+    summary = tuner.run(config(), tmp_path / "run", make_train=fake_factory(trainer), out=quiet())
+    assert summary["strategy"] == "tpe" and len(trainer.calls) == 6
+    space = default_search_space(training_size=1293)
+    for params, architecture, _ in trainer.calls:
+        assert architecture == Architecture() and space.contains(params)
+    assert all(t["actions"] == [] for t in summary["trials"])
+
+
+class Crash(Exception):
+    pass
+
+
+def test_tpe_resumes_like_an_uninterrupted_run(tmp_path):
+    reference = tuner.run(config(), tmp_path / "a", make_train=fake_factory(FakeTrainer()), out=quiet())
+
+    def crash_at_four(params, architecture, index):
+        if index == 4:
+            raise Crash()
+        return FakeTrainer()(params, architecture, index)
+    with pytest.raises(Crash):
+        tuner.run(config(), tmp_path / "b", make_train=fake_factory(crash_at_four), out=quiet())
+    resumed = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(FakeTrainer()), out=quiet())
+    assert [t["params"] for t in resumed["trials"]] == [t["params"] for t in reference["trials"]]
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["strategy"] == "tpe"
