@@ -1,0 +1,42 @@
+"""A smoke test so the benchmark cannot silently rot: a tiny real comparison on digits."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import benchmark
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_benchmark_writes_table_plot_and_csv(tmp_path):
+    output = tmp_path / "bench"
+    result = subprocess.run([sys.executable, str(REPO / "benchmark.py"), "--dataset", "digits",
+                             "--strategies", "sdt,bo,random", "--seeds", "0", "--max-evals", "2", "--epochs", "2",
+                             "--initial-points", "1", "--output-dir", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (output / "results.md").read_text()
+    for strategy in ("sdt", "bo", "random"):
+        assert f"| {strategy} |" in table
+    with open(output / "trials.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 6 and {r["strategy"] for r in rows} == {"sdt", "bo", "random"}
+    assert (output / "best_so_far.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_counts_trainings_to_reach_bo():
+    def rows(strategy, accuracies):
+        return [{"strategy": strategy, "seed": 0, "index": i, "val_accuracy": a, "val_loss": 1 - a,
+                 "test_accuracy": None, "symbolic_seconds": 0.05, "iteration_seconds": 10.0,
+                 "run_wall_seconds": 30.0} for i, a in enumerate(accuracies)]
+    table = benchmark.summarise(rows("bo", [0.5, 0.7, 0.6]) + rows("sdt", [0.6, 0.8, 0.8]), ["sdt", "bo"])
+    by_name = {row["strategy"]: row for row in table}
+    assert by_name["sdt"]["trainings to reach BO's best (per seed)"] == "2"
+    assert by_name["bo"]["trainings to reach BO's best (per seed)"] == "2"
+    assert by_name["sdt"]["symbolic share of iteration"] == "0.50 %"
+    assert by_name["sdt"]["best val_accuracy"].startswith("0.8000")
