@@ -362,6 +362,11 @@ def _build_user_model(model_builder, params: Mapping[str, Any], architecture: Ar
 # Training
 # ---------------------------------------------------------------------------------------------
 
+# The data loss, measured as a metric next to Keras' loss (which adds the L2 penalty).
+CROSSENTROPY = "crossentropy"
+VAL_CROSSENTROPY = "val_crossentropy"
+
+
 class _EpochRecorder(keras.callbacks.Callback):
     """Keeps the per-epoch metrics as Python floats, also when fit raises half-way."""
 
@@ -371,8 +376,15 @@ class _EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        # The losses recorded are the data cross-entropy (the metric), not Keras' loss, which
+        # also holds the L2 penalty: a trial with L2 must not look worse for carrying it, and
+        # the diagnosis reads curves against ln(num_classes). Models without the metric (a
+        # user's own compile) fall back to Keras' loss.
+        values = {LOSS: logs.get(CROSSENTROPY, logs.get(LOSS)),
+                  VAL_LOSS: logs.get(VAL_CROSSENTROPY, logs.get(VAL_LOSS))}
         for key in HISTORY_KEYS:
-            self.history[key].append(float(logs[key]) if key in logs else math.nan)
+            value = values.get(key, logs.get(key))
+            self.history[key].append(math.nan if value is None else float(value))
 
 
 class _StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -526,20 +538,22 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
             else:
                 model = _build_user_model(model_builder, params, architecture, input_shape,
                                           num_classes)
-            if not getattr(model, "compiled", False):   # a user's compiled model keeps its compile
+            # A user's compiled model keeps its compile (and then has no cross-entropy metric).
+            has_crossentropy = not getattr(model, "compiled", False)
+            if has_crossentropy:
                 learning_rate = training_values["learning_rate"]
                 model.compile(
                     optimizer=training_values["optimizer_class"](
                         **({} if learning_rate is None else {"learning_rate": learning_rate})),
                     loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"],
+                    metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)],
                 )
             parameter_count = int(model.count_params())
             callbacks: list[keras.callbacks.Callback] = [recorder, divergence]
             if early_stopping_patience is not None:
                 early_stopping = keras.callbacks.EarlyStopping(
-                    monitor=VAL_LOSS, patience=int(early_stopping_patience),
-                    restore_best_weights=True)
+                    monitor=VAL_CROSSENTROPY if has_crossentropy else VAL_LOSS, mode="min",
+                    patience=int(early_stopping_patience), restore_best_weights=True)
                 callbacks.append(early_stopping)
             if tensorboard_dir is not None:
                 Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
@@ -588,16 +602,17 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
 def evaluate(model_path, x, y, *, batch_size: int = 256) -> dict[str, float]:
     """Loss and accuracy of the saved .keras model at `model_path` on (x, y).
 
-    Meant to be called once, on the test set, for the best model of a run. The loss includes the
-    model's L2 penalty when it has one, as the training and validation losses do.
+    Meant to be called once, on the test set, for the best model of a run. The loss is the data
+    cross-entropy without the L2 penalty, like the training and validation losses recorded.
     """
     path = Path(model_path)
     if not path.is_file():
         raise RunStateError(f"model file `{path}` does not exist")
     model = keras.models.load_model(path, compile=False)
     # Compile afresh: the evaluation needs only the loss and the metric, not the saved optimizer.
-    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)])
     data = _pipeline(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64), batch_size,
                      shuffle_seed=None)
     scores = model.evaluate(data, verbose=0, return_dict=True)
-    return {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
+    return {"loss": float(scores[CROSSENTROPY]), "accuracy": float(scores["accuracy"])}

@@ -559,3 +559,26 @@ def test_short_training_on_the_default_dataset():
     assert result.val_accuracy > 0.5
     assert result.parameter_count == build_model(
         PAPER_PARAMS, Architecture(), dataset.input_shape, dataset.num_classes).count_params()
+
+
+@pytest.mark.slow
+def test_recorded_losses_are_the_data_cross_entropy_without_the_l2_penalty(tmp_path):
+    # A large L2 factor makes Keras' loss (cross-entropy + penalty) far larger than the
+    # cross-entropy; the tuner must record and compare the cross-entropy alone.
+    class KerasLogs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.logs = dict(logs)
+
+    keras_logs = KerasLogs()
+    dataset = toy_dataset()
+    result = tiny_train(dataset, Architecture(l2=True, batch_norm=True), early_stopping_patience=None,
+                        params={L2_FACTOR: 0.5}, model_path=tmp_path / "model.keras",
+                        extra_callbacks=[keras_logs])
+    assert result.status == TrialStatus.COMPLETED
+    logs = keras_logs.logs
+    assert logs["loss"] - result.history["loss"][0] > 1.0            # Keras' loss carries the penalty...
+    assert logs["val_loss"] - result.val_loss > 1.0
+    assert result.history["loss"][0] == pytest.approx(logs["crossentropy"])   # ...the record does not
+    assert result.val_loss == pytest.approx(logs["val_crossentropy"])
+    evaluated = evaluate(tmp_path / "model.keras", dataset.x_val, dataset.y_val)
+    assert evaluated["loss"] == pytest.approx(result.val_loss, abs=1e-3)
