@@ -350,13 +350,17 @@ cause(high_lr, [above(non_finite_loss_epochs, max_non_finite_loss_epochs)]).
 % ...or the loss exploded far above the chance-level loss...
 cause(high_lr, [above(train_loss_peak_over_chance_loss, max_train_loss_peak_over_chance_loss)]).
 
-% ...or it overshot and ended stuck at chance level (a loss flat at ln(K)
-% from the first epoch is left to underfitting: there a too-large and a
-% too-small step look alike)...
+% ...or it overshot and ended stuck at chance level without coming down (a
+% loss flat at ln(K) from the first epoch is left to underfitting: there a
+% too-large and a too-small step look alike). "Without coming down" matters:
+% a loss that starts above ln(K) because of the initialisation (batch norm
+% with elu/selu, say) and then descends slowly and steadily is the mark of a
+% step too SMALL, seen on real runs with Adadelta at 1e-4.
 cause(high_lr,
       [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
        above(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss),
-       at_least(train_loss_over_chance_loss, min_collapsed_loss_over_chance_loss)]).
+       at_least(train_loss_over_chance_loss, min_collapsed_loss_over_chance_loss),
+       below(train_loss_drop_over_chance_loss, min_train_loss_drop_for_shape)]).
 
 % ...or it collapsed in the first epochs and then stalled on a high plateau
 % (a mostly falling curve, so the area ratio describes its shape).
@@ -376,11 +380,11 @@ cause(high_lr,
 because(P, Conditions) :- cause(P, Conditions), all_hold(Conditions).
 
 % problem(Problem): Problem is diagnosed in this training.
-% A too-low and a too-high learning rate exclude each other. When a curve
-% shows signs of both (a slow, straight descent that started by exploding
-% above the chance-level loss), the too-high signs win: divergence and
-% overshoot are the more harmful, and raising the learning rate of a run that
-% already exploded would make it worse.
+% A too-low and a too-high learning rate exclude each other: the two actions
+% undo each other. When a curve shows signs of both (a slow, straight descent
+% after an explosion far above the chance-level loss), the too-high signs
+% win: divergence and explosion are the more harmful, and raising the
+% learning rate of a run that already exploded would make it worse.
 problem(P) :- because(P, _), P \= low_lr.
 problem(low_lr) :- because(low_lr, _), \+ because(high_lr, _).
 
