@@ -24,7 +24,7 @@ from sdt.errors import ConfigurationError, RunStateError
 from sdt.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
 
 DEFAULT_DATASET = "fashion_mnist_small"
-DEFAULT_MAX_EVALS = 10
+DEFAULT_MAX_EVALS = 8
 DEFAULT_EPOCHS = 10
 DEFAULT_INITIAL_POINTS = 4
 DEFAULT_EARLY_STOPPING_PATIENCE = 4
