@@ -8,7 +8,7 @@ per seed, then the results are summarised:
   <output>/trials.csv      raw per-trial results of every run
   <output>/runs/<strategy>_seed<seed>/   each run's own log folder
 
-  python3 benchmark.py --quick                 # about 15 minutes on 2 CPU cores
+  python3 benchmark.py --quick                 # about 15 minutes on 2 CPU cores (estimated)
   python3 benchmark.py --dataset fashion_mnist --seeds 0,1,2 --max-evals 20 --epochs 15
 
 `--checks` adds the measurements the tuner is held to: resident memory after 30 trainings vs
@@ -37,7 +37,7 @@ from sdt.errors import TunerError  # noqa: E402
 from sdt.storage import RunStorage  # noqa: E402
 
 DEFAULT_STRATEGIES = ("sdt", "bo", "random", "tpe")
-QUICK = {"seeds": "0,1", "max_evals": 6, "epochs": 5, "initial_points": 3}
+QUICK = {"seeds": "0,1", "max_evals": 5, "epochs": 4, "initial_points": 3}
 FULL = {"seeds": "0,1,2", "max_evals": 20, "epochs": 15, "initial_points": 5}
 FIXED_PARAMS = {"unit_c1": 32, "dr1_2": 0.15, "unit_c2": 96, "unit_d": 384, "dr_f": 0.25,
                 "learning_rate": 1e-3, "batch_size": 64, "optimizer": "Adam", "activation": "relu"}

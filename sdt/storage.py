@@ -21,7 +21,7 @@ import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TextIO
 
 from sdt.errors import RunStateError
 
@@ -119,14 +119,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON to `path` so that a reader sees either the old or the new file, never half."""
+def _replace_atomically(path: Path, write: Callable[[TextIO], None], newline: str | None = None) -> None:
+    """Write `path` through a temporary file and a rename: readers see the old or the new file, never half."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
-            stream.write("\n")
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -134,26 +133,25 @@ def write_json_atomically(path: Path, data: Any) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path`, replacing it atomically."""
+    def write(stream: TextIO) -> None:
+        json.dump(data, stream, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
+        stream.write("\n")
+    _replace_atomically(path, write)
 
 
 def write_csv_atomically(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     """Write `rows` as CSV (header `columns`, None as an empty cell), replacing `path` atomically."""
     import csv
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=columns, restval="", extrasaction="raise")
-            writer.writeheader()
-            writer.writerows([{key: "" if value is None else value for key, value in row.items()}
-                              for row in rows])
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+
+    def write(stream: TextIO) -> None:
+        writer = csv.DictWriter(stream, fieldnames=columns, restval="", extrasaction="raise")
+        writer.writeheader()
+        writer.writerows([{key: "" if value is None else value for key, value in row.items()} for row in rows])
+    _replace_atomically(path, write, newline="")
 
 
 class RunStorage:
