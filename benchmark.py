@@ -11,6 +11,9 @@ per seed, then the results are summarised:
   python3 benchmark.py --quick                 # about 15 minutes on 2 CPU cores (estimated)
   python3 benchmark.py --dataset fashion_mnist --seeds 0,1,2 --max-evals 20 --epochs 15
 
+Finished runs are kept in the output folder: started again with the same options, the benchmark
+reuses them and runs only what is missing.
+
 `--checks` adds the measurements the tuner is held to: resident memory after 30 trainings vs
 after 3, and one fixed configuration trained by the tuner vs a bare `model.fit` of the same model.
 """
@@ -47,16 +50,44 @@ FIXED_PARAMS = {"unit_c1": 32, "dr1_2": 0.15, "unit_c2": 96, "unit_d": 384, "dr_
 # Running the strategies
 # --------------------------------------------------------------------------------------------
 
+def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float, dict[str, Any]] | None:
+    """(start time, wall seconds, summary) of a finished run of `config` in `folder`, else None."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        stored = RunStorage.open(folder, read_only=True)
+    except (OSError, ValueError, TunerError):
+        return None
+    with stored:
+        same = stored.run_value("config") == json.loads(json.dumps(config.__dict__))
+        trials = list(stored.trials())
+        final = stored.run_value("final")
+    if not same or len(trials) != config.max_evals or final is None:
+        return None
+    if timing_file.exists():
+        timing = json.loads(timing_file.read_text())
+        return timing["started"], timing["wall_seconds"], summary
+    # Finished before timings were kept: from the first training's start to the last one's end.
+    started = trials[0]["finished_at"] - (trials[0]["duration_seconds"] or 0.0)
+    return started, trials[-1]["finished_at"] - started, summary
+
+
 def run_strategy(strategy: str, seed: int, args, output: Path) -> list[dict[str, Any]]:
     """One tuning run; returns its trials as flat rows."""
     from sdt import tuner
     folder = output / "runs" / f"{strategy}_seed{seed}"
+    timing_file = folder.parent / f"{strategy}_seed{seed}.json"
     config = tuner.RunConfig(dataset=args.dataset, max_evals=args.max_evals, epochs=args.epochs, seed=seed,
                              strategy=strategy, initial_points=args.initial_points)
-    started = time.time()
-    with open(folder.parent / f"{strategy}_seed{seed}.log", "w") as log_stream:
-        summary = tuner.run(config, folder, overwrite=True, out=log_stream)
-    wall = time.time() - started
+    finished = finished_run(folder, timing_file, config)
+    if finished is not None:
+        # A finished run of the same configuration (an interrupted benchmark started again): reuse it.
+        started, wall, summary = finished
+    else:
+        started = time.time()
+        with open(folder.parent / f"{strategy}_seed{seed}.log", "w") as log_stream:
+            summary = tuner.run(config, folder, overwrite=True, out=log_stream)
+        wall = time.time() - started
+        timing_file.write_text(json.dumps({"config": config.__dict__, "started": started, "wall_seconds": wall}))
     rows = []
     previous_end = started
     with RunStorage.open(folder, read_only=True) as storage:

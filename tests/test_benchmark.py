@@ -40,3 +40,15 @@ def test_summary_counts_trainings_to_reach_bo():
     assert by_name["bo"]["trainings to reach BO's best (per seed)"] == "2"
     assert by_name["sdt"]["symbolic share of iteration"] == "0.50 %"
     assert by_name["sdt"]["best val_accuracy"].startswith("0.8000")
+
+
+@pytest.mark.slow
+def test_a_started_again_benchmark_reuses_finished_runs(tmp_path):
+    arguments = ["--dataset", "digits", "--strategies", "bo", "--seeds", "0", "--max-evals", "2", "--epochs", "1",
+                 "--initial-points", "1", "--output-dir", str(tmp_path / "bench")]
+    assert benchmark.main(arguments) == 0
+    database = tmp_path / "bench" / "runs" / "bo_seed0" / "run.sqlite"
+    written = database.stat().st_mtime_ns
+    assert benchmark.main(arguments) == 0                      # nothing left to run
+    assert database.stat().st_mtime_ns == written
+    assert "| bo |" in (tmp_path / "bench" / "results.md").read_text()
