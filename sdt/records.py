@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdt.vocabulary import ACCURACY, LOSS, VAL_ACCURACY, VAL_LOSS, TrialStatus
+from sdt.vocabulary import TrialStatus
 
 # Hard limits on what the architecture actions may add. The conv limit is further
 # bounded by the input size (a block is added only while its max-pool still halves a
@@ -134,7 +134,7 @@ class TrainingResult:
 
 
 __all__ = [
-    "ACCURACY", "LOSS", "VAL_ACCURACY", "VAL_LOSS", "Architecture", "TrainingResult",
+    "Architecture", "TrainingResult",
     "MAX_EXTRA_CONV_BLOCKS", "MAX_EXTRA_DENSE_LAYERS", "L2_FACTOR",
     "extra_conv_width_name", "extra_dense_width_name",
 ]

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from dashboard import data
 from dashboard.app import create_app, page_for, status_text

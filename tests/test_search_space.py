@@ -6,7 +6,7 @@ import pytest
 
 from sdt.errors import SearchSpaceError
 from sdt.search_space import (
-    CATEGORICAL, INTEGER, LOG_UNIFORM, REAL, Dimension, SearchSpace, all_potential_dimensions,
+    CATEGORICAL, INTEGER, LOG_UNIFORM, REAL, Dimension, all_potential_dimensions,
     default_search_space, load_search_space,
 )
 

@@ -1,7 +1,6 @@
 """The tuning loop end to end with a fake trainer: actions reach the next trial, outputs agree, resume loses nothing."""
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
