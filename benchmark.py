@@ -36,8 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_DIR))
 
-from sdt.errors import TunerError  # noqa: E402
-from sdt.storage import RunStorage  # noqa: E402
+from sdt.core.errors import TunerError  # noqa: E402
+from sdt.run.storage import RunStorage  # noqa: E402
 
 DEFAULT_STRATEGIES = ("sdt", "bo", "random", "tpe")
 QUICK = {"seeds": "0,1", "max_evals": 5, "epochs": 4, "initial_points": 3}
@@ -73,7 +73,7 @@ def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float,
 
 def run_strategy(strategy: str, seed: int, args, output: Path) -> list[dict[str, Any]]:
     """One tuning run; returns its trials as flat rows."""
-    from sdt import tuner
+    from sdt.run import loop as tuner
     folder = output / "runs" / f"{strategy}_seed{seed}"
     timing_file = folder.parent / f"{strategy}_seed{seed}.json"
     config = tuner.RunConfig(dataset=args.dataset, max_evals=args.max_evals, epochs=args.epochs, seed=seed,
@@ -230,9 +230,9 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 def memory_check(trainings: int = 30) -> dict[str, float]:
     """Resident memory after 3 and after `trainings` tiny trainings in one process."""
     import psutil
-    import datasets
-    import neural_network
-    from sdt.records import Architecture
+    from sdt.data import datasets
+    from sdt.neural import network as neural_network
+    from sdt.core.records import Architecture
     dataset = datasets.load_dataset("digits", seed=0)
     params = {**FIXED_PARAMS, "unit_c1": 8, "unit_c2": 8, "unit_d": 16}
     process = psutil.Process()
@@ -250,9 +250,9 @@ def memory_check(trainings: int = 30) -> dict[str, float]:
 def overhead_check(dataset_name: str, epochs: int = 2, repetitions: int = 3) -> dict[str, float]:
     """One fixed configuration: the tuner's train() against a bare model.fit on the same arrays."""
     import keras
-    import datasets
-    import neural_network
-    from sdt.records import Architecture
+    from sdt.data import datasets
+    from sdt.neural import network as neural_network
+    from sdt.core.records import Architecture
     dataset = datasets.load_dataset(dataset_name, seed=0)
     tuner_times, bare_times = [], []
     for repetition in range(repetitions):

@@ -21,7 +21,7 @@ import numpy as np
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))  # run as a script from anywhere: datasets.py is at the top
 
-from datasets import (DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_FILES,  # noqa: E402
+from sdt.data.datasets import (DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_FILES,  # noqa: E402
                       FASHION_MNIST_SMALL_FILE, read_fashion_mnist_idx)
 
 

@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sdt.rule_learning import Observation, learn_weights  # noqa: E402
-from sdt.symbolic import SymbolicBlock, choose_actions  # noqa: E402
+from sdt.symbolic.rule_learning import Observation, learn_weights  # noqa: E402
+from sdt.symbolic.block import SymbolicBlock, choose_actions  # noqa: E402
 
 
 def synthetic_history(epochs: int, rng: np.random.Generator) -> dict[str, list[float]]:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
-from sdt.errors import ConfigurationError
-from sdt.records import Architecture
+from sdt.core.errors import ConfigurationError
+from sdt.core.records import Architecture
 
 SEARCH_SPACE_FILE = "search_space.json"   # where a space given as a dict or SearchSpace is kept
 
@@ -47,7 +47,7 @@ class TrialSummary:
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict: the columns of trials.csv (param_<name>, arch_<field>, ';'-joined lists)."""
-        from sdt.exports import flat_row
+        from sdt.run.exports import flat_row
         return flat_row({
             "index": self.index, "status": self.status, "objective": self.objective,
             "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "epochs_run": self.epochs_run,
@@ -71,15 +71,15 @@ class TuningResult:
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One flat dict per trial, every row with the same keys: `pandas.DataFrame(result.to_rows())`."""
-        from sdt.exports import table
+        from sdt.run.exports import table
         return table(trial.to_row() for trial in self.trials)[1]
 
     @classmethod
     def from_log_folder(cls, log_folder: str | os.PathLike[str]) -> "TuningResult":
         """The result of the run stored in `log_folder` (finished or not)."""
-        from sdt.exports import stored_trials
-        from sdt.storage import RunStorage
-        from sdt.tuner import best_trial
+        from sdt.run.exports import stored_trials
+        from sdt.run.storage import RunStorage
+        from sdt.run.loop import best_trial
 
         folder = Path(log_folder).expanduser().resolve()
         with RunStorage.open(folder, read_only=True) as storage:
@@ -147,10 +147,10 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                   strategy options...).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow is first imported
-    from sdt import tuner
-    from sdt.search_space import SearchSpace
-    from sdt.storage import write_json_atomically
-    from sdt.user_code import is_spec, normalise_spec, spec_of
+    from sdt.run import loop as tuner
+    from sdt.space.search_space import SearchSpace
+    from sdt.run.storage import write_json_atomically
+    from sdt.core.user_code import is_spec, normalise_spec, spec_of
 
     known = {f.name for f in fields(tuner.RunConfig)}
     reserved = {"dataset", "search_space_path", "model", "max_evals", "epochs", "seed", "strategy", "objective"}

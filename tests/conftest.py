@@ -56,7 +56,7 @@ def browser_duo(request):
 @pytest.fixture(scope="session")
 def fake_runs(tmp_path_factory):
     """Two instant runs with the fake trainer: 'overfitting' curves, and 'high_lr' curves (decr_lr moves the lr range)."""
-    import main
+    from sdt.cli import main
     from tests.fake_training import FakeTrainer, fake_factory
 
     folders = {}
@@ -72,7 +72,7 @@ def fake_runs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory):
     """A real, short Keras run on digits (a few seconds): saved models, real curves."""
-    import main
+    from sdt.cli import main
 
     folder = tmp_path_factory.mktemp("real") / "run"
     with open(os.devnull, "w") as out:

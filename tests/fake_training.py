@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sdt.records import TrainingResult
-from sdt.vocabulary import TrialStatus
+from sdt.core.records import TrainingResult
+from sdt.core.vocabulary import TrialStatus
 
 HISTORIES = Path(__file__).resolve().parent / "fixtures" / "histories"
 

@@ -35,8 +35,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-    import neural_network
-    from sdt import storage, symbolic, tuner
+    from sdt.neural import network as neural_network
+    from sdt.run import storage
+    from sdt.symbolic import block as symbolic
+    from sdt.run import loop as tuner
 
     if args.kill_point == "training":
         original_train = neural_network.train

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import sdt
-from sdt import tuner
+from sdt.run import loop as tuner
 from sdt.api import SEARCH_SPACE_FILE, TrialSummary, TuningResult, tune
-from sdt.errors import ConfigurationError, RunStateError, SearchSpaceError
-from sdt.records import Architecture
-from sdt.storage import RunStorage
+from sdt.core.errors import ConfigurationError, RunStateError, SearchSpaceError
+from sdt.core.records import Architecture
+from sdt.run.storage import RunStorage
 from tests.fake_training import FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def test_a_search_space_dict_and_a_model_function_survive_resume(tmp_path, fake)
 
 
 def test_a_search_space_object_and_a_path_are_accepted(tmp_path, fake):
-    from sdt.search_space import load_search_space
+    from sdt.space.search_space import load_search_space
     space = load_search_space(MLP_SPACE)
     for name, given in (("object", space), ("path", str(MLP_SPACE))):
         result = tune(dataset="digits", search_space=given, model=build_mlp_stub, max_evals=1, epochs=3,

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from controller import Controller, ControllerState, Objective
-from sdt.records import Architecture, TrainingResult
-from sdt.search_space import default_search_space
-from sdt.symbolic import SymbolicBlock
-from sdt.vocabulary import OVERFITTING, REG_L2, TrialStatus, VAL_ACCURACY, VAL_LOSS
+from sdt.run.controller import Controller, ControllerState, Objective
+from sdt.core.records import Architecture, TrainingResult
+from sdt.space.search_space import default_search_space
+from sdt.symbolic.block import SymbolicBlock
+from sdt.core.vocabulary import OVERFITTING, REG_L2, TrialStatus, VAL_ACCURACY, VAL_LOSS
 from tests.fake_training import FakeTrainer
-from tuning_module import ArchitectureLimits
+from sdt.actions import ArchitectureLimits
 
 PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2, "learning_rate": 1e-3,
           "batch_size": 32, "optimizer": "Adam", "activation": "relu"}

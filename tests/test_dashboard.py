@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 
-from dashboard import data
-from dashboard.app import create_app, page_for, status_text
-from dashboard.pages import architecture, decisions, hyperparams, metrics, weights
+from sdt.dashboard import data
+from sdt.dashboard.app import create_app, page_for, status_text
+from sdt.dashboard.pages import architecture, decisions, hyperparams, metrics, weights
 
 REPO = Path(__file__).resolve().parent.parent
 

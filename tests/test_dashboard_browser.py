@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.app import create_app
-from dashboard.netron_viewer import NetronViewer
+from sdt.dashboard.app import create_app
+from sdt.dashboard.netron_viewer import NetronViewer
 
 pytestmark = pytest.mark.browser
 

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import pytest
 
-import datasets
-from datasets import DATASET_NAMES, DEFAULT_DATASET, Dataset, load_dataset
-from sdt.errors import ConfigurationError, DatasetError
+from sdt.data import datasets
+from sdt.data.datasets import DATASET_NAMES, DEFAULT_DATASET, Dataset, load_dataset
+from sdt.core.errors import ConfigurationError, DatasetError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ def test_default_dataset_is_registered_and_shipped():
     assert set(DATASET_NAMES) >= {"fashion_mnist", "mnist", "cifar10", "cifar100", "digits"}
     # Found next to datasets.py, never from the working directory.
     repo_dir = Path(datasets.__file__).resolve().parent
-    assert datasets.FASHION_MNIST_SMALL_FILE == repo_dir / "data" / "fashion_mnist_small.npz"
+    assert datasets.FASHION_MNIST_SMALL_FILE == repo_dir / "fashion_mnist_small.npz"
     assert datasets.FASHION_MNIST_SMALL_FILE.is_file()
     assert (datasets.DATA_DIR / "LICENSE-fashion-mnist.txt").read_text().count("Zalando SE") == 1
 

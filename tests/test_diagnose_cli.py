@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sdt.diagnose_cli import run_diagnose
+from sdt.cli.diagnose import run_diagnose
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 HISTORIES = Path(__file__).resolve().parent / "fixtures" / "histories"

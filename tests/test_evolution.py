@@ -6,15 +6,15 @@ import re
 import numpy as np
 import pytest
 
-from sdt import tuner
-from sdt.errors import ConfigurationError
-from sdt.evolution import (
+from sdt.run import loop as tuner
+from sdt.core.errors import ConfigurationError
+from sdt.strategies.evolution import (
     ADD_CONV_BLOCK, ADD_DENSE_LAYER, ARCHITECTURE_OPERATORS, ArchitectureProblem, EvolutionStrategy, Genome,
 )
-from sdt.optimizer import Domain
-from sdt.records import L2_FACTOR, MAX_EXTRA_DENSE_LAYERS, Architecture
-from sdt.search_space import NETWORK_PARAMETERS, all_potential_dimensions, default_search_space
-from sdt.strategies import make_strategy
+from sdt.space.domain import Domain
+from sdt.core.records import L2_FACTOR, MAX_EXTRA_DENSE_LAYERS, Architecture
+from sdt.space.search_space import NETWORK_PARAMETERS, all_potential_dimensions, default_search_space
+from sdt.strategies.registry import make_strategy
 from tests.fake_training import FakeTrainer, fake_factory
 
 
@@ -65,7 +65,7 @@ def test_mutants_stay_valid_and_inside_the_domain():
 
 
 def test_decoded_mutants_build_for_28x28_inputs():
-    from neural_network import build_model
+    from sdt.neural.network import build_model
     problem = ArchitectureProblem(domain())
     built = set()
     for genome in mutants(problem, 400, seed=1):

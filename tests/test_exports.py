@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sdt import exports, tuner
-from sdt.records import Architecture, TrainingResult
-from sdt.storage import write_csv_atomically
-from sdt.vocabulary import TrialStatus
+from sdt.run import exports
+from sdt.run import loop as tuner
+from sdt.core.records import Architecture, TrainingResult
+from sdt.run.storage import write_csv_atomically
+from sdt.core.vocabulary import TrialStatus
 from tests.fake_training import FakeTrainer, fake_factory
 
 
@@ -117,8 +118,8 @@ def session_hparams(data) -> dict[str, object]:
 
 
 def test_hparams_summaries_hold_the_trial_params_and_metrics(tmp_path):
-    from sdt.optimizer import Domain
-    from sdt.search_space import all_potential_dimensions, load_search_space
+    from sdt.space.domain import Domain
+    from sdt.space.search_space import all_potential_dimensions, load_search_space
     space = load_search_space(Path(__file__).resolve().parent.parent / "examples" / "mlp_space.json")
     domain = Domain(all_potential_dimensions(space, 0, 3), 0, 3)
     params = {"unit_d": 64, "dr_f": 0.25, "learning_rate": 1e-3, "batch_size": 32, "optimizer": "Adam",

@@ -6,17 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from sdt import tuner
-from sdt.errors import ConfigurationError
-from sdt.meta_lr import (
+from sdt.run import loop as tuner
+from sdt.core.errors import ConfigurationError
+from sdt.strategies.meta_lr import (
     DECREASE, INCREASE, KEEP, MetaLearningRateStrategy, default_configuration, draw_move, move_between,
     updated_probabilities,
 )
-from sdt.optimizer import Domain
-from sdt.records import Architecture, TrainingResult
-from sdt.search_space import default_search_space
-from sdt.strategies import make_strategy
-from sdt.vocabulary import TrialStatus
+from sdt.space.domain import Domain
+from sdt.core.records import Architecture, TrainingResult
+from sdt.space.search_space import default_search_space
+from sdt.strategies.registry import make_strategy
+from sdt.core.vocabulary import TrialStatus
 from tests.fake_training import FakeTrainer, canned_history, fake_factory
 
 THIRD = 1 / 3
@@ -285,6 +285,6 @@ def test_a_real_tiny_run(tmp_path):
 
 
 def test_a_space_without_a_learning_rate_is_refused():
-    from sdt.search_space import INTEGER, Dimension, SearchSpace
+    from sdt.space.search_space import INTEGER, Dimension, SearchSpace
     with pytest.raises(ConfigurationError, match="needs a numeric 'learning_rate'"):
         MetaLearningRateStrategy(Domain(SearchSpace((Dimension("units", INTEGER, 1, 8),)), 0, 0))

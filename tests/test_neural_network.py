@@ -19,7 +19,7 @@ import psutil
 import pytest
 import tensorflow as tf
 
-from neural_network import (
+from sdt.neural.network import (
     OPTIMIZERS,
     build_model,
     configure_determinism,
@@ -28,8 +28,8 @@ from neural_network import (
     optimizer_class,
     train,
 )
-from sdt.errors import ConfigurationError, RunStateError
-from sdt.records import (
+from sdt.core.errors import ConfigurationError, RunStateError
+from sdt.core.records import (
     L2_FACTOR,
     MAX_EXTRA_CONV_BLOCKS,
     Architecture,
@@ -37,7 +37,7 @@ from sdt.records import (
     extra_conv_width_name,
     extra_dense_width_name,
 )
-from sdt.vocabulary import HISTORY_KEYS, TrialStatus
+from sdt.core.vocabulary import HISTORY_KEYS, TrialStatus
 
 NUM_CLASSES = 3
 

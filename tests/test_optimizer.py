@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from sdt.optimizer import ARCHITECTURE_FEATURES, ConstrainedGPOptimizer, Domain, sample_params
-from sdt.records import Architecture
-from sdt.search_space import all_potential_dimensions, default_search_space, l2_factor_dimension
+from sdt.space.domain import ARCHITECTURE_FEATURES, ConstrainedGPOptimizer, Domain, sample_params
+from sdt.core.records import Architecture
+from sdt.space.search_space import all_potential_dimensions, default_search_space, l2_factor_dimension
 
 
 @pytest.fixture

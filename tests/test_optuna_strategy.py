@@ -7,10 +7,10 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from sdt import tuner  # noqa: E402
-from sdt.optuna_strategy import optuna_distributions  # noqa: E402
-from sdt.records import Architecture  # noqa: E402
-from sdt.search_space import default_search_space  # noqa: E402
+from sdt.run import loop as tuner  # noqa: E402
+from sdt.strategies.tpe import optuna_distributions  # noqa: E402
+from sdt.core.records import Architecture  # noqa: E402
+from sdt.space.search_space import default_search_space  # noqa: E402
 from tests.fake_training import FakeTrainer, fake_factory  # noqa: E402
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdt import tuner, user_code
-from sdt.errors import ConfigurationError, DatasetError, SearchSpaceError
-from sdt.storage import RunStorage
+from sdt.run import loop as tuner
+from sdt.core import user_code
+from sdt.core.errors import ConfigurationError, DatasetError, SearchSpaceError
+from sdt.run.storage import RunStorage
 from tests.fake_training import FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,7 +182,7 @@ DATA_MODULE = """
 
 
 def test_a_dataset_function_gives_a_dataset(tmp_path, monkeypatch):
-    from datasets import load_dataset
+    from sdt.data.datasets import load_dataset
     path = write_module(tmp_path, "my_data_for_test", DATA_MODULE)
     dataset = load_dataset(f"{path}:load", seed=0)
     assert dataset.num_classes == 3 and dataset.input_shape == (6, 6, 1) and dataset.allows_horizontal_flip
@@ -197,7 +198,7 @@ def test_a_dataset_function_gives_a_dataset(tmp_path, monkeypatch):
     ("absent", "has no attribute 'absent'"),
 ])
 def test_dataset_function_faults_are_dataset_errors(tmp_path, function, message):
-    from datasets import load_dataset
+    from sdt.data.datasets import load_dataset
     path = write_module(tmp_path, "my_bad_data_for_test", DATA_MODULE)
     with pytest.raises(DatasetError, match=message):
         load_dataset(f"{path}:{function}")
@@ -220,8 +221,8 @@ class TinyDataset:
 
 
 def test_a_model_function_that_returns_no_model_fails_the_trial_clearly():
-    import neural_network
-    from sdt.records import Architecture
+    from sdt.neural import network as neural_network
+    from sdt.core.records import Architecture
 
     def not_a_model(params, architecture, input_shape, num_classes):
         return "a string"
@@ -236,8 +237,8 @@ def test_a_model_function_that_returns_no_model_fails_the_trial_clearly():
 def test_a_compiled_model_keeps_its_compile_and_an_uncompiled_one_gets_the_params_optimizer(tmp_path):
     import keras
 
-    import neural_network
-    from sdt.records import Architecture
+    from sdt.neural import network as neural_network
+    from sdt.core.records import Architecture
     seen = {}
 
     def build(params, architecture, input_shape, num_classes, compiled=False):

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdt import tuner
-from sdt.storage import RunStorage
+from sdt.run import loop as tuner
+from sdt.run.storage import RunStorage
 from tests.fake_training import FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -289,7 +289,7 @@ def free_port() -> int:
 
 
 def test_dashboard_serves_a_live_run(tmp_path):
-    from dashboard import data
+    from sdt.dashboard import data
     folder = tmp_path / "run"
     port = free_port()
     dashboard = subprocess.Popen([sys.executable, str(REPO / "dashboard" / "launcher.py"), "--log-folder",

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-import sdt.rule_learning as rule_learning
-from sdt.errors import ConfigurationError
-from sdt.rule_learning import (
+from sdt.symbolic import rule_learning
+from sdt.core.errors import ConfigurationError
+from sdt.symbolic.rule_learning import (
     DEFAULT_PRIOR_STRENGTH, Observation, closed_form_weight, learn_weights,
 )
-from sdt.symbolic import RuleWeights, SymbolicBlock
-from sdt.vocabulary import FLUCTUATING_LOSS, HIGH_LR, LOW_LR, OVERFITTING, UNDERFITTING
+from sdt.symbolic.block import RuleWeights, SymbolicBlock
+from sdt.core.vocabulary import FLUCTUATING_LOSS, HIGH_LR, LOW_LR, OVERFITTING, UNDERFITTING
 
 REG_L2 = ("reg_l2", OVERFITTING)
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from sdt.errors import SearchSpaceError
-from sdt.search_space import (
+from sdt.core.errors import SearchSpaceError
+from sdt.space.search_space import (
     CATEGORICAL, INTEGER, LOG_UNIFORM, REAL, Dimension, all_potential_dimensions,
     default_search_space, load_search_space,
 )

@@ -15,12 +15,12 @@ import pytest
 from problog.logic import Clause, Constant, Term, Var
 from problog.program import PrologFile
 
-from sdt.errors import ConfigurationError, RulesError
-from sdt.symbolic import (
+from sdt.core.errors import ConfigurationError, RulesError
+from sdt.symbolic.block import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, HISTORY_STATS, CandidateAction, ChosenAction,
     Diagnosis, ProblemFinding, RuleWeights, SymbolicBlock, choose_actions,
 )
-from sdt.vocabulary import (
+from sdt.core.vocabulary import (
     ACTIONS, FLUCTUATING_LOSS, HIGH_LR, INCREASING_LOSS, LOW_LR, OVERFITTING, PROBLEMS,
     UNDERFITTING,
 )
@@ -455,8 +455,11 @@ def _list(term) -> list:
 def test_default_files_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     block = SymbolicBlock()
-    assert block.diagnosis_path == REPO_DIR / "diagnosis.pl"
-    assert block.rules_path == REPO_DIR / "tuning_rules.pl"
+    assert block.diagnosis_path == REPO_DIR / "sdt" / "symbolic" / "diagnosis.pl"
+    assert block.rules_path == REPO_DIR / "sdt" / "symbolic" / "tuning_rules.pl"
+    # the paper's names at the top of a checkout are the very same files
+    assert (REPO_DIR / "diagnosis.pl").resolve() == block.diagnosis_path
+    assert (REPO_DIR / "tuning_rules.pl").resolve() == block.rules_path
     history, num_classes = load_history("overfitting")
     assert OVERFITTING in diagnose(block, history, num_classes).problem_names()
 
@@ -672,7 +675,7 @@ def test_chosen_and_candidate_actions_round_trip():
 # ---------------------------------------------------------------------------------------
 
 def test_symbolic_path_never_imports_tensorflow():
-    code = ("import sys; import sdt.symbolic, sdt.rule_learning, sdt.diagnose_cli; "
+    code = ("import sys; import sdt.symbolic.block, sdt.symbolic.rule_learning, sdt.cli.diagnose; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR,

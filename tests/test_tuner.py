@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sdt import tuner
-from sdt.records import Architecture
-from sdt.storage import RunStorage
+from sdt.run import loop as tuner
+from sdt.core.records import Architecture
+from sdt.run.storage import RunStorage
 from tests.fake_training import FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def test_baselines_use_the_same_trainer_and_never_edit(tmp_path, strategy):
     summary = run(tmp_path, trainer, strategy=strategy)
     assert summary["strategy"] == strategy and len(trainer.calls) == 4
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
-        from sdt.search_space import SearchSpace
+        from sdt.space.search_space import SearchSpace
         initial = SearchSpace.from_dict(json.loads(storage._connection.execute(
             "SELECT space FROM search_spaces WHERE trial_index=-1").fetchone()[0]))
     for params, architecture, _ in trainer.calls:

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-import tuning_module as tm
-from sdt.records import Architecture, L2_FACTOR, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS
-from sdt.search_space import (
+from sdt import actions as tm
+from sdt.core.records import Architecture, L2_FACTOR, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS
+from sdt.space.search_space import (
     CATEGORICAL, INTEGER, LOG_UNIFORM, REAL, Dimension, SearchSpace, default_search_space,
 )
-from sdt.errors import TunerError
-from sdt.vocabulary import (
+from sdt.core.errors import TunerError
+from sdt.core.vocabulary import (
     ACTIONS, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
     NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
 )

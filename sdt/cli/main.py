@@ -1,0 +1,141 @@
+"""Symbolic DNN-Tuner: tune a Keras CNN with Bayesian optimisation and probabilistic tuning rules.
+
+Each iteration the optimiser proposes hyper-parameters, the network is trained, ProbLog
+diagnoses the training curves (overfitting, underfitting, increasing or fluctuating loss, a
+learning rate too low or too high) and the most probable tuning actions edit the search
+space or the network. Everything is written to the log folder as it happens.
+
+  python3 main.py                                   # default run on the embedded Fashion-MNIST subset
+  python3 main.py --dataset digits --max-evals 5 --epochs 5
+  python3 main.py --resume --log-folder log_folder  # continue an interrupted run
+  python3 main.py --diagnose history.json           # diagnose a saved Keras history, no training
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# TensorFlow's C++ start-up chatter (CPU instruction sets, plugin registration) is noise to a
+# user; its errors still show. Set before TensorFlow is imported; an explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sdt.core.errors import TunerError  # noqa: E402  (after the environment is set)
+from sdt.strategies.registry import STRATEGIES, STRATEGY_OPTIONS
+from sdt.core.user_code import is_spec, normalise_spec
+from sdt.run.loop import (
+    DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_INITIAL_POINTS,
+    DEFAULT_MAX_EVALS, RunConfig, resolve_path, run,
+)
+from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
+
+DEFAULT_LOG_FOLDER = "log_folder"
+
+
+# ---------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help="fashion_mnist_small (default, embedded), fashion_mnist, mnist, cifar10, cifar100, "
+                             "digits, a .npz file (x_train, y_train, x_test, y_test), an image folder "
+                             "(one sub-folder per class) or a function module:function returning "
+                             "(x_train, x_test, y_train, y_test, num_classes)")
+    parser.add_argument("--max-evals", type=int, default=None,
+                        help=f"number of trainings (default {DEFAULT_MAX_EVALS}; with --resume, a new total budget)")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                        help=f"maximum epochs per training; early stopping may end sooner (default {DEFAULT_EPOCHS})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    parser.add_argument("--log-folder", default=DEFAULT_LOG_FOLDER,
+                        help=f"where the run is written (default ./{DEFAULT_LOG_FOLDER})")
+    parser.add_argument("--objective", default=VAL_LOSS, choices=(VAL_LOSS, VAL_ACCURACY),
+                        help="what the optimiser minimises: val_loss (default) or val_accuracy (maximised)")
+    parser.add_argument("--search-space", dest="search_space", metavar="FILE",
+                        help="JSON search-space file (default: the paper's space, Listing 3)")
+    parser.add_argument("--model", metavar="MODULE:FUNCTION", default=None,
+                        help="your own Keras model: module:function or path/to/file.py:function, called as "
+                             "function(params, architecture, input_shape, num_classes) (README, "
+                             "'Your own model'; default: the paper's CNN)")
+    parser.add_argument("--strategy", default="sdt", choices=STRATEGIES,
+                        help="sdt: Symbolic DNN-Tuner (default); bo: plain Bayesian optimisation on the "
+                             "initial space; random: random search; meta-lr: probabilistic learning-rate "
+                             "adjustment, other hyper-parameters at the middle of their ranges; evolution: "
+                             "evolutionary search of hyper-parameters and architecture")
+    parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,
+                        help=f"random trials before the Gaussian process guides the search "
+                             f"(default {DEFAULT_INITIAL_POINTS})")
+    parser.add_argument("--patience", type=int, default=DEFAULT_EARLY_STOPPING_PATIENCE,
+                        help=f"early-stopping patience in epochs, 0 = off (default {DEFAULT_EARLY_STOPPING_PATIENCE})")
+    parser.add_argument("--meta-lr-step-factor", type=float, default=STRATEGY_OPTIONS["meta_lr_step_factor"],
+                        help="meta-lr: a step multiplies or divides the learning rate by this factor > 1 "
+                             f"(default {STRATEGY_OPTIONS['meta_lr_step_factor']})")
+    parser.add_argument("--meta-lr-p-eps", type=float, default=STRATEGY_OPTIONS["meta_lr_p_eps"],
+                        help="meta-lr: probability moved towards (improvement) or away from (worsening) the "
+                             f"move just taken, in (0, 1] (default {STRATEGY_OPTIONS['meta_lr_p_eps']})")
+    parser.add_argument("--meta-lr-patience", type=int, default=STRATEGY_OPTIONS["meta_lr_patience"],
+                        help="meta-lr: stop after this many trainings in a row without a new best "
+                             f"(default {STRATEGY_OPTIONS['meta_lr_patience']})")
+    parser.add_argument("--population-size", type=int, default=STRATEGY_OPTIONS["population_size"],
+                        help="evolution: candidates kept; the first this many trainings are random "
+                             f"(default {STRATEGY_OPTIONS['population_size']})")
+    parser.add_argument("--tournament-size", type=int, default=STRATEGY_OPTIONS["tournament_size"],
+                        help="evolution: members drawn per tournament, the best becomes the parent "
+                             f"(default {STRATEGY_OPTIONS['tournament_size']})")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --log-folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the run in --log-folder and start a new one")
+    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch progress bars")
+    parser.add_argument("--diagnose", metavar="HISTORY.json",
+                        help="diagnose a saved Keras History.history JSON, print JSON and exit (no training)")
+    parser.add_argument("--diagnosis", metavar="FILE", default=None,
+                        help="ProbLog diagnosis program to use instead of the shipped diagnosis.pl")
+    parser.add_argument("--rules", metavar="FILE", default=None,
+                        help="ProbLog tuning rules to use instead of the shipped tuning_rules.pl")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.diagnose:
+        from sdt.cli.diagnose import run_diagnose
+        return run_diagnose(args.diagnose, diagnosis_path=args.diagnosis, rules_path=args.rules)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.resume and args.overwrite:
+        print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    dataset = args.dataset
+    if os.path.exists(dataset):   # a path: store it absolute so --resume works from anywhere
+        dataset = str(Path(dataset).resolve())
+    elif is_spec(dataset):        # module:function; a file path in it made absolute likewise
+        dataset = normalise_spec(dataset)
+    config = RunConfig(
+        dataset=dataset, max_evals=DEFAULT_MAX_EVALS if args.max_evals is None else args.max_evals, epochs=args.epochs, seed=args.seed,
+        objective=args.objective, strategy=args.strategy, search_space_path=resolve_path(args.search_space),
+        diagnosis_path=resolve_path(args.diagnosis), rules_path=resolve_path(args.rules),
+        initial_points=args.initial_points, early_stopping_patience=args.patience,
+        meta_lr_step_factor=args.meta_lr_step_factor, meta_lr_p_eps=args.meta_lr_p_eps,
+        meta_lr_patience=args.meta_lr_patience, population_size=args.population_size,
+        tournament_size=args.tournament_size,
+        model=normalise_spec(args.model) if is_spec(args.model) else args.model)
+    try:
+        config.validate()
+        run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,
+            verbose=1 if args.verbose else 0, resume_budget=args.max_evals)
+    except TunerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: completed trials are saved; continue with --resume --log-folder {args.log_folder}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

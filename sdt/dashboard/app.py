@@ -1,0 +1,78 @@
+"""The dashboard's app frame: navigation, the run store filled by one loader callback, the page container.
+
+Each page module (dashboard/pages/*.py) has `layout()` and `register_callbacks(app)`; the data shaping
+is in plain functions of those modules. The log folder is passed to `create_app`, not kept in globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from sdt.dashboard import data
+from sdt.dashboard.pages import architecture, decisions, hyperparams, metrics, weights
+
+PAGES = (metrics, hyperparams, weights, decisions, architecture)
+REFRESH_MS = 3000
+
+
+def status_text(store) -> str:
+    if not store:
+        return "loading..."
+    if store.get("status") != data.STATUS_OK:
+        return data.no_run_message(store)
+    trials = store["trials"]
+    text = f"log folder {store['log_folder']}: {len(trials)} trial(s), objective {data.objective_name(store)}"
+    if store.get("final"):
+        text += f", finished (best trial {store['final'].get('index')})"
+    if store.get("stale"):
+        text += f" — showing the last good data ({store.get('error')})"
+    return text
+
+
+def page_for(pathname: str | None):
+    for page in PAGES:
+        if page.PATH == (pathname or "/").rstrip("/") or (page.PATH == "/" and pathname in (None, "", "/")):
+            return page
+    return None
+
+
+def create_app(log_folder, viewer=None, refresh_ms: int = REFRESH_MS) -> dash.Dash:
+    """The Dash app for the run in `log_folder`; `viewer` serves models for Netron (None: layer summary only)."""
+    folder = str(Path(log_folder))
+    app = dash.Dash(__name__, title="Symbolic DNN-Tuner", suppress_callback_exceptions=True)
+    nav = html.Nav([dcc.Link(page.TITLE, href=page.PATH, id=f"nav-{page.__name__.rsplit('.', 1)[-1]}",
+                             style={"marginRight": "1.5em"}) for page in PAGES],
+                   style={"padding": "0.5em 0", "borderBottom": "1px solid #ddd"})
+    app.layout = html.Div([
+        dcc.Location(id="url"),
+        html.H1("Symbolic DNN-Tuner", style={"marginBottom": "0.2em"}),
+        nav,
+        html.Div(id="run-status", style={"color": "#555", "margin": "0.5em 0"}),
+        dcc.Store(id="run-store"),
+        dcc.Interval(id="refresh", interval=refresh_ms),
+        html.Div(id="page"),
+    ], style={"fontFamily": "sans-serif", "margin": "0 2em"})
+
+    @app.callback(Output("run-store", "data"), Input("refresh", "n_intervals"), State("run-store", "data"))
+    def _load(_, previous):
+        fresh = data.refresh(folder, previous)
+        return dash.no_update if data.same_data(fresh, previous) else fresh
+
+    @app.callback(Output("run-status", "children"), Input("run-store", "data"))
+    def _status(store):
+        return status_text(store)
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"))
+    def _route(pathname):
+        page = page_for(pathname)
+        return page.layout() if page else html.Div(f"No page at {pathname}")
+
+    for page in PAGES:
+        if page is architecture:
+            page.register_callbacks(app, viewer)
+        else:
+            page.register_callbacks(app)
+    return app

@@ -1,0 +1,23 @@
+"""Helpers shared by the pages."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from dash import html
+
+from sdt.dashboard.data import has_trials, no_run_message
+
+
+def empty_figure(message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(template="plotly_white", xaxis={"visible": False}, yaxis={"visible": False},
+                         annotations=[{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                                       "x": 0.5, "y": 0.5}], height=300)
+    return figure
+
+
+def notice(store) -> html.Div | None:
+    """The 'no run yet' banner, or None when the store has trials."""
+    if has_trials(store):
+        return None
+    return html.Div(no_run_message(store), className="no-run", style={"padding": "1em", "background": "#fff3cd"})

@@ -1,0 +1,82 @@
+"""Decisions page: per trial, the diagnosed problems, the actions applied and whether the next trial improved."""
+
+from __future__ import annotations
+
+from dash import Input, Output, html
+
+from sdt.dashboard.data import has_trials
+from sdt.dashboard.pages.common import notice
+
+PATH = "/decisions"
+TITLE = "Decisions"
+
+
+def decision_timeline(store) -> list[dict]:
+    """One entry per trial: problems (+explanations), applied actions (+descriptions), next trial's outcome."""
+    if not has_trials(store):
+        return []
+    trials = store["trials"]
+    by_index = {t["trial_index"]: t for t in trials}
+    entries = []
+    for trial in trials:
+        index = trial["trial_index"]
+        following = by_index.get(index + 1)
+        entries.append({
+            "trial_index": index, "status": trial["status"], "objective": trial["objective"],
+            "problems": [{"problem": d["problem"], "probability": d["probability"], "explanation": d["explanation"]}
+                         for d in store.get("diagnoses", []) if d["trial_index"] == index],
+            "actions": [{"action": a["action"], "problem": a["problem"], "description": a["description"],
+                         "changes": a["changes"]}
+                        for a in store.get("applied_actions", []) if a["trial_index"] == index],
+            # None: no next trial yet (or its improvement is unknown).
+            "next_improved": None if following is None else following.get("improved"),
+            "has_next": following is not None,
+        })
+    return entries
+
+
+def outcome_text(entry: dict) -> str:
+    if not entry["has_next"]:
+        return "next training: not run yet"
+    improved = entry["next_improved"]
+    nxt = entry["trial_index"] + 1
+    if improved is None:
+        return f"next training (trial {nxt}): improvement unknown"
+    return f"next training (trial {nxt}): {'improved the best objective' if improved else 'did not improve'}"
+
+
+def _change_text(change: dict) -> str:
+    return f"{change['target']}: {change['before']} -> {change['after']}"
+
+
+def render_timeline(store) -> list:
+    banner = notice(store)
+    if banner is not None:
+        return [banner]
+    items = []
+    for entry in reversed(decision_timeline(store)):           # newest first
+        problems = [html.Li([html.B(p["problem"]), f" (p={p['probability']:.2f}): ", html.Span(p["explanation"])])
+                    for p in entry["problems"]] or [html.Li("no problem diagnosed")]
+        actions = [html.Li([html.B(a["action"]), f" for {a['problem']}: ", html.Span(a["description"]),
+                            html.Ul([html.Li(_change_text(c)) for c in a["changes"]])])
+                   for a in entry["actions"]] or [html.Li("no action applied")]
+        improved = entry["next_improved"]
+        colour = "#2e7d32" if improved else ("#c62828" if improved is False else "#555")
+        items.append(html.Div([
+            html.H4(f"Trial {entry['trial_index']} — {entry['status']}, objective {entry['objective']:.4g}"),
+            html.Div("Diagnosed problems:"), html.Ul(problems, className="decision-problems"),
+            html.Div("Actions applied (before -> after):"), html.Ul(actions, className="decision-actions"),
+            html.Div(outcome_text(entry), className="decision-outcome", style={"color": colour, "fontWeight": "bold"}),
+        ], className="decision-entry",
+            style={"borderLeft": "4px solid #1f77b4", "paddingLeft": "1em", "marginBottom": "1.5em"}))
+    return items
+
+
+def layout():
+    return html.Div([html.H2("Decisions"), html.Div(id="decisions-timeline")])
+
+
+def register_callbacks(app) -> None:
+    @app.callback(Output("decisions-timeline", "children"), Input("run-store", "data"))
+    def _update(store):
+        return render_timeline(store)

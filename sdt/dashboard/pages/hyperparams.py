@@ -1,0 +1,119 @@
+"""Hyper-parameters page: values per trial (parallel coordinates + table), search-space bounds over iterations."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from dash import Input, Output, dash_table, dcc, html
+from plotly.subplots import make_subplots
+
+from sdt.dashboard.data import has_trials, latest_trial, no_run_message
+from sdt.dashboard.pages.common import empty_figure
+
+PATH = "/hyperparameters"
+TITLE = "Hyper-parameters"
+LOG_SCALE = ("learning_rate", "l2_factor")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parallel_figure(store) -> go.Figure:
+    """Parallel coordinates over the numeric parameters every trial has; the latest trial in orange."""
+    if not has_trials(store):
+        return empty_figure(no_run_message(store))
+    trials = store["trials"]
+    names = sorted(k for k in trials[0]["params"]
+                   if all(_is_number(t["params"].get(k)) for t in trials))
+    latest = latest_trial(store)
+    dimensions = [{"label": "trial", "values": [t["trial_index"] for t in trials]}]
+    for name in names:
+        values = [t["params"][name] for t in trials]
+        if name in LOG_SCALE and all(v > 0 for v in values):
+            dimensions.append({"label": f"log10({name})", "values": [math.log10(v) for v in values]})
+        else:
+            dimensions.append({"label": name, "values": values})
+    colour = [1 if t["trial_index"] == latest else 0 for t in trials]
+    figure = go.Figure(go.Parcoords(
+        line={"color": colour, "colorscale": [[0, "#1f77b4"], [1, "#ff7f0e"]], "cmin": 0, "cmax": 1},
+        dimensions=dimensions))
+    figure.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 60, "t": 60})
+    return figure
+
+
+def params_table(store) -> tuple[list[dict], list[dict]]:
+    """(columns, rows) with every parameter of every trial, categorical ones included."""
+    if not has_trials(store):
+        return [], []
+    trials = store["trials"]
+    names = sorted({k for t in trials for k in t["params"]})
+    columns = [{"name": c, "id": c} for c in ["trial", "status", "objective", *names]]
+    rows = []
+    for t in trials:
+        row = {"trial": t["trial_index"], "status": t["status"], "objective": round(t["objective"], 5)}
+        for name in names:
+            value = t["params"].get(name)
+            row[name] = f"{value:.4g}" if isinstance(value, float) else value
+        rows.append(row)
+    return columns, rows
+
+
+def numeric_bounds(store) -> dict[str, list[tuple[int, float, float]]]:
+    """Per numeric dimension: (trial_index, low, high) for every stored search space (-1 = initial)."""
+    bounds: dict[str, list[tuple[int, float, float]]] = {}
+    for entry in store.get("search_spaces", []):
+        for dim in (entry["space"] or {}).get("dimensions", []):
+            if "low" in dim and "high" in dim and _is_number(dim["low"]) and _is_number(dim["high"]):
+                bounds.setdefault(dim["name"], []).append((entry["trial_index"], dim["low"], dim["high"]))
+    return bounds
+
+
+def bounds_figure(store) -> go.Figure:
+    """One panel per numeric dimension: its [low, high] band against the trial index."""
+    bounds = numeric_bounds(store)
+    if not bounds:
+        return empty_figure(no_run_message(store) or "no search space stored yet")
+    names = list(bounds)
+    cols = 3
+    rows = math.ceil(len(names) / cols)
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=min(0.3 / rows, 0.15))
+    for i, name in enumerate(names):
+        row, col = i // cols + 1, i % cols + 1
+        x = [b[0] for b in bounds[name]]
+        figure.add_trace(go.Scatter(x=x, y=[b[1] for b in bounds[name]], mode="lines+markers", name=f"{name} low",
+                                    line={"color": "#1f77b4", "shape": "hv"}, showlegend=False), row=row, col=col)
+        figure.add_trace(go.Scatter(x=x, y=[b[2] for b in bounds[name]], mode="lines+markers", name=f"{name} high",
+                                    line={"color": "#1f77b4", "shape": "hv"}, fill="tonexty",
+                                    fillcolor="rgba(31,119,180,0.2)", showlegend=False), row=row, col=col)
+        if name in LOG_SCALE:
+            figure.update_yaxes(type="log", row=row, col=col)
+    figure.update_xaxes(title_text="after trial (-1 = initial)", dtick=1)
+    figure.update_layout(template="plotly_white", height=260 * rows, margin={"t": 40})
+    return figure
+
+
+def layout():
+    return html.Div([
+        html.H2("Hyper-parameters"),
+        html.P("Each line is a trial; the latest trial is orange."),
+        dcc.Graph(id="hp-parallel"),
+        dash_table.DataTable(id="hp-table", page_size=20, sort_action="native",
+                             style_table={"overflowX": "auto"}, style_cell={"fontSize": 12}),
+        html.H3("Search-space bounds over the iterations"),
+        html.P("The band is [low, high] of each numeric dimension after each trial's tuning actions."),
+        dcc.Graph(id="hp-bounds"),
+    ])
+
+
+def register_callbacks(app) -> None:
+    @app.callback(Output("hp-parallel", "figure"), Output("hp-table", "columns"), Output("hp-table", "data"),
+                  Output("hp-table", "style_data_conditional"), Output("hp-bounds", "figure"),
+                  Input("run-store", "data"))
+    def _update(store):
+        columns, rows = params_table(store)
+        latest = latest_trial(store) if has_trials(store) else None
+        highlight = [{"if": {"filter_query": f"{{trial}} = {latest}"}, "backgroundColor": "#ffe0b2",
+                      "fontWeight": "bold"}] if latest is not None else []
+        return parallel_figure(store), columns, rows, highlight, bounds_figure(store)

@@ -1,0 +1,618 @@
+"""The neural block: build the paper's CNN (SoftwareX Listing 4) for one configuration and train it.
+
+`build_model` turns a hyper-parameter dict plus the `Architecture` grown by the tuning actions into
+an uncompiled Keras model; `train` builds, compiles, fits on train/validation and hands back a
+`TrainingResult` (numbers and the saved model's path, never the model object); `evaluate` scores a
+saved model once, on the test set. This is the only module of the tuner that imports Keras and
+TensorFlow (besides datasets.py). It knows nothing of diagnosis or search spaces: it builds and
+trains what it is given.
+
+Failures inside one training are reported, not raised: a loss that becomes NaN or infinite
+gives status `diverged`, any exception while building, fitting or saving gives status `failed`
+(logged with its traceback). Configuration mistakes (a missing or malformed hyper-parameter, an
+unknown optimizer or activation, an architecture that does not fit the input) raise
+`ConfigurationError` before any training starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+try:  # private; only to work around a TensorFlow memory leak (see _forgetting_custom_gradients)
+    from tensorflow.python.framework import ops as _tf_ops
+except ImportError:  # pragma: no cover - a TensorFlow without it simply keeps the leak
+    _tf_ops = None
+
+from sdt.core.errors import ConfigurationError, RunStateError
+from sdt.core.records import (
+    L2_FACTOR,
+    MAX_EXTRA_CONV_BLOCKS,
+    MAX_EXTRA_DENSE_LAYERS,
+    Architecture,
+    TrainingResult,
+    extra_conv_width_name,
+    extra_dense_width_name,
+)
+from sdt.core.vocabulary import HISTORY_KEYS, LOSS, VAL_LOSS, TrialStatus
+
+logger = logging.getLogger(__name__)
+
+# Optimizers the `optimizer` hyper-parameter may name (looked up case-insensitively).
+OPTIMIZERS: dict[str, type] = {
+    "Adam": keras.optimizers.Adam,
+    "Adamax": keras.optimizers.Adamax,
+    "RMSprop": keras.optimizers.RMSprop,
+    "Adadelta": keras.optimizers.Adadelta,
+    "SGD": keras.optimizers.SGD,
+}
+
+# Hyper-parameters every network needs (Listing 3 names), by the type they are converted to.
+_INT_PARAMS = ("unit_c1", "unit_c2", "unit_d")
+_RATE_PARAMS = ("dr1_2", "dr_f")
+
+# The second conv of a paper block is 'valid' (shrinks the map by 2) only when the map is at
+# least this many pixels on each side; below that it is 'same', so small inputs (8x8 digits) build.
+_MIN_SIZE_FOR_VALID_CONV = 4
+# A 2x2 max-pool needs a map of at least 2x2 to halve.
+_MIN_SIZE_FOR_POOL = 2
+# The paper's network has two conv blocks before any added ones.
+_PAPER_CONV_BLOCKS = 2
+# Fraction of the image height/width the augmentation may shift by (the original's 10%).
+_AUGMENT_SHIFT = 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# Determinism and optimizers
+# ---------------------------------------------------------------------------------------------
+
+def configure_determinism(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+
+    Safe to call repeatedly. Deterministic ops can be slower (on GPU especially) and make a few
+    ops raise instead of running non-deterministically; the caller decides whether to pay that.
+    """
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def optimizer_class(name: str) -> type:
+    """The Keras optimizer class named `name` (case-insensitive), from `OPTIMIZERS`."""
+    if isinstance(name, str):
+        for known, cls in OPTIMIZERS.items():
+            if known.lower() == name.strip().lower():
+                return cls
+    raise ConfigurationError(
+        f"hyper-parameter `optimizer` must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyper-parameters: check and convert (scikit-optimize hands out numpy scalars)
+# ---------------------------------------------------------------------------------------------
+
+def _required(params: Mapping[str, Any], key: str) -> Any:
+    if key not in params:
+        raise ConfigurationError(f"hyper-parameter `{key}` is missing (given: {sorted(params)})")
+    return params[key]
+
+
+def _as_positive_int(params: Mapping[str, Any], key: str) -> int:
+    value = _required(params, key)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ConfigurationError(f"hyper-parameter `{key}` must be an integer, got {value!r}")
+    if not float(value).is_integer() or value < 1:
+        raise ConfigurationError(f"hyper-parameter `{key}` must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _as_float(params: Mapping[str, Any], key: str, *, low: float, high: float,
+              high_inclusive: bool, low_inclusive: bool = True) -> float:
+    value = _required(params, key)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ConfigurationError(f"hyper-parameter `{key}` must be a number, got {value!r}")
+    number = float(value)
+    above_low = number >= low if low_inclusive else number > low
+    below_high = number <= high if high_inclusive else number < high
+    if not (math.isfinite(number) and above_low and below_high):
+        interval = f"{'[' if low_inclusive else '('}{low}, {high}{']' if high_inclusive else ')'}"
+        raise ConfigurationError(f"hyper-parameter `{key}` must be in {interval}, got {value!r}")
+    return number
+
+
+def _as_name(params: Mapping[str, Any], key: str) -> str:
+    value = _required(params, key)
+    if not isinstance(value, str):  # numpy str_ is a str subclass
+        raise ConfigurationError(f"hyper-parameter `{key}` must be a name, got {value!r}")
+    return str(value)
+
+
+def _network_params(params: Mapping[str, Any], architecture: Architecture) -> dict[str, Any]:
+    """The values `build_model` needs, as plain Python int/float/str; unused keys are ignored."""
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"params must be a dict, got {type(params).__name__}")
+    converted: dict[str, Any] = {key: _as_positive_int(params, key) for key in _INT_PARAMS}
+    for key in _RATE_PARAMS:
+        # A dropout rate of 1 would zero every activation.
+        converted[key] = _as_float(params, key, low=0.0, high=1.0, high_inclusive=False)
+    for key in architecture.extra_width_names():
+        converted[key] = _as_positive_int(params, key)
+    if architecture.l2:
+        converted[L2_FACTOR] = _as_float(params, L2_FACTOR, low=0.0, high=math.inf,
+                                         high_inclusive=False)
+    activation = _as_name(params, "activation")
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"hyper-parameter `activation` must name a Keras activation (relu, elu, selu...), "
+            f"got {activation!r}") from err
+    converted["activation"] = activation
+    return converted
+
+
+def _training_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values `train` needs on top of the network's, as plain Python values."""
+    optimizer_name = _as_name(params, "optimizer")
+    return {
+        "learning_rate": _as_float(params, "learning_rate", low=0.0, high=math.inf,
+                                   low_inclusive=False, high_inclusive=False),
+        "batch_size": _as_positive_int(params, "batch_size"),
+        "optimizer": optimizer_name,
+        "optimizer_class": optimizer_class(optimizer_name),
+    }
+
+
+def _check_input_shape(input_shape: Iterable[Any]) -> tuple[int, int, int]:
+    shape = tuple(input_shape)
+    if (len(shape) != 3
+            or not all(isinstance(side, (int, np.integer)) and side >= 1 for side in shape)):
+        raise ConfigurationError(
+            f"input_shape must be (height, width, channels) of positive integers, got {shape!r}")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _check_architecture(architecture: Architecture, input_shape: tuple[int, int, int]) -> None:
+    if not isinstance(architecture, Architecture):
+        raise ConfigurationError(
+            f"architecture must be an Architecture, got {type(architecture).__name__}")
+    if not 0 <= architecture.extra_dense_layers <= MAX_EXTRA_DENSE_LAYERS:
+        raise ConfigurationError(
+            f"architecture.extra_dense_layers must be in [0, {MAX_EXTRA_DENSE_LAYERS}], "
+            f"got {architecture.extra_dense_layers}")
+    limit = max_extra_conv_blocks(input_shape)
+    if not 0 <= architecture.extra_conv_blocks <= limit:
+        raise ConfigurationError(
+            f"architecture.extra_conv_blocks must be in [0, {limit}] for input "
+            f"{input_shape[0]}x{input_shape[1]}x{input_shape[2]} (each added block needs a "
+            f"feature map of at least 2x2 to pool), got {architecture.extra_conv_blocks}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------
+
+def _paper_blocks_plan(height: int, width: int) -> tuple[list[tuple[str, bool]], int, int]:
+    """Second-conv padding and whether to pool for each paper block, and the map size after them."""
+    plan = []
+    for _ in range(_PAPER_CONV_BLOCKS):
+        # The first conv is 'same': size unchanged.
+        if min(height, width) >= _MIN_SIZE_FOR_VALID_CONV:
+            padding = "valid"
+            height, width = height - 2, width - 2
+        else:
+            padding = "same"
+        pool = min(height, width) >= _MIN_SIZE_FOR_POOL
+        if pool:
+            height, width = height // 2, width // 2
+        plan.append((padding, pool))
+    return plan, height, width
+
+
+def max_extra_conv_blocks(input_shape: Iterable[Any]) -> int:
+    """How many conv blocks can be added after the paper's two for this (H, W, C) input.
+
+    Added blocks use 'same' padding, so only their 2x2 max-pool shrinks the map; a block is
+    possible while the map entering it is still at least 2x2. 28x28 -> 2, 32x32 -> 2, 8x8 -> 0;
+    never more than MAX_EXTRA_CONV_BLOCKS.
+    """
+    height, width, _ = _check_input_shape(input_shape)
+    _, height, width = _paper_blocks_plan(height, width)
+    count = 0
+    while count < MAX_EXTRA_CONV_BLOCKS and min(height, width) >= _MIN_SIZE_FOR_POOL:
+        height, width = height // 2, width // 2
+        count += 1
+    return count
+
+
+def _hidden_activation(x, name: str, activation: str, batch_norm: bool):
+    """Activation of a hidden layer, followed by batch normalisation when switched on."""
+    x = keras.layers.Activation(activation, name=f"{name}_act")(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return x
+
+
+def _conv_block(x, name: str, filters: int, *, second_padding: str, pool: bool,
+                dropout: float, activation: str, batch_norm: bool, regularizer):
+    """Conv(same) act [BN], Conv(second_padding) act [BN], [MaxPool 2x2], Dropout."""
+    for index, padding in ((1, "same"), (2, second_padding)):
+        x = keras.layers.Conv2D(filters, (3, 3), padding=padding, kernel_regularizer=regularizer,
+                                name=f"{name}_conv{index}")(x)
+        x = _hidden_activation(x, f"{name}_conv{index}", activation, batch_norm)
+    if pool:
+        x = keras.layers.MaxPooling2D(pool_size=(2, 2), name=f"{name}_pool")(x)
+    return keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+
+
+def _dense_layer(x, name: str, units: int, *, dropout: float, activation: str, batch_norm: bool,
+                 regularizer):
+    """Dense act [BN] Dropout."""
+    x = keras.layers.Dense(units, kernel_regularizer=regularizer, name=name)(x)
+    x = _hidden_activation(x, name, activation, batch_norm)
+    return keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+
+
+def build_model(params: dict, architecture: Architecture, input_shape, num_classes: int,
+                allows_horizontal_flip: bool = True) -> keras.Model:
+    """The paper's CNN (Listing 4) with the architecture's additions; uncompiled.
+
+    Layer names: `augment_translate` / `augment_flip` (only active in training), `block1_*` and
+    `block2_*` (the paper's blocks, widths unit_c1 / unit_c2), `block_extraK_*` (the K-th added
+    block, width unit_c{K+2}), `dense` (unit_d), `dense_extraK` (the K-th added dense layer, width
+    unit_d{K+1}), `output`. Every hidden conv/dense layer is followed by `<name>_act` and, with
+    batch_norm, `<name>_bn`. With architecture.l2 every conv and dense kernel (the output layer
+    included) carries an L2 penalty of `l2_factor`, which reaches the loss through `model.losses`.
+
+    Raises ConfigurationError for a missing or malformed hyper-parameter or an architecture that
+    does not fit the input.
+    """
+    shape = _check_input_shape(input_shape)
+    _check_architecture(architecture, shape)
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 2:
+        raise ConfigurationError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    values = _network_params(params, architecture)
+    return _build(values, architecture, shape, int(num_classes), bool(allows_horizontal_flip))
+
+
+def _build(values: dict[str, Any], architecture: Architecture, shape: tuple[int, int, int],
+           num_classes: int, allows_horizontal_flip: bool) -> keras.Model:
+    regularizer = keras.regularizers.L2(values[L2_FACTOR]) if architecture.l2 else None
+    layer_options = {"activation": values["activation"], "batch_norm": architecture.batch_norm,
+                     "regularizer": regularizer}
+
+    inputs = keras.Input(shape=shape, name="input")
+    x = inputs
+    if architecture.augmentation:
+        # Random layers are identities at inference, so validation and test see the real images.
+        x = keras.layers.RandomTranslation(_AUGMENT_SHIFT, _AUGMENT_SHIFT,
+                                           name="augment_translate")(x)
+        if allows_horizontal_flip:
+            x = keras.layers.RandomFlip("horizontal", name="augment_flip")(x)
+
+    plan, height, width = _paper_blocks_plan(shape[0], shape[1])
+    for index, (second_padding, pool) in enumerate(plan):
+        x = _conv_block(x, f"block{index + 1}", values[f"unit_c{index + 1}"],
+                        second_padding=second_padding, pool=pool, dropout=values["dr1_2"],
+                        **layer_options)
+    for index in range(architecture.extra_conv_blocks):
+        # _check_architecture guaranteed a map of at least 2x2 here, so every block pools.
+        x = _conv_block(x, f"block_extra{index + 1}", values[extra_conv_width_name(index)],
+                        second_padding="same", pool=True, dropout=values["dr1_2"],
+                        **layer_options)
+
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = _dense_layer(x, "dense", values["unit_d"], dropout=values["dr_f"], **layer_options)
+    for index in range(architecture.extra_dense_layers):
+        x = _dense_layer(x, f"dense_extra{index + 1}", values[extra_dense_width_name(index)],
+                         dropout=values["dr_f"], **layer_options)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
+                                 name="output")(x)
+    return keras.Model(inputs, outputs, name="symbolic_dnn_tuner_cnn")
+
+
+# ---------------------------------------------------------------------------------------------
+# A user's own model (README, "Your own model")
+# ---------------------------------------------------------------------------------------------
+
+# Used for a user's model when its params have no batch_size / optimizer (Keras' defaults).
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_OPTIMIZER = "Adam"
+
+
+def _user_model_training_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """batch_size, optimizer and learning_rate when present in params, defaults when not."""
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"params must be a dict, got {type(params).__name__}")
+    optimizer_name = _as_name(params, "optimizer") if "optimizer" in params else DEFAULT_OPTIMIZER
+    return {
+        "learning_rate": (_as_float(params, "learning_rate", low=0.0, high=math.inf,
+                                    low_inclusive=False, high_inclusive=False)
+                          if "learning_rate" in params else None),   # None: the optimizer's default
+        "batch_size": (_as_positive_int(params, "batch_size") if "batch_size" in params
+                       else DEFAULT_BATCH_SIZE),
+        "optimizer": optimizer_name,
+        "optimizer_class": optimizer_class(optimizer_name),
+    }
+
+
+def _build_user_model(model_builder, params: Mapping[str, Any], architecture: Architecture,
+                      input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Call the user's builder with plain Python values; anything but a keras.Model is an error."""
+    plain = {key: value.item() if isinstance(value, np.generic) else value
+             for key, value in params.items()}
+    model = model_builder(plain, architecture, input_shape, num_classes)
+    if not isinstance(model, keras.Model):
+        name = getattr(model_builder, "__qualname__", repr(model_builder))
+        raise TypeError(f"the model function {name} returned a {type(model).__name__}, "
+                        f"expected a keras.Model")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+# The data loss, measured as a metric next to Keras' loss (which adds the L2 penalty).
+CROSSENTROPY = "crossentropy"
+VAL_CROSSENTROPY = "val_crossentropy"
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Keeps the per-epoch metrics as Python floats, also when fit raises half-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        # The losses recorded are the data cross-entropy (the metric), not Keras' loss, which
+        # also holds the L2 penalty: a trial with L2 must not look worse for carrying it, and
+        # the diagnosis reads curves against ln(num_classes). Models without the metric (a
+        # user's own compile) fall back to Keras' loss.
+        values = {LOSS: logs.get(CROSSENTROPY, logs.get(LOSS)),
+                  VAL_LOSS: logs.get(VAL_CROSSENTROPY, logs.get(VAL_LOSS))}
+        for key in HISTORY_KEYS:
+            value = values.get(key, logs.get(key))
+            self.history[key].append(math.nan if value is None else float(value))
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training as soon as the training loss (or, at epoch end, the validation loss) is NaN
+    or infinite, and remembers that it did, so the training is reported as diverged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverged = False
+
+    def _check(self, logs, key: str) -> None:
+        value = (logs or {}).get(key)
+        if value is not None and not math.isfinite(float(value)):
+            self.diverged = True
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, LOSS)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, LOSS)
+        self._check(logs, VAL_LOSS)
+
+
+@functools.cache
+def _log_device_once() -> None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        logger.info("training on GPU: %s", ", ".join(gpu.name for gpu in gpus))
+    else:
+        logger.info("training on CPU (no GPU visible to TensorFlow)")
+
+
+@contextlib.contextmanager
+def _forgetting_custom_gradients():
+    """Drop the graph-mode custom gradients TensorFlow registers while the block runs.
+
+    Every traced train step goes through the optimizer's all-reduce, a `tf.custom_gradient` that
+    in graph mode registers its gradient function, under a fresh "CustomGradient-N" name, in a
+    global registry that is never cleared; the closure holds the whole traced graph, so each
+    training leaked 10-20 MB whatever clear_session did (tensorflow/tensorflow#97697,
+    keras-team/keras#17458). The entries are only needed to differentiate those graphs again, and
+    nothing does once the training is over. If TensorFlow's internals change, this does nothing.
+    """
+    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        yield
+        return
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in [name for name in registry
+                     if name not in before and str(name).startswith("CustomGradient-")]:
+            registry.pop(name, None)
+
+
+def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None):
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _split(dataset, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x = np.asarray(getattr(dataset, f"x_{prefix}"), dtype=np.float32)
+        y = np.asarray(getattr(dataset, f"y_{prefix}"), dtype=np.int64)
+    except AttributeError as err:
+        raise ConfigurationError(f"dataset has no {prefix} split: {err}") from err
+    if len(x) == 0 or len(x) != len(y):
+        raise ConfigurationError(
+            f"dataset {prefix} split must hold as many labels as images (> 0), "
+            f"got {len(x)} images and {len(y)} labels")
+    return x, y
+
+
+def _check_model_path(model_path: str | Path | None) -> Path | None:
+    if model_path is None:
+        return None
+    path = Path(model_path)
+    if path.suffix != ".keras":
+        raise ConfigurationError(f"model_path must end in .keras, got {str(path)!r}")
+    return path
+
+
+def train(params: dict, architecture: Architecture, dataset, *, epochs: int, seed: int,
+          tensorboard_dir: str | Path | None, model_path: str | Path | None,
+          early_stopping_patience: int | None = 5, verbose: int = 0,
+          extra_callbacks=(), model_builder=None) -> TrainingResult:
+    """Build, compile and fit the network for `params` on `dataset`, validating every epoch.
+
+    The result's val_loss / val_accuracy are those of the weights the model ends with: with early
+    stopping (patience not None) Keras restores the weights of the epoch with the lowest val_loss
+    when training ends, stopped early or not, and best_epoch (0-based) is that epoch; without early
+    stopping the last epoch's weights are kept and best_epoch is the last epoch. The model is saved
+    to `model_path` (a .keras file; parent folders are created) unless the training diverged or
+    failed. TensorBoard logs go to `tensorboard_dir` when given.
+
+    `model_builder(params, architecture, input_shape, num_classes) -> keras.Model` replaces the
+    built-in CNN (see `_build_user_model`); its params are not checked against the CNN's nine.
+
+    A NaN or infinite loss stops the training: status DIVERGED, the history so far, NaN val
+    metrics. Any exception while building, fitting or saving: status FAILED with
+    error="Type: message", logged with its traceback. Neither is raised. ConfigurationError is
+    raised, before any training, for malformed params, architecture, dataset or arguments.
+    """
+    # Everything that can be checked without training is checked here, outside the try below,
+    # so configuration mistakes stop the caller instead of turning into failed trials.
+    input_shape = _check_input_shape(dataset.input_shape)
+    _check_architecture(architecture, input_shape)
+    num_classes = int(dataset.num_classes)
+    if num_classes < 2:
+        raise ConfigurationError(f"dataset.num_classes must be >= 2, got {num_classes}")
+    if model_builder is None:
+        network_values = _network_params(params, architecture)
+        training_values = _training_params(params)
+    else:
+        training_values = _user_model_training_params(params)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ConfigurationError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if early_stopping_patience is not None and early_stopping_patience < 0:
+        raise ConfigurationError(
+            f"early_stopping_patience must be >= 0 or None, got {early_stopping_patience!r}")
+    model_file = _check_model_path(model_path)
+    x_train, y_train = _split(dataset, "train")
+    x_val, y_val = _split(dataset, "val")
+
+    _log_device_once()
+    started = time.perf_counter()
+    recorder = _EpochRecorder()
+    divergence = _StopOnNonFiniteLoss()
+    early_stopping = None
+    parameter_count = 0
+
+    def result(status: str, **fields: Any) -> TrainingResult:
+        history = {key: list(values) for key, values in recorder.history.items()}
+        return TrainingResult(status=status, history=history,
+                              epochs_run=len(history[LOSS]),
+                              duration_seconds=time.perf_counter() - started,
+                              parameter_count=parameter_count, **fields)
+
+    with _forgetting_custom_gradients():
+        try:
+            # Drop the previous trainings' graphs and layers so memory stays flat over a long run.
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(int(seed))
+            if model_builder is None:
+                model = _build(network_values, architecture, input_shape, num_classes,
+                               bool(getattr(dataset, "allows_horizontal_flip", False)))
+            else:
+                model = _build_user_model(model_builder, params, architecture, input_shape,
+                                          num_classes)
+            # A user's compiled model keeps its compile (and then has no cross-entropy metric).
+            has_crossentropy = not getattr(model, "compiled", False)
+            if has_crossentropy:
+                learning_rate = training_values["learning_rate"]
+                model.compile(
+                    optimizer=training_values["optimizer_class"](
+                        **({} if learning_rate is None else {"learning_rate": learning_rate})),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)],
+                )
+            parameter_count = int(model.count_params())
+            callbacks: list[keras.callbacks.Callback] = [recorder, divergence]
+            if early_stopping_patience is not None:
+                early_stopping = keras.callbacks.EarlyStopping(
+                    monitor=VAL_CROSSENTROPY if has_crossentropy else VAL_LOSS, mode="min",
+                    patience=int(early_stopping_patience), restore_best_weights=True)
+                callbacks.append(early_stopping)
+            if tensorboard_dir is not None:
+                Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
+                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir),
+                                                             profile_batch=0))
+            callbacks.extend(extra_callbacks)
+
+            batch_size = training_values["batch_size"]
+            model.fit(
+                _pipeline(x_train, y_train, batch_size, shuffle_seed=int(seed)),
+                validation_data=_pipeline(x_val, y_val, batch_size, shuffle_seed=None),
+                epochs=int(epochs),
+                shuffle=False,  # the training pipeline shuffles, seeded
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+
+            if divergence.diverged:
+                logger.warning("training diverged (loss became NaN or infinite) after %d epoch(s)",
+                               len(recorder.history[LOSS]))
+                return result(TrialStatus.DIVERGED)
+
+            epochs_run = len(recorder.history[LOSS])
+            if early_stopping is not None and early_stopping.best_weights is not None:
+                best_epoch = int(early_stopping.best_epoch)  # the epoch whose weights were restored
+            else:
+                best_epoch = epochs_run - 1
+            saved = None
+            if model_file is not None:
+                model_file.parent.mkdir(parents=True, exist_ok=True)
+                model.save(model_file)
+                saved = str(model_file)
+            return result(TrialStatus.COMPLETED,
+                          val_loss=recorder.history[VAL_LOSS][best_epoch],
+                          val_accuracy=recorder.history["val_accuracy"][best_epoch],
+                          best_epoch=best_epoch, model_path=saved)
+        except Exception as err:  # noqa: BLE001 - one failed training must not stop the run
+            logger.exception("training failed")
+            return result(TrialStatus.FAILED, error=f"{type(err).__name__}: {err}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of a saved model
+# ---------------------------------------------------------------------------------------------
+
+def evaluate(model_path, x, y, *, batch_size: int = 256) -> dict[str, float]:
+    """Loss and accuracy of the saved .keras model at `model_path` on (x, y).
+
+    Meant to be called once, on the test set, for the best model of a run. The loss is the data
+    cross-entropy without the L2 penalty, like the training and validation losses recorded.
+    """
+    path = Path(model_path)
+    if not path.is_file():
+        raise RunStateError(f"model file `{path}` does not exist")
+    model = keras.models.load_model(path, compile=False)
+    # Compile afresh: the evaluation needs only the loss and the metric, not the saved optimizer.
+    model.compile(loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)])
+    data = _pipeline(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64), batch_size,
+                     shuffle_seed=None)
+    scores = model.evaluate(data, verbose=0, return_dict=True)
+    return {"loss": float(scores[CROSSENTROPY]), "accuracy": float(scores["accuracy"])}

@@ -1,0 +1,185 @@
+"""Exports of a run for other tools: `trials.csv` (one row per trial) and TensorBoard HParams.
+
+`trials.csv` is rebuilt from the database after every trial, like summary.json, and replaced
+atomically (sdt/storage.write_csv_atomically). Its columns:
+
+  index, status, objective, val_loss, val_accuracy, epochs_run, duration_seconds,
+  param_<name>...        one per hyper-parameter any trial had (empty where a trial lacked it),
+  arch_<field>...        the Architecture the trial trained (extra_conv_blocks, extra_dense_layers,
+                         l2, batch_norm, augmentation),
+  problems, actions      the diagnosed problems / applied actions, ';'-joined,
+  error                  why a failed training failed.
+
+The same rows are what `TuningResult.to_rows()` returns (sdt/api.py).
+
+The HParams writers put, in each trial's TensorBoard folder `logs/trial_NNNN`, the trial's
+hyper-parameters and architecture (`hp.hparams`) and its val_loss / val_accuracy scalars, and
+once in `logs/` the experiment (`hp.hparams_config`: every hyper-parameter of the run's domain
+and the two metrics), so TensorBoard's HParams dashboard lists every trial. They import
+TensorFlow and TensorBoard inside the functions: only the Keras trainer calls them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from sdt.core.records import Architecture
+from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
+
+TRIALS_CSV_NAME = "trials.csv"
+FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds")
+ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Architecture))
+TRAILING_COLUMNS = ("problems", "actions", "error")
+PARAM_PREFIX = "param_"
+ARCHITECTURE_PREFIX = "arch_"
+LIST_SEPARATOR = ";"
+
+
+# ---------------------------------------------------------------------------------------
+# trials.csv and TuningResult.to_rows()
+# ---------------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """Plain Python value (numpy scalars from skopt become int/float/str); NaN becomes None."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def flat_row(trial: dict[str, Any]) -> dict[str, Any]:
+    """One trial as a flat dict; `trial` has the keys of FIXED_COLUMNS plus params,
+    architecture, problems, actions and (optionally) error."""
+    row = {column: _plain(trial.get(column)) for column in FIXED_COLUMNS}
+    for name, value in trial["params"].items():
+        row[PARAM_PREFIX + name] = _plain(value)
+    architecture = Architecture.from_dict(trial.get("architecture") or {}).to_dict()
+    for name in ARCHITECTURE_FIELDS:
+        row[ARCHITECTURE_PREFIX + name] = architecture[name]
+    row["problems"] = LIST_SEPARATOR.join(trial.get("problems") or [])
+    row["actions"] = LIST_SEPARATOR.join(trial.get("actions") or [])
+    row["error"] = trial.get("error")
+    return row
+
+
+def table(rows: Iterable[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns (parameters in order of first appearance) and rows filled with None where absent."""
+    rows = list(rows)
+    params: list[str] = []
+    for row in rows:
+        params += [key for key in row if key.startswith(PARAM_PREFIX) and key not in params]
+    columns = [*FIXED_COLUMNS, *params, *(ARCHITECTURE_PREFIX + f for f in ARCHITECTURE_FIELDS),
+               *TRAILING_COLUMNS]
+    return columns, [{column: row.get(column) for column in columns} for row in rows]
+
+
+def stored_trials(storage) -> list[dict[str, Any]]:
+    """Every stored trial as the dict flat_row reads (index, metrics, params, problems, ...)."""
+    trials = []
+    for trial in storage.trials():
+        index = trial["trial_index"]
+        trials.append({**trial, "index": index, "problems": storage.problems_of(index),
+                       "actions": storage.actions_of(index)})
+    return trials
+
+
+def write_trials_csv(log_folder: Path, storage) -> Path:
+    """Rewrite `<log_folder>/trials.csv` from the database, atomically."""
+    from sdt.run.storage import write_csv_atomically
+    columns, rows = table(flat_row(trial) for trial in stored_trials(storage))
+    path = Path(log_folder) / TRIALS_CSV_NAME
+    write_csv_atomically(path, columns, rows)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# TensorBoard HParams (imports TensorFlow: call only while training)
+# ---------------------------------------------------------------------------------------
+
+def _hparam_value(value: Any) -> bool | int | float | str:
+    value = _plain(value)
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _has_event_file(folder: Path) -> bool:
+    return any(folder.glob("events.out.tfevents.*"))
+
+
+def write_hparams_config(logs_dir: Path, domain) -> bool:
+    """Write the experiment (every hyper-parameter of `domain` and the metrics) into `logs_dir`,
+    once: returns False without writing when the folder already holds an event file."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    from sdt.space.search_space import CATEGORICAL, INTEGER
+
+    logs_dir = Path(logs_dir)
+    if logs_dir.is_dir() and _has_event_file(logs_dir):
+        return False
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    hparams = []
+    for dimension in domain.hyper_parameters:
+        if dimension.kind == CATEGORICAL:
+            hparams.append(hp.HParam(dimension.name, hp.Discrete(list(dimension.domain_categories))))
+        elif dimension.kind == INTEGER:
+            hparams.append(hp.HParam(dimension.name, hp.IntInterval(int(dimension.domain_low),
+                                                                    int(dimension.domain_high))))
+        else:
+            hparams.append(hp.HParam(dimension.name, hp.RealInterval(float(dimension.domain_low),
+                                                                     float(dimension.domain_high))))
+    hparams += [hp.HParam("extra_conv_blocks", hp.IntInterval(0, int(domain.max_extra_conv_blocks))),
+                hp.HParam("extra_dense_layers", hp.IntInterval(0, int(domain.max_extra_dense_layers)))]
+    hparams += [hp.HParam(name, hp.Discrete([False, True])) for name in ("l2", "batch_norm", "augmentation")]
+    metrics = [hp.Metric(VAL_LOSS, display_name="validation loss (best epoch)"),
+               hp.Metric(VAL_ACCURACY, display_name="validation accuracy (best epoch)")]
+    writer = tf.summary.create_file_writer(str(logs_dir))
+    try:
+        with writer.as_default():
+            hp.hparams_config(hparams=hparams, metrics=metrics)
+        writer.flush()
+    finally:
+        writer.close()
+    return True
+
+
+def write_trial_hparams(trial_logs_dir: Path, trial_id: str, params: dict[str, Any],
+                        architecture: Architecture, result) -> None:
+    """Write one trial's hyper-parameters, architecture and metrics into its TensorBoard folder."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    trial_logs_dir = Path(trial_logs_dir)
+    trial_logs_dir.mkdir(parents=True, exist_ok=True)
+    values = {name: _hparam_value(value) for name, value in params.items()}
+    values.update({name: _hparam_value(value) for name, value in architecture.to_dict().items()})
+    step = int(result.best_epoch or 0)
+    writer = tf.summary.create_file_writer(str(trial_logs_dir))
+    try:
+        with writer.as_default():
+            hp.hparams(values, trial_id=trial_id)
+            for metric, value in ((VAL_LOSS, result.val_loss), (VAL_ACCURACY, result.val_accuracy)):
+                if value is not None and math.isfinite(value):
+                    tf.summary.scalar(metric, float(value), step=step)
+        writer.flush()
+    finally:
+        writer.close()
+
+
+def export_trial_to_tensorboard(logs_dir: Path, index: int, domain, params: dict[str, Any],
+                                architecture: Architecture, result) -> None:
+    """The experiment config (once) and trial `index`'s HParams summaries under `logs_dir`.
+
+    An export must never cost a training: a failure here is logged and the run goes on.
+    """
+    import logging
+    try:
+        write_hparams_config(logs_dir, domain)
+        write_trial_hparams(Path(logs_dir) / f"trial_{index:04d}", f"trial_{index:04d}", params,
+                            architecture, result)
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not write the TensorBoard HParams of trial %d",
+                                            index, exc_info=True)

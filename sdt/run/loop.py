@@ -1,0 +1,416 @@
+"""The tuning run: checks the inputs, then loops ask -> controller -> tell -> persist to the budget.
+
+`run(config, log_folder)` is the Python API behind `main.py` (which only parses the command
+line). The strategy decides what to try (sdt/strategies.py), the controller runs one iteration
+(controller.py), the neural block trains (neural_network.py, imported only here and only when a
+run starts) and the storage persists every trial with the run state (sdt/storage.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdt.run import exports
+from sdt.strategies import registry as strategies
+from sdt.core.errors import ConfigurationError, RunStateError
+from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
+
+DEFAULT_DATASET = "fashion_mnist_small"
+DEFAULT_MAX_EVALS = 8
+DEFAULT_EPOCHS = 10
+DEFAULT_INITIAL_POINTS = 4
+DEFAULT_EARLY_STOPPING_PATIENCE = 4
+# A run stops after this many failed trainings in a row (each failure is recorded first).
+MAX_CONSECUTIVE_FAILURES = 3
+# Files and folders a run writes; --overwrite removes exactly these.
+RUN_OUTPUTS = ("run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "summary.json", "best_model.keras",
+               "trials", "logs", "trials.csv")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; stored in the database so --resume needs no options."""
+
+    dataset: str = DEFAULT_DATASET
+    max_evals: int = DEFAULT_MAX_EVALS
+    epochs: int = DEFAULT_EPOCHS
+    seed: int = 0
+    objective: str = VAL_LOSS
+    strategy: str = "sdt"
+    search_space_path: str | None = None
+    diagnosis_path: str | None = None
+    rules_path: str | None = None
+    initial_points: int = DEFAULT_INITIAL_POINTS
+    early_stopping_patience: int = DEFAULT_EARLY_STOPPING_PATIENCE
+    validation_fraction: float = 0.1
+    # A user's model `module:function` (README, "Your own model"); None = the built-in CNN.
+    model: str | None = None
+    # Strategy options (sdt/strategies.py STRATEGY_OPTIONS); each strategy reads its own.
+    meta_lr_step_factor: float = strategies.STRATEGY_OPTIONS["meta_lr_step_factor"]
+    meta_lr_p_eps: float = strategies.STRATEGY_OPTIONS["meta_lr_p_eps"]
+    meta_lr_patience: int = strategies.STRATEGY_OPTIONS["meta_lr_patience"]
+    population_size: int = strategies.STRATEGY_OPTIONS["population_size"]
+    tournament_size: int = strategies.STRATEGY_OPTIONS["tournament_size"]
+
+    def validate(self) -> None:
+        if self.max_evals < 1:
+            raise ConfigurationError(f"--max-evals must be >= 1, got {self.max_evals}")
+        if self.epochs < 1:
+            raise ConfigurationError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.seed < 0:
+            raise ConfigurationError(f"--seed must be >= 0, got {self.seed}")
+        if self.objective not in (VAL_LOSS, VAL_ACCURACY):
+            raise ConfigurationError(f"--objective must be {VAL_LOSS} or {VAL_ACCURACY}, got {self.objective!r}")
+        if self.strategy not in strategies.STRATEGIES:
+            raise ConfigurationError(f"--strategy must be one of {', '.join(strategies.STRATEGIES)}, "
+                                     f"got {self.strategy!r}")
+        if self.initial_points < 1:
+            raise ConfigurationError(f"--initial-points must be >= 1, got {self.initial_points}")
+        if self.early_stopping_patience < 0:
+            raise ConfigurationError(f"--patience must be >= 0, got {self.early_stopping_patience}")
+        if not self.meta_lr_step_factor > 1:
+            raise ConfigurationError(f"--meta-lr-step-factor must be > 1, got {self.meta_lr_step_factor}")
+        if not 0 < self.meta_lr_p_eps <= 1:
+            raise ConfigurationError(f"--meta-lr-p-eps must be in (0, 1], got {self.meta_lr_p_eps}")
+        if self.meta_lr_patience < 1:
+            raise ConfigurationError(f"--meta-lr-patience must be >= 1, got {self.meta_lr_patience}")
+        if self.population_size < 2:
+            raise ConfigurationError(f"--population-size must be >= 2, got {self.population_size}")
+        if not 1 <= self.tournament_size <= self.population_size:
+            raise ConfigurationError(f"--tournament-size must be in [1, --population-size "
+                                     f"({self.population_size})], got {self.tournament_size}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """The Keras seed of trial `index`: distinct per trial, fixed by the run seed."""
+    return (seed * 100_003 + index) % (2**31 - 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Run set-up
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class RunContext:
+    """What a run needs once its inputs have been checked (nothing here is mutated per trial)."""
+
+    config: RunConfig
+    log_folder: Path
+    dataset: Any
+    symbolic: Any
+    initial_space: Any
+    domain: Any
+    limits: Any
+    model_builder: Any = None                       # a user's model function; None = the built-in CNN
+    unsupported_actions: frozenset = frozenset()    # architecture actions that model does not take
+
+
+def resolve_path(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def resolve_model(config: RunConfig, model_builder=None) -> tuple[Any, frozenset]:
+    """The user's model function (None: the built-in CNN) and the architecture actions it does
+    not declare in its `supports` attribute. `model_builder` (a callable) wins over config.model."""
+    from sdt.core.user_code import load_callable, unsupported_actions
+    if model_builder is None and config.model:
+        model_builder = load_callable(config.model, option="--model")
+    if model_builder is not None and not callable(model_builder):
+        raise ConfigurationError(f"model must be a function or 'module:function', got {model_builder!r}")
+    return model_builder, unsupported_actions(model_builder, config.model or "")
+
+
+def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunContext:
+    """Load and check every input; touches nothing on disk. Raises TunerError on bad input.
+
+    `model_builder`: a user's model function given as a callable (the API); else config.model."""
+    config.validate()
+    from sdt.data.datasets import load_dataset
+    from sdt.space.domain import Domain
+    from sdt.core.records import MAX_EXTRA_DENSE_LAYERS
+    from sdt.space.search_space import NETWORK_PARAMETERS, all_potential_dimensions, default_search_space, load_search_space
+    from sdt.symbolic.block import SymbolicBlock
+    from sdt.actions import ArchitectureLimits
+
+    symbolic = SymbolicBlock(diagnosis_path=config.diagnosis_path, rules_path=config.rules_path)
+    model_builder, unsupported = resolve_model(config, model_builder)
+    if config.search_space_path:
+        space = load_search_space(config.search_space_path)
+        if model_builder is None:   # a user's model reads the names it chooses
+            space.require(NETWORK_PARAMETERS, source=f"search space '{config.search_space_path}'")
+    else:
+        space = None
+    dataset = load_dataset(config.dataset, seed=config.seed, validation_fraction=config.validation_fraction)
+    if space is None:
+        space = default_search_space(training_size=len(dataset.y_train))
+    from sdt.neural import network as neural_network
+    # A model that cannot grow gets no room for it: no width dimensions for layers it never adds.
+    limits = ArchitectureLimits(
+        max_extra_conv_blocks=(0 if "new_conv_layer" in unsupported
+                               else neural_network.max_extra_conv_blocks(dataset.input_shape)),
+        max_extra_dense_layers=0 if "new_fc_layer" in unsupported else MAX_EXTRA_DENSE_LAYERS)
+    if strategies.uses_full_domain(config.strategy):
+        domain = Domain(all_potential_dimensions(space, limits.max_extra_conv_blocks, limits.max_extra_dense_layers),
+                        limits.max_extra_conv_blocks, limits.max_extra_dense_layers)
+    else:
+        # The other baselines never change the network: their domain is the initial space alone.
+        domain = Domain(space, 0, 0)
+    return RunContext(config, log_folder, dataset, symbolic, space, domain, limits, model_builder, unsupported)
+
+
+def check_log_folder(log_folder: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse unusable folders before anything is written."""
+    from sdt.run.storage import DATABASE_NAME
+    if log_folder.exists() and not log_folder.is_dir():
+        raise RunStateError(f"log folder '{log_folder}' is a file, not a folder")
+    holds_run = (log_folder / DATABASE_NAME).exists()
+    if resume and not holds_run:
+        raise RunStateError(f"--resume: log folder '{log_folder}' holds no run to resume")
+    if not resume and holds_run and not overwrite:
+        raise RunStateError(f"log folder '{log_folder}' already holds a run: pass --resume to continue "
+                            "it or --overwrite to start over")
+    existing = log_folder if log_folder.exists() else next(
+        (p for p in log_folder.parents if p.exists()), Path("/"))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunStateError(f"log folder '{log_folder}' is not writable")
+
+
+def remove_run_outputs(log_folder: Path) -> None:
+    for name in RUN_OUTPUTS:
+        path = log_folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------
+
+def make_trainer(context: RunContext, verbose: int):
+    """The training callable for the controller: neural block + per-trial output paths."""
+    from sdt.neural import network as neural_network
+    # Deterministic ops and seeded Keras: the same --seed gives the same run on CPU.
+    neural_network.configure_determinism(context.config.seed)
+
+    def train(params: dict[str, Any], architecture, index: int):
+        trial_dir = context.log_folder / "trials" / f"trial_{index:04d}"
+        tensorboard_dir = context.log_folder / "logs" / f"trial_{index:04d}"
+        for leftover in (trial_dir, tensorboard_dir):   # from a run killed during this trial
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        trial_dir.mkdir(parents=True)
+        result = neural_network.train(
+            params, architecture, context.dataset, epochs=context.config.epochs,
+            seed=trial_seed(context.config.seed, index), tensorboard_dir=tensorboard_dir,
+            model_path=trial_dir / "model.keras",
+            early_stopping_patience=context.config.early_stopping_patience or None, verbose=verbose,
+            model_builder=context.model_builder)
+        exports.export_trial_to_tensorboard(tensorboard_dir.parent, index, context.domain, params,
+                                            architecture, result)
+        return result
+    return train
+
+
+def make_strategy(context: RunContext):
+    config = context.config
+    options = {name: getattr(config, name) for name in strategies.STRATEGY_OPTIONS if hasattr(config, name)}
+    return strategies.make_strategy(config.strategy, context.domain, config.initial_points,
+                                    dict(options, budget=config.max_evals,
+                                         unsupported_actions=context.unsupported_actions))
+
+
+def build_summary(storage, config: RunConfig, final: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json, rebuilt from the database so the two always agree."""
+    trials = []
+    for trial in storage.trials():
+        trials.append({
+            "index": trial["trial_index"], "params": trial["params"],
+            "architecture": trial["architecture"],
+            "val_loss": trial["val_loss"], "val_accuracy": trial["val_accuracy"],
+            "objective": trial["objective"], "status": trial["status"],
+            "problems": storage.problems_of(trial["trial_index"]),
+            "actions": storage.actions_of(trial["trial_index"]),
+        })
+    best = best_trial(trials)
+    best_summary = None
+    if best is not None:
+        best_summary = {"index": best["index"], "val_loss": best["val_loss"],
+                        "val_accuracy": best["val_accuracy"], "test_accuracy": None}
+        if final and final.get("index") == best["index"]:
+            best_summary["test_accuracy"] = final.get("test_accuracy")
+            best_summary["test_loss"] = final.get("test_loss")
+    return {"strategy": config.strategy, "seed": config.seed, "dataset": config.dataset,
+            "objective": config.objective, "max_evals": config.max_evals, "epochs": config.epochs,
+            "trials": trials, "best": best_summary}
+
+
+def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    completed = [t for t in trials if t["status"] == TrialStatus.COMPLETED]
+    if not completed:
+        return None
+    return min(completed, key=lambda t: (t["objective"], t["index"]))
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    parts = []
+    for name, value in params.items():
+        if isinstance(value, float):
+            parts.append(f"{name}={value:.3g}")
+        else:
+            parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def report_trial(record, total: int, best_objective: float, elapsed: float, done: int, remaining: int,
+                 out=sys.stdout) -> None:
+    """The console lines of one finished trial, in plain words."""
+    result = record.result
+    if result.status == TrialStatus.COMPLETED:
+        metrics = f"val_loss {result.val_loss:.4f}  val_accuracy {result.val_accuracy:.4f}"
+    elif result.status == TrialStatus.DIVERGED:
+        metrics = "DIVERGED (loss became NaN/inf)"
+    else:
+        metrics = f"FAILED ({result.error})"
+    eta = elapsed / max(done, 1) * remaining
+    print(f"[{record.index + 1}/{total}] {metrics}  | best objective {best_objective:.4f} | "
+          f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s | elapsed {format_duration(elapsed)}, "
+          f"~{format_duration(eta)} left", file=out)
+    print(f"    params: {describe_params(record.params)}", file=out)
+    if record.diagnosis is not None:
+        for problem in record.diagnosis.problems:
+            explanation = problem.explanation.removeprefix(f"{problem.name}: ")
+            print(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {explanation}", file=out)
+        if not record.diagnosis.problems:
+            print("    diagnosis: no problem found", file=out)
+    if record.outcome is not None:
+        for applied in record.outcome.applied:
+            print(f"    action {applied.description}", file=out)
+        for action, reason in record.outcome.skipped:
+            print(f"    skipped {action}: {reason}", file=out)
+    out.flush()
+
+
+def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
+        verbose: int = 0, out=sys.stdout, resume_budget: int | None = None,
+        make_train=None, model_builder=None) -> dict[str, Any]:
+    """Run (or resume) a tuning run to its budget; returns the summary dict.
+
+    `model_builder`: a user's model function as a callable (else config.model, else the CNN).
+
+    On resume the stored configuration is used; only the budget may be raised (`resume_budget`).
+    `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
+    """
+    from sdt.run.controller import Controller, ControllerState, Objective
+    from sdt.run.storage import SUMMARY_NAME, RunStorage, write_json_atomically
+
+    log_folder = Path(log_folder).expanduser().resolve()
+    check_log_folder(log_folder, resume, overwrite)
+    if resume:
+        with RunStorage.open(log_folder) as stored:
+            stored_config = RunConfig.from_dict(stored.run_value("config"))
+        # Only the budget may change on resume; everything else is the stored run's.
+        config = replace(stored_config, max_evals=resume_budget or stored_config.max_evals)
+    context = prepare(config, log_folder, model_builder)
+    print(f"dataset: {context.dataset.summary()}", file=out)
+    controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
+                            Objective(config.objective, context.dataset.num_classes), context.limits,
+                            tune=strategies.tunes_network(config.strategy),
+                            unsupported_actions=context.unsupported_actions)
+    strategy = make_strategy(context)
+
+    if resume:
+        storage = RunStorage.open(log_folder)
+        for trial in storage.trials():
+            from sdt.core.records import Architecture
+            strategy.tell(trial["params"], Architecture.from_dict(trial["architecture"]), trial["objective"])
+        _, state_data = storage.last_state()
+        state = ControllerState.from_dict(state_data)
+        start = storage.trial_count()
+        print(f"resuming '{log_folder}' at trial {start + 1}/{config.max_evals}", file=out)
+    else:
+        if overwrite:
+            remove_run_outputs(log_folder)
+        log_folder.mkdir(parents=True, exist_ok=True)
+        state = controller.initial_state(context.initial_space)
+        storage = RunStorage.create(
+            log_folder, config=asdict(config), domain=context.domain.to_dict(), initial_state=state.to_dict(),
+            initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
+            initial_weights=state.rule_weights.to_dict())
+        start = 0
+    summary_path = log_folder / SUMMARY_NAME
+    write_json_atomically(summary_path, build_summary(storage, config, None))
+    exports.write_trials_csv(log_folder, storage)
+
+    started = time.monotonic()
+    consecutive_failures = 0
+    try:
+        for index in range(start, config.max_evals):
+            if strategy.finished:
+                print(f"the {config.strategy} strategy stopped after {index} trainings", file=out)
+                break
+            params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
+            record, state = controller.run_iteration(
+                index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
+            record = replace(record, point=tuple(strategy.point(record.params, record.architecture)))
+            strategy.tell(record.params, record.architecture, record.objective)
+            storage.commit_trial(record.to_dict(), state.to_dict())
+            write_json_atomically(summary_path, build_summary(storage, config, None))
+            exports.write_trials_csv(log_folder, storage)
+            report_trial(record, config.max_evals, state.best_objective, time.monotonic() - started,
+                         index - start + 1, config.max_evals - index - 1, out=out)
+            consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
+            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                raise RunStateError(
+                    f"{consecutive_failures} trainings failed in a row (last: {record.result.error}); "
+                    f"the run is saved: fix the cause and continue with --resume --log-folder {log_folder}")
+        final = finish(storage, context, out)
+        summary = build_summary(storage, config, final)
+        write_json_atomically(summary_path, summary)
+        return summary
+    finally:
+        storage.close()
+
+
+def finish(storage, context: RunContext, out) -> dict[str, Any] | None:
+    """Evaluate the best model once on the test set and copy it to best_model.keras."""
+    trials = [{"index": t["trial_index"], "status": t["status"], "objective": t["objective"],
+               "model_path": t["model_path"], "val_loss": t["val_loss"], "val_accuracy": t["val_accuracy"]}
+              for t in storage.trials()]
+    best = best_trial(trials)
+    if best is None or not best["model_path"] or not Path(best["model_path"]).exists():
+        print("no completed trial: no best model to evaluate", file=out)
+        return None
+    from sdt.neural import network as neural_network
+    metrics = neural_network.evaluate(best["model_path"], context.dataset.x_test, context.dataset.y_test)
+    shutil.copyfile(best["model_path"], context.log_folder / "best_model.keras")
+    final = {"index": best["index"], "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
+    storage.set_final(final)
+    print(f"best trial {best['index'] + 1}: val_loss {best['val_loss']:.4f}, val_accuracy "
+          f"{best['val_accuracy']:.4f}, test_accuracy {metrics['accuracy']:.4f} "
+          f"(model: {context.log_folder / 'best_model.keras'})", file=out)
+    return final

@@ -1,0 +1,340 @@
+"""Persistence of a run: the SQLite database and the atomically rewritten summary.json.
+
+Everything a trial produces is written in one transaction (`RunStorage.commit_trial`), so
+after a crash the database holds every completed trial exactly once and nothing of the
+trial that was running. The controller's state after each trial (search space,
+architecture, rule weights, LFI evidence, actions awaiting judgement) is stored with it, so
+a resumed run continues from the last committed trial with the same state.
+
+The database is opened in WAL mode so the dashboard can read it while the run writes.
+This module knows nothing of Keras or ProbLog: it stores the dictionaries the records
+produce with their to_dict() methods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+from sdt.core.errors import RunStateError
+
+DATABASE_NAME = "run.sqlite"
+SUMMARY_NAME = "summary.json"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    key   TEXT PRIMARY KEY,       -- 'config', 'domain', 'initial_state', 'schema_version', 'final'
+    value TEXT NOT NULL           -- JSON
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_index       INTEGER PRIMARY KEY,
+    status            TEXT NOT NULL,     -- completed | diverged | failed
+    objective         REAL NOT NULL,     -- what the optimiser was told (finite, penalty for failures)
+    val_loss          REAL,
+    val_accuracy      REAL,
+    best_epoch        INTEGER,
+    epochs_run        INTEGER,
+    duration_seconds  REAL,              -- training time
+    symbolic_seconds  REAL,              -- facts + LFI + diagnosis + choice + tuning
+    parameter_count   INTEGER,
+    model_path        TEXT,
+    error             TEXT,
+    params            TEXT NOT NULL,     -- JSON: hyper-parameters used
+    architecture      TEXT NOT NULL,     -- JSON: Architecture used
+    point             TEXT NOT NULL,     -- JSON: the point told to the optimiser (domain coordinates)
+    history           TEXT NOT NULL,     -- JSON: per-epoch loss/accuracy/val_loss/val_accuracy
+    improved          INTEGER,           -- 1 if this trial beat the best objective before it
+    finished_at       REAL NOT NULL      -- unix time
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    trial_index  INTEGER NOT NULL,
+    epoch        INTEGER NOT NULL,
+    loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
+    PRIMARY KEY (trial_index, epoch)
+);
+CREATE TABLE IF NOT EXISTS diagnoses (
+    trial_index  INTEGER NOT NULL,
+    problem      TEXT NOT NULL,
+    probability  REAL NOT NULL,
+    explanation  TEXT NOT NULL,
+    PRIMARY KEY (trial_index, problem)
+);
+CREATE TABLE IF NOT EXISTS candidate_actions (
+    trial_index  INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    problem      TEXT NOT NULL,
+    probability  REAL NOT NULL,
+    PRIMARY KEY (trial_index, action, problem)
+);
+CREATE TABLE IF NOT EXISTS applied_actions (
+    trial_index  INTEGER NOT NULL,
+    position     INTEGER NOT NULL,
+    action       TEXT NOT NULL,
+    problem      TEXT,
+    description  TEXT NOT NULL,
+    changes      TEXT NOT NULL,          -- JSON list of {target, before, after}
+    PRIMARY KEY (trial_index, position)
+);
+CREATE TABLE IF NOT EXISTS rule_weights (
+    trial_index  INTEGER NOT NULL,       -- weights in force for this trial's choice (after its LFI); -1 = initial
+    action       TEXT NOT NULL,
+    problem      TEXT NOT NULL,
+    weight       REAL NOT NULL,
+    PRIMARY KEY (trial_index, action, problem)
+);
+CREATE TABLE IF NOT EXISTS search_spaces (
+    trial_index  INTEGER PRIMARY KEY,    -- space after this trial's actions; -1 = initial
+    space        TEXT NOT NULL,          -- JSON SearchSpace
+    architecture TEXT NOT NULL           -- JSON Architecture
+);
+CREATE TABLE IF NOT EXISTS controller_states (
+    trial_index  INTEGER PRIMARY KEY,    -- state after this trial; -1 = initial
+    state        TEXT NOT NULL           -- JSON, see controller.ControllerState
+);
+"""
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars slip through from skopt; store them as plain numbers.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def _replace_atomically(path: Path, write: Callable[[TextIO], None], newline: str | None = None) -> None:
+    """Write `path` through a temporary file and a rename: readers see the old or the new file, never half."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path`, replacing it atomically."""
+    def write(stream: TextIO) -> None:
+        json.dump(data, stream, indent=2, sort_keys=False, allow_nan=False, default=_json_default)
+        stream.write("\n")
+    _replace_atomically(path, write)
+
+
+def write_csv_atomically(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write `rows` as CSV (header `columns`, None as an empty cell), replacing `path` atomically."""
+    import csv
+
+    def write(stream: TextIO) -> None:
+        writer = csv.DictWriter(stream, fieldnames=columns, restval="", extrasaction="raise")
+        writer.writeheader()
+        writer.writerows([{key: "" if value is None else value for key, value in row.items()} for row in rows])
+    _replace_atomically(path, write, newline="")
+
+
+class RunStorage:
+    """The database of one run, in `<log_folder>/run.sqlite`."""
+
+    def __init__(self, log_folder: Path, connection: sqlite3.Connection):
+        self.log_folder = Path(log_folder)
+        self._connection = connection
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, log_folder: Path, config: dict[str, Any], domain: dict[str, Any],
+               initial_state: dict[str, Any], initial_space: dict[str, Any],
+               initial_architecture: dict[str, Any], initial_weights: dict[str, Any]) -> "RunStorage":
+        """Create the database of a new run (the folder must not hold one)."""
+        log_folder = Path(log_folder)
+        path = log_folder / DATABASE_NAME
+        if path.exists():
+            raise RunStateError(f"log folder '{log_folder}' already holds a run")
+        connection = cls._connect(path)
+        storage = cls(log_folder, connection)
+        with connection:
+            connection.executescript(_SCHEMA)
+        with connection:
+            connection.executemany("INSERT INTO run (key, value) VALUES (?, ?)", [
+                ("schema_version", _json(SCHEMA_VERSION)), ("config", _json(config)),
+                ("domain", _json(domain)),
+            ])
+            storage._insert_space(connection, -1, initial_space, initial_architecture)
+            storage._insert_weights(connection, -1, initial_weights)
+            connection.execute("INSERT INTO controller_states (trial_index, state) VALUES (?, ?)",
+                               (-1, _json(initial_state)))
+        return storage
+
+    @classmethod
+    def open(cls, log_folder: Path, read_only: bool = False) -> "RunStorage":
+        """Open the database of an existing run."""
+        log_folder = Path(log_folder)
+        path = log_folder / DATABASE_NAME
+        if not path.is_file():
+            raise RunStateError(f"log folder '{log_folder}' holds no run (no {DATABASE_NAME})")
+        connection = cls._connect(path, read_only=read_only)
+        try:
+            version = connection.execute("SELECT value FROM run WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as err:
+            connection.close()
+            raise RunStateError(f"'{path}' is not a readable run database: {err}") from err
+        if version is None or json.loads(version[0]) != SCHEMA_VERSION:
+            connection.close()
+            raise RunStateError(f"'{path}' has an unknown schema version {version and version[0]}")
+        return cls(log_folder, connection)
+
+    @staticmethod
+    def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+        if read_only:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        else:
+            connection = sqlite3.connect(path, timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+        connection.row_factory = sqlite3.Row
+        return connection
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> "RunStorage":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def _insert_space(connection: sqlite3.Connection, trial_index: int,
+                      space: dict[str, Any], architecture: dict[str, Any]) -> None:
+        connection.execute(
+            "INSERT INTO search_spaces (trial_index, space, architecture) VALUES (?, ?, ?)",
+            (trial_index, _json(space), _json(architecture)))
+
+    @staticmethod
+    def _insert_weights(connection: sqlite3.Connection, trial_index: int, weights: dict[str, Any]) -> None:
+        connection.executemany(
+            "INSERT INTO rule_weights (trial_index, action, problem, weight) VALUES (?, ?, ?, ?)",
+            [(trial_index, rule["action"], rule["problem"], float(rule["weight"])) for rule in weights["rules"]])
+
+    def commit_trial(self, trial: dict[str, Any], state: dict[str, Any]) -> None:
+        """Store one finished trial and the controller state after it, in one transaction.
+
+        `trial` is controller.TrialRecord.to_dict(); `state` is ControllerState.to_dict().
+        """
+        index = int(trial["index"])
+        result = trial["result"]
+        history = result.get("history") or {}
+        connection = self._connection
+        with connection:
+            connection.execute(
+                "INSERT INTO trials (trial_index, status, objective, val_loss, val_accuracy, best_epoch,"
+                " epochs_run, duration_seconds, symbolic_seconds, parameter_count, model_path, error,"
+                " params, architecture, point, history, improved, finished_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (index, result["status"], float(trial["objective"]), _finite_or_none(result.get("val_loss")),
+                 _finite_or_none(result.get("val_accuracy")), result.get("best_epoch"),
+                 result.get("epochs_run"), result.get("duration_seconds"), trial.get("symbolic_seconds"),
+                 result.get("parameter_count"), result.get("model_path"), result.get("error"),
+                 _json(trial["params"]), _json(trial["architecture"]), _json(trial["point"]),
+                 _json(history), None if trial.get("improved") is None else int(trial["improved"]),
+                 time.time()))
+            epochs = len(history.get("loss", []))
+            connection.executemany(
+                "INSERT INTO epochs (trial_index, epoch, loss, accuracy, val_loss, val_accuracy)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(index, epoch, *[_value_at(history, key, epoch)
+                                  for key in ("loss", "accuracy", "val_loss", "val_accuracy")])
+                 for epoch in range(epochs)])
+            diagnosis = trial.get("diagnosis") or {}
+            connection.executemany(
+                "INSERT INTO diagnoses (trial_index, problem, probability, explanation) VALUES (?, ?, ?, ?)",
+                [(index, p["name"], float(p["probability"]), p["explanation"]) for p in diagnosis.get("problems", [])])
+            connection.executemany(
+                "INSERT OR REPLACE INTO candidate_actions (trial_index, action, problem, probability)"
+                " VALUES (?, ?, ?, ?)",
+                [(index, a["name"], a["problem"], float(a["probability"])) for a in diagnosis.get("actions", [])])
+            outcome = trial.get("outcome") or {}
+            connection.executemany(
+                "INSERT INTO applied_actions (trial_index, position, action, problem, description, changes)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(index, position, record["action"], record.get("problem"), record["description"],
+                  _json(record["changes"])) for position, record in enumerate(outcome.get("applied", []))])
+            if trial.get("rule_weights") is not None:
+                self._insert_weights(connection, index, trial["rule_weights"])
+            self._insert_space(connection, index, state["space"], state["architecture"])
+            connection.execute("INSERT INTO controller_states (trial_index, state) VALUES (?, ?)",
+                               (index, _json(state)))
+
+    def set_final(self, final: dict[str, Any]) -> None:
+        """Record the end-of-run result (best trial and its test metrics)."""
+        with self._connection:
+            self._connection.execute("INSERT OR REPLACE INTO run (key, value) VALUES ('final', ?)", (_json(final),))
+
+    # ------------------------------------------------------------------ reading
+    def run_value(self, key: str) -> Any:
+        row = self._connection.execute("SELECT value FROM run WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def trial_count(self) -> int:
+        return int(self._connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    def trials(self) -> Iterator[dict[str, Any]]:
+        """Every stored trial in index order, JSON columns decoded."""
+        for row in self._connection.execute("SELECT * FROM trials ORDER BY trial_index"):
+            trial = dict(row)
+            for key in ("params", "architecture", "point", "history"):
+                trial[key] = json.loads(trial[key])
+            trial["improved"] = None if trial["improved"] is None else bool(trial["improved"])
+            yield trial
+
+    def problems_of(self, trial_index: int) -> list[str]:
+        return [r[0] for r in self._connection.execute(
+            "SELECT problem FROM diagnoses WHERE trial_index=? ORDER BY problem", (trial_index,))]
+
+    def actions_of(self, trial_index: int) -> list[str]:
+        return [r[0] for r in self._connection.execute(
+            "SELECT action FROM applied_actions WHERE trial_index=? ORDER BY position", (trial_index,))]
+
+    def last_state(self) -> tuple[int, dict[str, Any]]:
+        """(trial index, controller state) of the newest committed state (-1 = initial)."""
+        row = self._connection.execute(
+            "SELECT trial_index, state FROM controller_states ORDER BY trial_index DESC LIMIT 1").fetchone()
+        return int(row[0]), json.loads(row[1])
+
+    def integrity_ok(self) -> bool:
+        return self._connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _value_at(history: dict[str, list], key: str, epoch: int) -> Any:
+    values = history.get(key) or []
+    return _finite_or_none(values[epoch]) if epoch < len(values) else None
+
+
+def read_summary(log_folder: Path) -> dict[str, Any] | None:
+    path = Path(log_folder) / SUMMARY_NAME
+    if not path.exists():
+        return None
+    with closing(open(path, encoding="utf-8")) as stream:
+        return json.load(stream)

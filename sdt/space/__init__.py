@@ -1,0 +1,1 @@
+"""Layer 1: the search space (dimensions, bounds, hard domains) and the fixed domain of a run's points."""

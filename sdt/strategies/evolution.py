@@ -1,0 +1,320 @@
+"""The `evolution` strategy: DLOPT-style evolutionary search of hyper-parameters and architecture.
+
+As in DLOPT (Camero, Toutouh and Alba), the *problem* is kept apart from the *algorithm*:
+
+- `ArchitectureProblem` knows the network: what a candidate is (a `Genome`: the
+  hyper-parameters the network uses plus its `Architecture`), how to draw one at random,
+  how to mutate one, how to decode it for the trainer and how to check it is valid. Every
+  bound comes from the run's `Domain`: the *current* bounds of its hyper-parameters (the
+  initial space plus the l2_factor / unit_c3.. / unit_d2.. templates, the same ranges the
+  other strategies start from) and its max_extra_conv_blocks / max_extra_dense_layers
+  (already reduced to what fits the input size).
+- `EvolutionStrategy` knows nothing of networks: a population, tournament selection,
+  mutation of the winner, steady-state replacement with elitism, a budget of trainings.
+
+Genome and decoding: a genome holds exactly the hyper-parameters its network reads (the
+paper's nine, unit_c3.. for each extra conv block, unit_d2.. for each extra dense layer,
+l2_factor when L2 is on) and the architecture (extra conv blocks, extra dense layers, L2,
+batch normalisation, augmentation). Decoding is therefore the identity, and a told
+(params, architecture) pair *is* a genome: the population is rebuilt on resume by replaying
+tell() alone.
+
+Mutation operators (`ArchitectureProblem.mutate`):
+
+- hyper-parameter mutation, each active hyper-parameter with probability 1/(their number):
+  a numeric one gets a Gaussian step of `MUTATION_SCALE` of its range (measured on a log
+  scale for log-uniform dimensions), clipped into its bounds and rounded for integers; a
+  categorical one switches to another category drawn uniformly;
+- with probability `ARCHITECTURE_MUTATION_RATE`, one architecture operator drawn uniformly
+  among those applicable: add / remove the last extra conv block, add / remove the last
+  extra dense layer (an added layer's width is drawn uniformly from its dimension), toggle
+  L2 (switching it on draws l2_factor), toggle batch normalisation, toggle augmentation;
+- switches a user's model does not support (`fixed_features`, from its `supports`) stay off,
+  and the domain already gives it no extra layers;
+- a child identical to its parent gets one more hyper-parameter mutation (up to 10 tries),
+  so no training is spent on a copy.
+
+Algorithm (`EvolutionStrategy`): the first `population_size` trainings are random candidates
+(hyper-parameters drawn from the current bounds with their priors, architecture drawn
+uniformly). After that each candidate is the mutation of the winner of a tournament of
+`tournament_size` members drawn without replacement (lowest objective wins, ties to the
+earlier member). Replacement is steady-state: a trained child replaces the worst member when
+it is at least as good (ties favour the child, so a flat landscape still drifts), otherwise
+it is discarded. Only the worst is ever replaced, so the best candidate is never lost
+(elitism). The budget is the run's number of trainings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from sdt.space.domain import Domain, sample_params
+from sdt.core.records import L2_FACTOR, Architecture, extra_conv_width_name, extra_dense_width_name
+from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
+
+DEFAULT_POPULATION_SIZE = 6
+DEFAULT_TOURNAMENT_SIZE = 2
+# Standard deviation of a numeric mutation, as a fraction of the dimension's (log-)range.
+MUTATION_SCALE = 0.2
+# Probability that a child also gets one architecture mutation.
+ARCHITECTURE_MUTATION_RATE = 0.5
+# A child equal to its parent is mutated again up to this many times (rounding or a bound can
+# undo a step); a parent whose every gene is fixed can only yield copies.
+_COPY_RETRIES = 10
+
+# Names of the architecture operators, in the order they are considered.
+ADD_CONV_BLOCK = "add_conv_block"
+REMOVE_CONV_BLOCK = "remove_conv_block"
+ADD_DENSE_LAYER = "add_dense_layer"
+REMOVE_DENSE_LAYER = "remove_dense_layer"
+TOGGLE_L2 = "toggle_l2"
+TOGGLE_BATCH_NORM = "toggle_batch_norm"
+TOGGLE_AUGMENTATION = "toggle_augmentation"
+# The on/off features of an Architecture a genome may switch.
+SWITCHES = ("l2", "batch_norm", "augmentation")
+ARCHITECTURE_OPERATORS = (ADD_CONV_BLOCK, REMOVE_CONV_BLOCK, ADD_DENSE_LAYER, REMOVE_DENSE_LAYER,
+                          TOGGLE_L2, TOGGLE_BATCH_NORM, TOGGLE_AUGMENTATION)
+
+
+@dataclass(frozen=True)
+class Genome:
+    """One candidate network: the hyper-parameters it reads and its architecture."""
+
+    params: dict[str, Any]
+    architecture: Architecture
+
+
+# ---------------------------------------------------------------------------------------
+# The problem: encoding, random candidates, mutation, validity
+# ---------------------------------------------------------------------------------------
+
+class ArchitectureProblem:
+    """Candidates of the paper's CNN grown within a run's Domain."""
+
+    def __init__(self, domain: Domain, fixed_features: frozenset[str] = frozenset()):
+        """`fixed_features`: switches among l2, batch_norm, augmentation that stay off (a user's
+        model that does not support them)."""
+        unknown = sorted(set(fixed_features) - set(SWITCHES))
+        if unknown:
+            raise ValueError(f"fixed_features must be among {list(SWITCHES)}, got {unknown}")
+        self.domain = domain
+        self.fixed_features = frozenset(fixed_features)
+        self.space: SearchSpace = domain.hyper_parameters
+        self.max_extra_conv_blocks = domain.max_extra_conv_blocks
+        self.max_extra_dense_layers = domain.max_extra_dense_layers
+        needed = ([extra_conv_width_name(i) for i in range(self.max_extra_conv_blocks)]
+                  + [extra_dense_width_name(i) for i in range(self.max_extra_dense_layers)] + [L2_FACTOR])
+        missing = [name for name in needed if name not in self.space]
+        if missing:
+            raise ValueError(f"the evolution domain lacks the dimensions {missing} its architectures need")
+        extra = set(needed)
+        # The hyper-parameters every candidate uses, whatever its architecture.
+        self.base_names = [name for name in self.space.names if name not in extra]
+
+    # ------------------------------------------------------------------ encoding
+    def active_names(self, architecture: Architecture) -> list[str]:
+        """The hyper-parameters a network with `architecture` reads, in domain order."""
+        names = set(self.base_names) | set(architecture.extra_width_names())
+        if architecture.l2:
+            names.add(L2_FACTOR)
+        return [name for name in self.space.names if name in names]
+
+    def encode(self, params: dict[str, Any], architecture: Architecture) -> Genome:
+        """The genome of a told training (its params restricted to the active ones)."""
+        return Genome({name: self.space[name].python_value(params[name])
+                       for name in self.active_names(architecture)}, architecture)
+
+    def decode(self, genome: Genome) -> tuple[dict[str, Any], Architecture]:
+        """What the trainer receives: the genome's hyper-parameters and architecture."""
+        return dict(genome.params), genome.architecture
+
+    def validity_errors(self, genome: Genome) -> list[str]:
+        """Why `genome` is not a valid candidate of this problem (empty when it is)."""
+        errors = []
+        architecture = genome.architecture
+        if not 0 <= architecture.extra_conv_blocks <= self.max_extra_conv_blocks:
+            errors.append(f"extra_conv_blocks must be in [0, {self.max_extra_conv_blocks}], "
+                          f"got {architecture.extra_conv_blocks}")
+        for name in sorted(self.fixed_features):
+            if getattr(architecture, name):
+                errors.append(f"{name} must stay off (fixed), got on")
+        if not 0 <= architecture.extra_dense_layers <= self.max_extra_dense_layers:
+            errors.append(f"extra_dense_layers must be in [0, {self.max_extra_dense_layers}], "
+                          f"got {architecture.extra_dense_layers}")
+        expected = set(self.active_names(architecture))
+        if set(genome.params) != expected:
+            errors.append(f"expected hyper-parameters {sorted(expected)}, got {sorted(genome.params)}")
+        for name, value in genome.params.items():
+            if name in self.space and not self.space[name].contains(value):
+                errors.append(f"{name}={value!r} lies outside {self.space[name].describe_bounds()}")
+        return errors
+
+    def is_valid(self, genome: Genome) -> bool:
+        return not self.validity_errors(genome)
+
+    # ------------------------------------------------------------------ random candidates
+    def random_value(self, name: str, rng: np.random.Generator) -> Any:
+        return sample_params(SearchSpace((self.space[name],)), 1, rng)[0][name]
+
+    def random_genome(self, rng: np.random.Generator) -> Genome:
+        """Hyper-parameters from the current bounds (priors respected), architecture uniform."""
+        switches = {name: bool(rng.integers(0, 2)) and name not in self.fixed_features for name in SWITCHES}
+        architecture = Architecture(
+            extra_conv_blocks=int(rng.integers(0, self.max_extra_conv_blocks + 1)),
+            extra_dense_layers=int(rng.integers(0, self.max_extra_dense_layers + 1)), **switches)
+        params = sample_params(self.space, 1, rng)[0]
+        return self.encode(params, architecture)
+
+    # ------------------------------------------------------------------ mutation
+    def mutate_value(self, dimension: Dimension, value: Any, rng: np.random.Generator) -> Any:
+        """A new value of one hyper-parameter near `value`, inside the current bounds."""
+        if dimension.kind == CATEGORICAL:
+            others = [c for c in dimension.categories if c != value]
+            return value if not others else others[int(rng.integers(0, len(others)))]
+        low, high = float(dimension.low), float(dimension.high)
+        if low == high:
+            return dimension.python_value(low)
+        if dimension.prior == LOG_UNIFORM:
+            scaled = math.log(float(value)) + rng.normal(0.0, MUTATION_SCALE * (math.log(high) - math.log(low)))
+            new = math.exp(scaled)
+        else:
+            new = float(value) + rng.normal(0.0, MUTATION_SCALE * (high - low))
+        new = min(max(new, low), high)
+        if dimension.kind == INTEGER:
+            new = min(max(int(round(new)), int(dimension.low)), int(dimension.high))
+        return dimension.python_value(new)
+
+    def applicable_operators(self, architecture: Architecture) -> list[str]:
+        operators = []
+        if architecture.extra_conv_blocks < self.max_extra_conv_blocks:
+            operators.append(ADD_CONV_BLOCK)
+        if architecture.extra_conv_blocks > 0:
+            operators.append(REMOVE_CONV_BLOCK)
+        if architecture.extra_dense_layers < self.max_extra_dense_layers:
+            operators.append(ADD_DENSE_LAYER)
+        if architecture.extra_dense_layers > 0:
+            operators.append(REMOVE_DENSE_LAYER)
+        return operators + [toggle for name, toggle in zip(SWITCHES, (TOGGLE_L2, TOGGLE_BATCH_NORM,
+                                                                     TOGGLE_AUGMENTATION))
+                            if name not in self.fixed_features]
+
+    def mutate_architecture(self, genome: Genome, operator: str, rng: np.random.Generator) -> Genome:
+        """Apply one architecture operator; hyper-parameters follow (new widths drawn, old ones dropped)."""
+        architecture = genome.architecture
+        changes: dict[str, Callable[[Architecture], Architecture]] = {
+            ADD_CONV_BLOCK: lambda a: replace(a, extra_conv_blocks=a.extra_conv_blocks + 1),
+            REMOVE_CONV_BLOCK: lambda a: replace(a, extra_conv_blocks=a.extra_conv_blocks - 1),
+            ADD_DENSE_LAYER: lambda a: replace(a, extra_dense_layers=a.extra_dense_layers + 1),
+            REMOVE_DENSE_LAYER: lambda a: replace(a, extra_dense_layers=a.extra_dense_layers - 1),
+            TOGGLE_L2: lambda a: replace(a, l2=not a.l2),
+            TOGGLE_BATCH_NORM: lambda a: replace(a, batch_norm=not a.batch_norm),
+            TOGGLE_AUGMENTATION: lambda a: replace(a, augmentation=not a.augmentation),
+        }
+        if operator not in self.applicable_operators(architecture):
+            raise ValueError(f"operator {operator!r} does not apply to {architecture}")
+        new_architecture = changes[operator](architecture)
+        params = {}
+        for name in self.active_names(new_architecture):
+            params[name] = genome.params[name] if name in genome.params else self.random_value(name, rng)
+        return Genome(params, new_architecture)
+
+    def mutate_params(self, genome: Genome, rng: np.random.Generator, force: bool = False) -> Genome:
+        """Each active hyper-parameter mutates with probability 1/n; `force`: exactly one does."""
+        names = [n for n in genome.params if not self.space[n].is_fixed]
+        if not names:
+            return genome
+        params = dict(genome.params)
+        if force:
+            chosen = [names[int(rng.integers(0, len(names)))]]
+        else:
+            draws = rng.random(len(names))
+            chosen = [name for name, draw in zip(names, draws) if draw < 1.0 / len(names)]
+        for name in chosen:
+            params[name] = self.mutate_value(self.space[name], params[name], rng)
+        return Genome(params, genome.architecture)
+
+    def mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
+        """A child of `genome` (see the module docstring for the operators and their rates)."""
+        child = genome
+        if rng.random() < ARCHITECTURE_MUTATION_RATE:
+            operators = self.applicable_operators(child.architecture)
+            if operators:      # none when the model's network is fixed
+                child = self.mutate_architecture(child, operators[int(rng.integers(0, len(operators)))], rng)
+        child = self.mutate_params(child, rng)
+        for _ in range(_COPY_RETRIES):
+            if child != genome:
+                break
+            child = self.mutate_params(child, rng, force=True)
+        return child
+
+
+# ---------------------------------------------------------------------------------------
+# The algorithm: population, tournament, steady-state replacement with elitism
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    """A trained candidate in the population; `index` is its position among the told trainings."""
+
+    genome: Genome
+    objective: float
+    index: int
+
+
+class EvolutionStrategy:
+    """Steady-state evolutionary algorithm on any problem with random_genome / mutate / encode / decode."""
+
+    def __init__(self, problem: ArchitectureProblem, population_size: int = DEFAULT_POPULATION_SIZE,
+                 tournament_size: int = DEFAULT_TOURNAMENT_SIZE, budget: int | None = None):
+        if population_size < 2:
+            raise ValueError(f"population_size must be >= 2, got {population_size}")
+        if not 1 <= tournament_size <= population_size:
+            raise ValueError(f"tournament_size must be in [1, population_size={population_size}], "
+                             f"got {tournament_size}")
+        self.problem = problem
+        self.population_size = population_size
+        self.tournament_size = tournament_size
+        self.budget = budget
+        self.population: list[Member] = []
+        self.told = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.budget is not None and self.told >= self.budget
+
+    @property
+    def best(self) -> Member | None:
+        return min(self.population, key=lambda m: (m.objective, m.index), default=None)
+
+    def tournament(self, rng: np.random.Generator) -> Member:
+        """The best of `tournament_size` members drawn without replacement."""
+        drawn = rng.choice(len(self.population), size=self.tournament_size, replace=False)
+        return min((self.population[int(i)] for i in drawn), key=lambda m: (m.objective, m.index))
+
+    def next_genome(self, rng: np.random.Generator) -> Genome:
+        if self.told < self.population_size:
+            return self.problem.random_genome(rng)
+        return self.problem.mutate(self.tournament(rng).genome, rng)
+
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
+        return self.problem.decode(self.next_genome(rng))
+
+    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float) -> None:
+        if not math.isfinite(objective):
+            raise ValueError(f"objective must be finite, got {objective}")
+        member = Member(self.problem.encode(params, architecture), float(objective), self.told)
+        self.told += 1
+        if len(self.population) < self.population_size:
+            self.population.append(member)
+            return
+        worst = max(range(len(self.population)),
+                    key=lambda i: (self.population[i].objective, self.population[i].index))
+        if member.objective <= self.population[worst].objective:
+            self.population[worst] = member
+
+    def point(self, params: dict[str, Any], architecture: Architecture) -> list[Any]:
+        return self.problem.domain.encode(params, architecture)

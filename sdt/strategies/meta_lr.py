@@ -1,0 +1,199 @@
+"""The `meta-lr` strategy: probabilistic adjustment of the learning rate alone.
+
+The meta-learning poster of Verucchi, Franchini, Spallanzani, Bertogna and Zanni (Algorithms
+AdjustLR and TuneLearningRate): train once at a heuristic learning rate, then repeatedly draw
+a move (increase / keep / decrease) with probabilities p1, p2, p3, train again, and make the
+drawn move more likely when the training improved, less likely when it got worse.
+
+Choices this implementation makes (the poster leaves them open):
+
+- Everything but the learning rate is fixed at the *default configuration* of the initial
+  search space: the middle of each numeric range (geometric middle for a log-uniform prior,
+  arithmetic middle otherwise, rounded for integers) and the first category of each
+  categorical dimension (Adam and relu for the paper's space).
+- The heuristic start is the geometric middle of the learning_rate bounds (3.2e-4 for the
+  paper's 1e-4..1e-3), so the first moves can go either way.
+- A step multiplies (increase) or divides (decrease) the learning rate by `step_factor`,
+  i.e. it adds or subtracts log(step_factor) on a log scale: learning rates span orders of
+  magnitude, and an additive step that is sensible at 1e-3 would jump past 1e-4 to a
+  negative rate. The result is clipped into the learning_rate bounds of the initial space
+  (the range the bo and random baselines search).
+- "Improvement" means the objective beats the best objective so far (strictly lower), as
+  the controller judges its actions; the first training sets the reference and moves nothing.
+- Probability update: the drawn move c gets +p_eps after an improvement and -p_eps after a
+  worsening, the two other moves -p_eps/2 / +p_eps/2 each. At the boundary each probability
+  is clipped into [0, 1] and the three are divided by their sum, so they stay a
+  distribution (the sum before clipping is 1, so after clipping it is positive).
+- The move of step i is read from the told learning rates (higher / equal / lower than the
+  previous one), never remembered from ask(): a resumed run rebuilds the same state by
+  replaying tell() alone. A move the bound blocks completely trained the same learning rate
+  again, so it is credited as a keep.
+- The strategy finishes after `patience` steps in a row without improvement, or at the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sdt.core.errors import ConfigurationError
+from sdt.space.domain import Domain
+from sdt.core.records import Architecture
+from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
+
+LEARNING_RATE = "learning_rate"
+
+# Defaults (documented in the CLI help and README).
+DEFAULT_STEP_FACTOR = 2.0     # one step doubles or halves the learning rate
+DEFAULT_P_EPS = 0.1           # probability moved per step; 1/3 -> about 3 agreeing steps to double
+DEFAULT_PATIENCE = 5          # steps in a row without improvement before the strategy stops
+
+INCREASE, KEEP, DECREASE = 0, 1, 2
+MOVES = ("increase", "keep", "decrease")
+
+# Two learning rates whose ratio is within this of 1 count as equal (JSON round trips are exact,
+# but a clipped value may differ in the last bits).
+_RELATIVE_TOLERANCE = 1e-9
+
+
+def default_value(dimension: Dimension) -> int | float | str:
+    """The default of one dimension: middle of its current range, or its first category."""
+    if dimension.kind == CATEGORICAL:
+        return dimension.categories[0]
+    low, high = float(dimension.low), float(dimension.high)
+    if dimension.prior == LOG_UNIFORM and low > 0:
+        middle = math.sqrt(low * high)
+    else:
+        middle = (low + high) / 2.0
+    if dimension.kind == INTEGER:
+        return int(min(max(round(middle), dimension.low), dimension.high))
+    return float(middle)
+
+
+def default_configuration(space: SearchSpace) -> dict[str, Any]:
+    """Every dimension of `space` at its default (see default_value)."""
+    return {dimension.name: default_value(dimension) for dimension in space}
+
+
+def updated_probabilities(probabilities: tuple[float, float, float], move: int, improved: bool,
+                          p_eps: float) -> tuple[float, float, float]:
+    """TuneLearningRate's update: the drawn `move` gains (improved) or loses p_eps, the others
+    share the opposite change equally; then clip into [0, 1] and renormalise to sum 1."""
+    sign = 1.0 if improved else -1.0
+    shifted = [p + (sign * p_eps if index == move else -sign * p_eps / 2.0)
+               for index, p in enumerate(probabilities)]
+    clipped = [min(max(p, 0.0), 1.0) for p in shifted]
+    total = sum(clipped)
+    return tuple(p / total for p in clipped)  # type: ignore[return-value]
+
+
+def move_between(previous: float, current: float) -> int:
+    """Which move took the learning rate from `previous` to `current`."""
+    if current > previous * (1.0 + _RELATIVE_TOLERANCE):
+        return INCREASE
+    if current < previous * (1.0 - _RELATIVE_TOLERANCE):
+        return DECREASE
+    return KEEP
+
+
+def draw_move(probabilities: tuple[float, float, float], uniform: float) -> int:
+    """AdjustLR's draw: u < p1 increase, u < p1 + p2 keep, otherwise decrease."""
+    if uniform < probabilities[0]:
+        return INCREASE
+    if uniform < probabilities[0] + probabilities[1]:
+        return KEEP
+    return DECREASE
+
+
+@dataclass(frozen=True)
+class MetaLRStep:
+    """One told training as the strategy saw it (kept for tests and explanations)."""
+
+    learning_rate: float
+    objective: float
+    move: int | None                 # None for the first (heuristic) training
+    improved: bool | None            # None for the first training
+    probabilities: tuple[float, float, float]   # p1, p2, p3 after this step's update
+
+
+class MetaLearningRateStrategy:
+    """Ask/tell form of TuneLearningRate on the run's initial space; never edits the network."""
+
+    def __init__(self, domain: Domain, step_factor: float = DEFAULT_STEP_FACTOR,
+                 p_eps: float = DEFAULT_P_EPS, patience: int = DEFAULT_PATIENCE,
+                 budget: int | None = None):
+        if not step_factor > 1.0:
+            raise ValueError(f"step_factor must be > 1, got {step_factor}")
+        if not 0.0 < p_eps <= 1.0:
+            raise ValueError(f"p_eps must be in (0, 1], got {p_eps}")
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        space = domain.hyper_parameters
+        if LEARNING_RATE not in space or space[LEARNING_RATE].kind == CATEGORICAL:
+            # A user's search space may lack it: a configuration mistake, reported before training.
+            raise ConfigurationError(f"--strategy meta-lr needs a numeric '{LEARNING_RATE}' dimension in the "
+                                     f"search space, got dimensions {space.names}")
+        self.domain = domain
+        self.step_factor = float(step_factor)
+        self.p_eps = float(p_eps)
+        self.patience = int(patience)
+        self.budget = budget
+        dimension = space[LEARNING_RATE]
+        self.low, self.high = float(dimension.low), float(dimension.high)
+        self.defaults = default_configuration(space)
+        self.initial_learning_rate = self.clip(math.sqrt(self.low * self.high) if self.low > 0
+                                               else (self.low + self.high) / 2.0)
+        self.defaults[LEARNING_RATE] = self.initial_learning_rate
+        self.probabilities: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+        self.best_objective: float | None = None
+        self.steps_without_improvement = 0
+        self.steps: list[MetaLRStep] = []
+
+    # ------------------------------------------------------------------ strategy interface
+    @property
+    def finished(self) -> bool:
+        if self.budget is not None and len(self.steps) >= self.budget:
+            return True
+        return self.steps_without_improvement >= self.patience
+
+    def clip(self, learning_rate: float) -> float:
+        return float(min(max(learning_rate, self.low), self.high))
+
+    def next_learning_rate(self, uniform: float) -> float:
+        """The learning rate AdjustLR moves to from the last told one, for a draw `uniform` in [0, 1)."""
+        if not self.steps:
+            return self.initial_learning_rate
+        move = draw_move(self.probabilities, uniform)
+        factor = {INCREASE: self.step_factor, KEEP: 1.0, DECREASE: 1.0 / self.step_factor}[move]
+        return self.clip(self.steps[-1].learning_rate * factor)
+
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
+        # One draw per ask, always taken, so the rng use does not depend on the state.
+        uniform = float(rng.random())
+        params = dict(self.defaults)
+        params[LEARNING_RATE] = self.next_learning_rate(uniform)
+        return params, Architecture()
+
+    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+        if not math.isfinite(objective):
+            raise ValueError(f"objective must be finite, got {objective}")
+        learning_rate = float(params[LEARNING_RATE])
+        if not self.steps:
+            self.best_objective = float(objective)
+            self.steps.append(MetaLRStep(learning_rate, float(objective), None, None, self.probabilities))
+            return
+        move = move_between(self.steps[-1].learning_rate, learning_rate)
+        improved = objective < self.best_objective
+        self.probabilities = updated_probabilities(self.probabilities, move, improved, self.p_eps)
+        if improved:
+            self.best_objective = float(objective)
+            self.steps_without_improvement = 0
+        else:
+            self.steps_without_improvement += 1
+        self.steps.append(MetaLRStep(learning_rate, float(objective), move, improved, self.probabilities))
+
+    def point(self, params: dict[str, Any], architecture) -> list[Any]:
+        return self.domain.encode(params, architecture)

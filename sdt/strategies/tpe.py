@@ -1,0 +1,79 @@
+"""Optuna's TPE sampler as a strategy: a thin adapter, for comparisons on the same trainer.
+
+It tunes the initial search space (the network never changes, like `bo` and `random`), asks
+Optuna for each trial and tells it every result. Optuna is an optional dependency
+(requirements-optuna.txt).
+
+Resume: the stored trials are replayed with `study.add_trial`, and each ask re-seeds the TPE
+sampler from the loop's per-trial generator, so a proposal depends only on the told trials and
+the trial index, exactly like the other strategies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sdt.core.errors import ConfigurationError
+from sdt.space.domain import Domain
+from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, SearchSpace
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError as err:
+        raise ConfigurationError("--strategy tpe needs Optuna: pip install -r requirements-optuna.txt") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
+    """One Optuna distribution per dimension, at the current bounds and with the same prior."""
+    optuna = _import_optuna()
+    distributions: dict[str, Any] = {}
+    for dimension in space:
+        log = dimension.prior == LOG_UNIFORM
+        if dimension.kind == CATEGORICAL:
+            distributions[dimension.name] = optuna.distributions.CategoricalDistribution(list(dimension.categories))
+        elif dimension.kind == INTEGER:
+            distributions[dimension.name] = optuna.distributions.IntDistribution(
+                int(dimension.low), int(dimension.high), log=log)
+        else:
+            distributions[dimension.name] = optuna.distributions.FloatDistribution(
+                float(dimension.low), float(dimension.high), log=log)
+    return distributions
+
+
+class OptunaTPEStrategy:
+    """Optuna TPE over the initial space; `initial_points` random trials before TPE models."""
+
+    def __init__(self, domain: Domain, initial_points: int):
+        self._optuna = _import_optuna()
+        self.domain = domain
+        self.initial_points = initial_points
+        self.distributions = optuna_distributions(domain.hyper_parameters)
+        self.study = self._optuna.create_study(direction="minimize")
+        self.finished = False
+        self._pending = None
+
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+        self.study.sampler = self._optuna.samplers.TPESampler(
+            n_startup_trials=self.initial_points, seed=int(rng.integers(0, 2**31 - 1)))
+        self._pending = self.study.ask(self.distributions)
+        params = {d.name: d.python_value(self._pending.params[d.name]) for d in self.domain.hyper_parameters}
+        return params, state.architecture
+
+    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and all(pending.params.get(k) == v for k, v in params.items()):
+            self.study.tell(pending, float(objective))
+            return
+        # A replayed trial (resume): add it as a finished trial.
+        self.study.add_trial(self._optuna.trial.create_trial(
+            params={name: params[name] for name in self.distributions},
+            distributions=self.distributions, value=float(objective)))
+
+    def point(self, params: dict[str, Any], architecture) -> list[Any]:
+        return self.domain.encode(params, architecture)

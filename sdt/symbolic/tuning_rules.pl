@@ -1,0 +1,114 @@
+%% ==========================================================================
+%% tuning_rules.pl -- Symbolic DNN-Tuner: symbolic tuning rules (STRs)
+%% ==========================================================================
+%%
+%% Maps each problem diagnosed by diagnosis.pl to the tuning actions that may
+%% fix it (SoftwareX Table 2, LFI paper Listing 1). It answers
+%%
+%%   action(Action, Problem)   Action is a candidate fix for the diagnosed
+%%                             Problem; its probability is the rule's weight
+%%
+%% Each weight is "the probability that applying the action helps" when the
+%% problem is diagnosed. For each problem the tuner applies the most probable
+%% applicable action (ties broken by the run's seeded random generator).
+%%
+%% Learnable weights are written t(p)::, where p is the initial weight (the
+%% prior). After every training, ProbLog LFI (sdt/rule_learning.py) updates
+%% the weights from whether the actions applied before it improved the
+%% result. The learned weights belong to the run: they are stored with the
+%% run's outputs and substituted for the t(p) annotations in memory; this
+%% file is never rewritten. A prior must lie strictly between 0 and 1: a rule
+%% at 0 or 1 could never learn (the original's weights of 0.99 are 0.9 here).
+%%
+%% The rule head names the problem as well as the action, so the same action
+%% for two problems (decr_lr for underfitting and for high_lr, ...) is two
+%% rules with two weights: lowering the learning rate may cure a too-high
+%% learning rate and do nothing for an underfitting model.
+%% Every atom is a name of sdt/vocabulary.py.
+
+
+%% --------------------------------------------------------------------------
+%% Overfitting (high variance)
+%% --------------------------------------------------------------------------
+
+% action(reg_l2, overfitting): L2 weight decay on the kernels plus batch
+% normalisation. Prior 0.9: the first remedy tried (original 0.99, "always
+% applied once": once applied the tuner lists it as not applicable, so the
+% weight need not say so); below 1 so that failures can lower it.
+t(0.9)::action(reg_l2, overfitting) :- problem(overfitting).
+
+% action(inc_dropout, overfitting): raise the dropout ranges. Prior 0.4
+% (original): helps, but dropout is already searched over by BO.
+t(0.4)::action(inc_dropout, overfitting) :- problem(overfitting).
+
+% action(data_augmentation, overfitting): random shifts and flips. Prior 0.6
+% (original): more varied training data is the surest cure of high variance
+% after regularisation.
+t(0.6)::action(data_augmentation, overfitting) :- problem(overfitting).
+
+
+%% --------------------------------------------------------------------------
+%% Underfitting (high bias)
+%% --------------------------------------------------------------------------
+
+% action(decr_lr, underfitting): lower the learning-rate range. Prior 0.3
+% (original): a smaller step helps only when the optimiser overshoots.
+t(0.3)::action(decr_lr, underfitting) :- problem(underfitting).
+
+% action(inc_neurons, underfitting): raise the lower bounds of the filter and
+% unit counts. Prior 0.5 (original): more capacity is the textbook fix of
+% high bias and the cheapest way to get it.
+t(0.5)::action(inc_neurons, underfitting) :- problem(underfitting).
+
+% action(new_fc_layer, underfitting): insert a fully connected layer. Prior
+% 0.45 (original): more capacity, but a new dimension for BO to search.
+t(0.45)::action(new_fc_layer, underfitting) :- problem(underfitting).
+
+% action(new_conv_layer, underfitting): insert a convolutional block. Prior
+% 0.45 (original): as new_fc_layer; the seeded generator breaks the tie.
+t(0.45)::action(new_conv_layer, underfitting) :- problem(underfitting).
+
+
+%% --------------------------------------------------------------------------
+%% Increasing loss
+%% --------------------------------------------------------------------------
+
+% action(decr_lr, increasing_loss): lower the learning-rate range. Prior 0.9
+% (original 0.99): a training loss that climbs is the typical sign of steps
+% that overshoot.
+t(0.9)::action(decr_lr, increasing_loss) :- problem(increasing_loss).
+
+
+%% --------------------------------------------------------------------------
+%% Fluctuating loss
+%% --------------------------------------------------------------------------
+
+% action(inc_batch_size, fluctuating_loss): raise the batch-size lower bound.
+% Prior 0.85 (original): larger batches average out the gradient noise that
+% makes the loss jump.
+t(0.85)::action(inc_batch_size, fluctuating_loss) :- problem(fluctuating_loss).
+
+% action(decr_lr, fluctuating_loss): lower the learning-rate range. Prior
+% 0.15 (original): the second choice, when the batch size cannot grow.
+t(0.15)::action(decr_lr, fluctuating_loss) :- problem(fluctuating_loss).
+
+
+%% --------------------------------------------------------------------------
+%% Learning rate too low
+%% --------------------------------------------------------------------------
+
+% action(inc_lr, low_lr): raise the learning-rate range. Missing in the
+% original (low_lr had no rule, so it was diagnosed and never acted on).
+% Prior 0.7: the mirror of decr_lr for high_lr, but lower, because a slow,
+% straight descent is also what a too-short training looks like, where more
+% epochs rather than a larger step would help.
+t(0.7)::action(inc_lr, low_lr) :- problem(low_lr).
+
+
+%% --------------------------------------------------------------------------
+%% Learning rate too high
+%% --------------------------------------------------------------------------
+
+% action(decr_lr, high_lr): lower the learning-rate range. Prior 0.9
+% (original 0.99): the direct cure of a diverging or collapsed training.
+t(0.9)::action(decr_lr, high_lr) :- problem(high_lr).
