@@ -63,14 +63,15 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
-from sdt.core.records import MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS, Architecture
+from sdt.core.records import (
+    ARCHITECTURE_FEATURES, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS, SWITCH, Architecture,
+)
 from sdt.space.search_space import (
     INTEGER, LOG_UNIFORM, REAL, Dimension, SearchSpace,
-    extra_conv_width_dimension, extra_dense_width_dimension, l2_factor_dimension,
+    extra_conv_width_dimension, extra_dense_width_dimension, feature_parameter_dimension,
 )
 from sdt.core.vocabulary import (
-    ACTIONS, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
-    NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
+    ACTIONS, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, NEW_CONV_LAYER, NEW_FC_LAYER,
 )
 
 logger = logging.getLogger(__name__)
@@ -309,15 +310,16 @@ def _describe_change(change: Change, space: SearchSpace) -> str:
 
 
 def _architecture_edit(action: str, space: SearchSpace, architecture: Architecture,
-                       new_architecture: Architecture, new_dimension: Dimension | None
+                       new_architecture: Architecture, new_dimensions: Sequence[Dimension]
                        ) -> tuple[SearchSpace, Architecture, ActionRecord]:
-    """Record the flag/counter changes and, if the space lacks it, add `new_dimension`."""
-    changes = [c for f in ("extra_conv_blocks", "extra_dense_layers", "l2", "batch_norm", "augmentation")
-               if (c := _flag_change(architecture, f, getattr(new_architecture, f))) is not None]
-    if new_dimension is not None and new_dimension.name not in space:
-        # Never add a dimension twice (the original did on every call).
-        space = space.replace_dimension(new_dimension)
-        changes.append(Change(f"space.{new_dimension.name}", None, _bounds(new_dimension)))
+    """Record the flag/counter changes and add each of `new_dimensions` the space lacks."""
+    changes = [c for f in ARCHITECTURE_FEATURES
+               if (c := _flag_change(architecture, f.name, getattr(new_architecture, f.name))) is not None]
+    for new_dimension in new_dimensions:
+        if new_dimension.name not in space:
+            # Never add a dimension twice (the original did on every call).
+            space = space.replace_dimension(new_dimension)
+            changes.append(Change(f"space.{new_dimension.name}", None, _bounds(new_dimension)))
     description = f"{action}: " + "; ".join(_describe_change(c, space) for c in changes)
     return space, new_architecture, ActionRecord(action, None, tuple(changes), description)
 
@@ -410,22 +412,23 @@ def increase_neurons(space: SearchSpace, architecture: Architecture, params: dic
     return space, architecture, record
 
 
-def regularise_l2(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
+def switch_action(action: str) -> "ActionFunction":
+    """The action that switches on every SWITCH feature declared with `action` (sdt/core/records.py)
+    and adds the dimensions of the hyper-parameters they read: reg_l2 (L2 on every kernel plus
+    batch normalisation; l2_factor becomes a dimension), data_augmentation (random shifts, and
+    flips where sensible). Not applicable once the first of its features is on."""
+    features = [f for f in ARCHITECTURE_FEATURES if f.kind == SWITCH and f.action == action]
+
+    def switch_on(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
                   limits: ArchitectureLimits) -> tuple[SearchSpace, Architecture, ActionRecord]:
-    """reg_l2: L2 on every kernel plus batch normalisation; the factor becomes a dimension."""
-    if architecture.l2:
-        raise ActionNotApplicable("L2 regularisation is already on")
-    return _architecture_edit(REG_L2, space, architecture,
-                              replace(architecture, l2=True, batch_norm=True), l2_factor_dimension())
+        if getattr(architecture, features[0].name):
+            raise ActionNotApplicable(f"{features[0].name} ({features[0].description}) is already on")
+        new_architecture = replace(architecture, **{f.name: True for f in features})
+        dimensions = [feature_parameter_dimension(name) for f in features for name in f.parameters]
+        return _architecture_edit(action, space, architecture, new_architecture, dimensions)
 
-
-def augment_data(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
-                 limits: ArchitectureLimits) -> tuple[SearchSpace, Architecture, ActionRecord]:
-    """data_augmentation: train with random shifts (and flips where sensible)."""
-    if architecture.augmentation:
-        raise ActionNotApplicable("data augmentation is already on")
-    return _architecture_edit(DATA_AUGMENTATION, space, architecture,
-                              replace(architecture, augmentation=True), None)
+    switch_on.__name__ = f"switch_on_{action}"
+    return switch_on
 
 
 def add_dense_layer(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
@@ -437,7 +440,7 @@ def add_dense_layer(space: SearchSpace, architecture: Architecture, params: dict
                                   f"(limit {limits.max_extra_dense_layers})")
     return _architecture_edit(NEW_FC_LAYER, space, architecture,
                               replace(architecture, extra_dense_layers=index + 1),
-                              extra_dense_width_dimension(index, space))
+                              [extra_dense_width_dimension(index, space)])
 
 
 def add_conv_block(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
@@ -449,22 +452,22 @@ def add_conv_block(space: SearchSpace, architecture: Architecture, params: dict[
                                   f"(limit {limits.max_extra_conv_blocks} for this input size)")
     return _architecture_edit(NEW_CONV_LAYER, space, architecture,
                               replace(architecture, extra_conv_blocks=index + 1),
-                              extra_conv_width_dimension(index, space))
+                              [extra_conv_width_dimension(index, space)])
 
 
 ActionFunction = Callable[[SearchSpace, Architecture, dict, ArchitectureLimits],
                           tuple[SearchSpace, Architecture, ActionRecord]]
 
 ACTION_FUNCTIONS: dict[str, ActionFunction] = {
-    REG_L2: regularise_l2,
     INC_DROPOUT: increase_dropout,
-    DATA_AUGMENTATION: augment_data,
     DECR_LR: decrease_learning_rate,
     INC_LR: increase_learning_rate,
     INC_NEURONS: increase_neurons,
     NEW_FC_LAYER: add_dense_layer,
     NEW_CONV_LAYER: add_conv_block,
     INC_BATCH_SIZE: increase_batch_size,
+    # every action that only switches features on (declared with the features, sdt/core/records.py)
+    **{feature.action: switch_action(feature.action) for feature in ARCHITECTURE_FEATURES if feature.kind == SWITCH},
 }
 assert set(ACTION_FUNCTIONS) == set(ACTIONS), "every action of the vocabulary needs a function"
 

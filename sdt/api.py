@@ -151,13 +151,16 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     from sdt.space.search_space import SearchSpace
     from sdt.run.storage import write_json_atomically
     from sdt.core.user_code import is_spec, normalise_spec, spec_of
+    from sdt.strategies.registry import all_options as all_strategy_options
 
-    known = {f.name for f in fields(tuner.RunConfig)}
-    reserved = {"dataset", "search_space_path", "model", "max_evals", "epochs", "seed", "strategy", "objective"}
+    known = {f.name for f in fields(tuner.RunConfig)} | set(all_strategy_options())
+    reserved = {"dataset", "search_space_path", "model", "max_evals", "epochs", "seed", "strategy", "objective",
+                "strategy_options"}
     unknown = sorted(set(options) - (known - reserved))
     if unknown:
         raise ConfigurationError(f"tune() got unknown option(s) {unknown}; expected keyword arguments "
                                  f"from {', '.join(sorted(known - reserved))}")
+    strategy_options = {name: options.pop(name) for name in list(options) if name in all_strategy_options()}
     folder = Path(log_folder).expanduser().resolve()
     stream = out if out is not None else (sys.stdout if verbose else _Quiet())
 
@@ -191,7 +194,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
 
     config = tuner.RunConfig(dataset=dataset, max_evals=max_evals, epochs=epochs, seed=seed,
                              objective=objective, strategy=strategy, search_space_path=space_path,
-                             model=model_spec, **options)
+                             model=model_spec, strategy_options=strategy_options, **options)
     config.validate()
     if space_data is not None and not resume:
         tuner.check_log_folder(folder, resume, overwrite)   # refuse before writing anything

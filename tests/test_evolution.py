@@ -215,13 +215,13 @@ def test_invalid_algorithm_options_are_refused(options):
 
 def test_run_config_refuses_a_tournament_larger_than_the_population():
     with pytest.raises(ConfigurationError, match=r"--tournament-size must be in \[1, --population-size \(3\)\]"):
-        tuner.RunConfig(strategy="evolution", population_size=3, tournament_size=5).validate()
+        tuner.RunConfig(strategy="evolution", strategy_options=dict(population_size=3, tournament_size=5)).validate()
     with pytest.raises(ConfigurationError, match="--population-size must be >= 2"):
-        tuner.RunConfig(strategy="evolution", population_size=1, tournament_size=1).validate()
+        tuner.RunConfig(strategy="evolution", strategy_options=dict(population_size=1, tournament_size=1)).validate()
 
 
 def test_registry_builds_it_with_options():
-    strategy = make_strategy("evolution", domain(), 4, {"population_size": 5, "tournament_size": 3, "budget": 9})
+    strategy = make_strategy("evolution", domain(), 4, {"population_size": 5, "tournament_size": 3}, budget=9)
     assert (strategy.population_size, strategy.tournament_size, strategy.budget) == (5, 3, 9)
 
 
@@ -230,9 +230,12 @@ def test_registry_builds_it_with_options():
 # ---------------------------------------------------------------------------------------
 
 def config(**changes):
-    base = dict(dataset="digits", max_evals=10, epochs=3, seed=3, strategy="evolution", population_size=4)
+    base = dict(dataset="digits", max_evals=10, epochs=3, seed=3, strategy="evolution")
+    options = {"population_size": changes.pop("population_size", 4)}
+    if "tournament_size" in changes:
+        options["tournament_size"] = changes.pop("tournament_size")
     base.update(changes)
-    return tuner.RunConfig(**base)
+    return tuner.RunConfig(**base, strategy_options=options)
 
 
 def run(folder, trainer, **changes):
@@ -286,8 +289,8 @@ def test_a_real_tiny_run(tmp_path):
 
 def test_switches_a_model_does_not_support_stay_off():
     # A user's model without reg_l2 / data_augmentation in its `supports`: no L2, BN or augmentation.
-    strategy = make_strategy("evolution", domain(0, 0), 4, {"unsupported_actions": frozenset(
-        {"reg_l2", "data_augmentation", "new_fc_layer", "new_conv_layer"})})
+    strategy = make_strategy("evolution", domain(0, 0), 4, unsupported_actions=frozenset(
+        {"reg_l2", "data_augmentation", "new_fc_layer", "new_conv_layer"}))
     problem = strategy.problem
     assert problem.fixed_features == {"l2", "batch_norm", "augmentation"}
     assert problem.applicable_operators(Architecture()) == []

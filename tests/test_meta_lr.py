@@ -188,12 +188,12 @@ def test_invalid_options_are_refused(options):
 ])
 def test_run_config_refuses_invalid_meta_lr_options(field, value, message):
     with pytest.raises(ConfigurationError, match=__import__("re").escape(message)):
-        tuner.RunConfig(strategy="meta-lr", **{field: value}).validate()
+        tuner.RunConfig(strategy="meta-lr", strategy_options={field: value}).validate()
 
 
 def test_registry_builds_it_with_options():
     s = make_strategy("meta-lr", domain(), 4, {"meta_lr_step_factor": 4.0, "meta_lr_p_eps": 0.2,
-                                               "meta_lr_patience": 2, "budget": 7})
+                                               "meta_lr_patience": 2}, budget=7)
     assert (s.step_factor, s.p_eps, s.patience, s.budget) == (4.0, 0.2, 2, 7)
 
 
@@ -203,8 +203,9 @@ def test_registry_builds_it_with_options():
 
 def config(**changes):
     base = dict(dataset="digits", max_evals=8, epochs=3, seed=2, strategy="meta-lr")
+    options = {name: changes.pop(name) for name in list(changes) if name.startswith("meta_lr_")}
     base.update(changes)
-    return tuner.RunConfig(**base)
+    return tuner.RunConfig(**base, strategy_options=options)
 
 
 def run(folder, trainer, **changes):

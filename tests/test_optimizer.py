@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from sdt.space.domain import ARCHITECTURE_FEATURES, ConstrainedGPOptimizer, Domain, sample_params
+from sdt.core.records import ARCHITECTURE_FEATURES
+from sdt.space.domain import Domain, sample_params
+from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
 from sdt.core.records import Architecture
 from sdt.space.search_space import all_potential_dimensions, default_search_space, l2_factor_dimension
 

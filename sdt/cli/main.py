@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sdt.core.errors import TunerError  # noqa: E402  (after the environment is set)
-from sdt.strategies.registry import STRATEGIES, STRATEGY_OPTIONS
+from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_options
 from sdt.core.user_code import is_spec, normalise_spec
 from sdt.run.loop import (
     DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_INITIAL_POINTS,
@@ -41,7 +41,7 @@ DEFAULT_LOG_FOLDER = "log_folder"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="main.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="fashion_mnist_small (default, embedded), fashion_mnist, mnist, cifar10, cifar100, "
                              "digits, a .npz file (x_train, y_train, x_test, y_test), an image folder "
@@ -63,30 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "function(params, architecture, input_shape, num_classes) (README, "
                              "'Your own model'; default: the paper's CNN)")
     parser.add_argument("--strategy", default="sdt", choices=STRATEGIES,
-                        help="sdt: Symbolic DNN-Tuner (default); bo: plain Bayesian optimisation on the "
-                             "initial space; random: random search; meta-lr: probabilistic learning-rate "
-                             "adjustment, other hyper-parameters at the middle of their ranges; evolution: "
-                             "evolutionary search of hyper-parameters and architecture")
+                        help="; ".join(f"{name}: {entry.description}" for name, entry in STRATEGIES.items()))
     parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,
                         help=f"random trials before the Gaussian process guides the search "
                              f"(default {DEFAULT_INITIAL_POINTS})")
     parser.add_argument("--patience", type=int, default=DEFAULT_EARLY_STOPPING_PATIENCE,
                         help=f"early-stopping patience in epochs, 0 = off (default {DEFAULT_EARLY_STOPPING_PATIENCE})")
-    parser.add_argument("--meta-lr-step-factor", type=float, default=STRATEGY_OPTIONS["meta_lr_step_factor"],
-                        help="meta-lr: a step multiplies or divides the learning rate by this factor > 1 "
-                             f"(default {STRATEGY_OPTIONS['meta_lr_step_factor']})")
-    parser.add_argument("--meta-lr-p-eps", type=float, default=STRATEGY_OPTIONS["meta_lr_p_eps"],
-                        help="meta-lr: probability moved towards (improvement) or away from (worsening) the "
-                             f"move just taken, in (0, 1] (default {STRATEGY_OPTIONS['meta_lr_p_eps']})")
-    parser.add_argument("--meta-lr-patience", type=int, default=STRATEGY_OPTIONS["meta_lr_patience"],
-                        help="meta-lr: stop after this many trainings in a row without a new best "
-                             f"(default {STRATEGY_OPTIONS['meta_lr_patience']})")
-    parser.add_argument("--population-size", type=int, default=STRATEGY_OPTIONS["population_size"],
-                        help="evolution: candidates kept; the first this many trainings are random "
-                             f"(default {STRATEGY_OPTIONS['population_size']})")
-    parser.add_argument("--tournament-size", type=int, default=STRATEGY_OPTIONS["tournament_size"],
-                        help="evolution: members drawn per tournament, the best becomes the parent "
-                             f"(default {STRATEGY_OPTIONS['tournament_size']})")
+    for option in all_strategy_options().values():   # declared on the strategies (sdt/strategies/*.py)
+        parser.add_argument(option.flag, dest=option.name, type=option.type, default=None,
+                            help=f"{option.help} (default {option.default})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --log-folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the run in --log-folder and start a new one")
@@ -119,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         objective=args.objective, strategy=args.strategy, search_space_path=resolve_path(args.search_space),
         diagnosis_path=resolve_path(args.diagnosis), rules_path=resolve_path(args.rules),
         initial_points=args.initial_points, early_stopping_patience=args.patience,
-        meta_lr_step_factor=args.meta_lr_step_factor, meta_lr_p_eps=args.meta_lr_p_eps,
-        meta_lr_patience=args.meta_lr_patience, population_size=args.population_size,
-        tournament_size=args.tournament_size,
+        strategy_options={name: getattr(args, name) for name in all_strategy_options()
+                          if getattr(args, name) is not None},
         model=normalise_spec(args.model) if is_spec(args.model) else args.model)
     try:
         config.validate()

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdt.core.vocabulary import TrialStatus
+from sdt.core.vocabulary import DATA_AUGMENTATION, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus
 
 # Hard limits on what the architecture actions may add. The conv limit is further
 # bounded by the input size (a block is added only while its max-pool still halves a
@@ -41,33 +41,86 @@ def extra_dense_width_name(layer_index: int) -> str:
 L2_FACTOR = "l2_factor"
 
 
+COUNT = "count"      # a feature that adds layers: 0..maximum of them
+SWITCH = "switch"    # a feature that is off or on
+
+
+@dataclass(frozen=True)
+class ArchitectureFeature:
+    """One thing the tuning actions change in the network, declared once for every module.
+
+    The optimiser's coordinates, the evolution operators, the TensorBoard HParams, the CSV
+    columns, a user's model `supports` and the generic switch actions are all derived from
+    `ARCHITECTURE_FEATURES`; only the network builder (sdt/neural/network.py) and the rule that
+    proposes the action (tuning_rules.pl) need to know what a new feature means.
+    """
+
+    name: str                         # the Architecture field
+    kind: str                         # COUNT or SWITCH
+    action: str                       # the tuning action that adds one (COUNT) / switches it on (SWITCH)
+    description: str
+    maximum: int = 1                  # hard limit of a COUNT (the network may lower it: input size)
+    width_name: Any = None            # COUNT: index -> the hyper-parameter holding the added layer's width
+    parameters: tuple[str, ...] = ()  # SWITCH: hyper-parameters the network reads while it is on
+
+
+ARCHITECTURE_FEATURES = (
+    ArchitectureFeature("extra_conv_blocks", COUNT, NEW_CONV_LAYER,
+                        "conv blocks inserted after the two of Listing 4",
+                        maximum=MAX_EXTRA_CONV_BLOCKS, width_name=extra_conv_width_name),
+    ArchitectureFeature("extra_dense_layers", COUNT, NEW_FC_LAYER,
+                        "dense layers inserted after unit_d, each with its activation",
+                        maximum=MAX_EXTRA_DENSE_LAYERS, width_name=extra_dense_width_name),
+    ArchitectureFeature("l2", SWITCH, REG_L2, "L2 kernel regularisation on every conv/dense kernel",
+                        parameters=(L2_FACTOR,)),
+    ArchitectureFeature("batch_norm", SWITCH, REG_L2, "batch normalisation after every hidden activation"),
+    ArchitectureFeature("augmentation", SWITCH, DATA_AUGMENTATION,
+                        "random shift (and flip where sensible) layers, training only"),
+)
+FEATURES_BY_NAME = {feature.name: feature for feature in ARCHITECTURE_FEATURES}
+# The tuning actions that change the network (a user's model declares which it supports).
+ARCHITECTURE_ACTIONS = frozenset(feature.action for feature in ARCHITECTURE_FEATURES)
+
+
+def switches_of_actions(actions: frozenset[str] | set[str]) -> frozenset[str]:
+    """The SWITCH features that `actions` turn on (what must stay off when a model lacks them)."""
+    return frozenset(f.name for f in ARCHITECTURE_FEATURES if f.kind == SWITCH and f.action in actions)
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """What the tuning actions changed in the paper's CNN; the default is Listing 4 as is."""
+    """What the tuning actions changed in the paper's CNN; the default is Listing 4 as is.
 
-    extra_conv_blocks: int = 0     # conv blocks inserted after the two of Listing 4
-    extra_dense_layers: int = 0    # dense layers inserted after unit_d, each with its activation
-    l2: bool = False               # L2 kernel regularisation on every conv/dense kernel
-    batch_norm: bool = False       # batch normalisation after every hidden activation
-    augmentation: bool = False     # random shift (and flip where sensible) layers, training only
+    One field per entry of ARCHITECTURE_FEATURES, in the same order (checked below).
+    """
+
+    extra_conv_blocks: int = 0
+    extra_dense_layers: int = 0
+    l2: bool = False
+    batch_norm: bool = False
+    augmentation: bool = False
 
     def extra_width_names(self) -> list[str]:
         """Names of the width hyper-parameters the added layers need, in build order."""
-        return ([extra_conv_width_name(i) for i in range(self.extra_conv_blocks)]
-                + [extra_dense_width_name(i) for i in range(self.extra_dense_layers)])
+        return [feature.width_name(i) for feature in ARCHITECTURE_FEATURES if feature.kind == COUNT
+                for i in range(getattr(self, feature.name))]
+
+    def active_parameters(self) -> list[str]:
+        """The hyper-parameters the switched-on features read (l2_factor while l2 is on)."""
+        return [name for feature in ARCHITECTURE_FEATURES if feature.kind == SWITCH and getattr(self, feature.name)
+                for name in feature.parameters]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Architecture":
-        return cls(
-            extra_conv_blocks=int(data.get("extra_conv_blocks", 0)),
-            extra_dense_layers=int(data.get("extra_dense_layers", 0)),
-            l2=bool(data.get("l2", False)),
-            batch_norm=bool(data.get("batch_norm", False)),
-            augmentation=bool(data.get("augmentation", False)),
-        )
+        return cls(**{feature.name: (int if feature.kind == COUNT else bool)(data.get(feature.name, 0))
+                      for feature in ARCHITECTURE_FEATURES})
+
+
+if [f.name for f in dataclasses.fields(Architecture)] != [f.name for f in ARCHITECTURE_FEATURES]:
+    raise ImportError("Architecture's fields must be ARCHITECTURE_FEATURES' names, in order")
 
 
 @dataclass(frozen=True)
@@ -134,7 +187,8 @@ class TrainingResult:
 
 
 __all__ = [
-    "Architecture", "TrainingResult",
+    "Architecture", "ArchitectureFeature", "ARCHITECTURE_FEATURES", "ARCHITECTURE_ACTIONS", "COUNT", "SWITCH",
+    "FEATURES_BY_NAME", "TrainingResult", "switches_of_actions",
     "MAX_EXTRA_CONV_BLOCKS", "MAX_EXTRA_DENSE_LAYERS", "L2_FACTOR",
     "extra_conv_width_name", "extra_dense_width_name",
 ]

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sdt.core.errors import ConfigurationError
-from sdt.core.vocabulary import ACTIONS, DATA_AUGMENTATION, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2
+from sdt.core.records import ARCHITECTURE_ACTIONS
+from sdt.core.vocabulary import ACTIONS
 
 # The actions that change the network itself. A user's model applies them only if it declares
 # them in its `supports` attribute; the other actions edit the search space and apply to any
 # model whose space has the dimension they move.
-ARCHITECTURE_ACTIONS = frozenset({REG_L2, DATA_AUGMENTATION, NEW_FC_LAYER, NEW_CONV_LAYER})
 
 
 def is_spec(text: Any) -> bool:

@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +56,9 @@ class RunConfig:
     validation_fraction: float = 0.1
     # A user's model `module:function` (README, "Your own model"); None = the built-in CNN.
     model: str | None = None
-    # Strategy options (sdt/strategies.py STRATEGY_OPTIONS); each strategy reads its own.
-    meta_lr_step_factor: float = strategies.STRATEGY_OPTIONS["meta_lr_step_factor"]
-    meta_lr_p_eps: float = strategies.STRATEGY_OPTIONS["meta_lr_p_eps"]
-    meta_lr_patience: int = strategies.STRATEGY_OPTIONS["meta_lr_patience"]
-    population_size: int = strategies.STRATEGY_OPTIONS["population_size"]
-    tournament_size: int = strategies.STRATEGY_OPTIONS["tournament_size"]
+    # The options the strategies declare (sdt/strategies/*.py, `options`), by name; a strategy
+    # reads its own, defaults fill in the rest.
+    strategy_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.max_evals < 1:
@@ -72,24 +69,11 @@ class RunConfig:
             raise ConfigurationError(f"--seed must be >= 0, got {self.seed}")
         if self.objective not in (VAL_LOSS, VAL_ACCURACY):
             raise ConfigurationError(f"--objective must be {VAL_LOSS} or {VAL_ACCURACY}, got {self.objective!r}")
-        if self.strategy not in strategies.STRATEGIES:
-            raise ConfigurationError(f"--strategy must be one of {', '.join(strategies.STRATEGIES)}, "
-                                     f"got {self.strategy!r}")
+        strategies.check_options(self.strategy, self.strategy_options)   # the strategy's name too
         if self.initial_points < 1:
             raise ConfigurationError(f"--initial-points must be >= 1, got {self.initial_points}")
         if self.early_stopping_patience < 0:
             raise ConfigurationError(f"--patience must be >= 0, got {self.early_stopping_patience}")
-        if not self.meta_lr_step_factor > 1:
-            raise ConfigurationError(f"--meta-lr-step-factor must be > 1, got {self.meta_lr_step_factor}")
-        if not 0 < self.meta_lr_p_eps <= 1:
-            raise ConfigurationError(f"--meta-lr-p-eps must be in (0, 1], got {self.meta_lr_p_eps}")
-        if self.meta_lr_patience < 1:
-            raise ConfigurationError(f"--meta-lr-patience must be >= 1, got {self.meta_lr_patience}")
-        if self.population_size < 2:
-            raise ConfigurationError(f"--population-size must be >= 2, got {self.population_size}")
-        if not 1 <= self.tournament_size <= self.population_size:
-            raise ConfigurationError(f"--tournament-size must be in [1, --population-size "
-                                     f"({self.population_size})], got {self.tournament_size}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
@@ -231,10 +215,8 @@ def make_trainer(context: RunContext, verbose: int):
 
 def make_strategy(context: RunContext):
     config = context.config
-    options = {name: getattr(config, name) for name in strategies.STRATEGY_OPTIONS if hasattr(config, name)}
-    return strategies.make_strategy(config.strategy, context.domain, config.initial_points,
-                                    dict(options, budget=config.max_evals,
-                                         unsupported_actions=context.unsupported_actions))
+    return strategies.make_strategy(config.strategy, context.domain, config.initial_points, config.strategy_options,
+                                    budget=config.max_evals, unsupported_actions=context.unsupported_actions)
 
 
 def build_summary(storage, config: RunConfig, final: dict[str, Any] | None) -> dict[str, Any]:
@@ -376,7 +358,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
             record, state = controller.run_iteration(
                 index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
-            record = replace(record, point=tuple(strategy.point(record.params, record.architecture)))
+            record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
             strategy.tell(record.params, record.architecture, record.objective)
             storage.commit_trial(record.to_dict(), state.to_dict())
             write_json_atomically(summary_path, build_summary(storage, config, None))

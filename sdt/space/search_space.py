@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 from sdt.core.errors import SearchSpaceError
 from sdt.core.records import (
-    L2_FACTOR, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS,
+    ARCHITECTURE_FEATURES, L2_FACTOR, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS,
     extra_conv_width_name, extra_dense_width_name,
 )
 
@@ -345,6 +345,15 @@ def l2_factor_dimension() -> Dimension:
     return Dimension(L2_FACTOR, REAL, 1e-5, 1e-3, prior=LOG_UNIFORM, domain_low=1e-6, domain_high=1e-2)
 
 
+# The dimension of each hyper-parameter a SWITCH feature reads (ArchitectureFeature.parameters),
+# added to the space when the feature's action switches it on.
+FEATURE_PARAMETER_DIMENSIONS = {L2_FACTOR: l2_factor_dimension}
+
+
+def feature_parameter_dimension(name: str) -> Dimension:
+    return FEATURE_PARAMETER_DIMENSIONS[name]()
+
+
 def _width_template(name: str, space: SearchSpace, model_name: str, fallback: tuple[int, int]) -> Dimension:
     """A width dimension copying the bounds of `model_name` (e.g. unit_c2) when the space has it."""
     if model_name in space and space[model_name].kind == INTEGER:
@@ -373,7 +382,7 @@ def all_potential_dimensions(space: SearchSpace,
     the optimiser's domain must cover for a whole run.
     """
     extended = space
-    templates = [l2_factor_dimension()]
+    templates = [feature_parameter_dimension(name) for feature in ARCHITECTURE_FEATURES for name in feature.parameters]
     templates += [extra_conv_width_dimension(i, space) for i in range(max_conv_blocks)]
     templates += [extra_dense_width_dimension(i, space) for i in range(max_dense_layers)]
     for template in templates:

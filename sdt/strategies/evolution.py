@@ -48,12 +48,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sdt.space.domain import Domain, sample_params
-from sdt.core.records import L2_FACTOR, Architecture, extra_conv_width_name, extra_dense_width_name
+from sdt.strategies.base import Option, Strategy, StrategySetup, at_least
+from sdt.core.records import (
+    ARCHITECTURE_FEATURES, COUNT, SWITCH, Architecture, ArchitectureFeature, switches_of_actions,
+)
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
 DEFAULT_POPULATION_SIZE = 6
@@ -67,17 +70,19 @@ ARCHITECTURE_MUTATION_RATE = 0.5
 _COPY_RETRIES = 10
 
 # Names of the architecture operators, in the order they are considered.
-ADD_CONV_BLOCK = "add_conv_block"
-REMOVE_CONV_BLOCK = "remove_conv_block"
-ADD_DENSE_LAYER = "add_dense_layer"
-REMOVE_DENSE_LAYER = "remove_dense_layer"
-TOGGLE_L2 = "toggle_l2"
-TOGGLE_BATCH_NORM = "toggle_batch_norm"
-TOGGLE_AUGMENTATION = "toggle_augmentation"
+# One operator per direction of every architecture feature (sdt/core/records.py): a COUNT
+# feature adds or removes one layer, a SWITCH feature toggles.
+def _operators(feature: ArchitectureFeature) -> tuple[str, ...]:
+    if feature.kind == COUNT:
+        return (f"add_{feature.name}", f"remove_{feature.name}")
+    return (f"toggle_{feature.name}",)
+
+
+ARCHITECTURE_OPERATORS = tuple(op for feature in ARCHITECTURE_FEATURES for op in _operators(feature))
+ADD_CONV_BLOCK = "add_extra_conv_blocks"
+ADD_DENSE_LAYER = "add_extra_dense_layers"
+SWITCHES = tuple(feature.name for feature in ARCHITECTURE_FEATURES if feature.kind == SWITCH)
 # The on/off features of an Architecture a genome may switch.
-SWITCHES = ("l2", "batch_norm", "augmentation")
-ARCHITECTURE_OPERATORS = (ADD_CONV_BLOCK, REMOVE_CONV_BLOCK, ADD_DENSE_LAYER, REMOVE_DENSE_LAYER,
-                          TOGGLE_L2, TOGGLE_BATCH_NORM, TOGGLE_AUGMENTATION)
 
 
 @dataclass(frozen=True)
@@ -96,18 +101,17 @@ class ArchitectureProblem:
     """Candidates of the paper's CNN grown within a run's Domain."""
 
     def __init__(self, domain: Domain, fixed_features: frozenset[str] = frozenset()):
-        """`fixed_features`: switches among l2, batch_norm, augmentation that stay off (a user's
-        model that does not support them)."""
+        """`fixed_features`: SWITCH features that stay off (a user's model that does not support them)."""
         unknown = sorted(set(fixed_features) - set(SWITCHES))
         if unknown:
             raise ValueError(f"fixed_features must be among {list(SWITCHES)}, got {unknown}")
         self.domain = domain
         self.fixed_features = frozenset(fixed_features)
         self.space: SearchSpace = domain.hyper_parameters
-        self.max_extra_conv_blocks = domain.max_extra_conv_blocks
-        self.max_extra_dense_layers = domain.max_extra_dense_layers
-        needed = ([extra_conv_width_name(i) for i in range(self.max_extra_conv_blocks)]
-                  + [extra_dense_width_name(i) for i in range(self.max_extra_dense_layers)] + [L2_FACTOR])
+        self.limits = {feature.name: domain.limit(feature) for feature in ARCHITECTURE_FEATURES}
+        needed = [name for feature in ARCHITECTURE_FEATURES
+                  for name in ([feature.width_name(i) for i in range(self.limits[feature.name])]
+                               if feature.kind == COUNT else feature.parameters)]
         missing = [name for name in needed if name not in self.space]
         if missing:
             raise ValueError(f"the evolution domain lacks the dimensions {missing} its architectures need")
@@ -118,9 +122,7 @@ class ArchitectureProblem:
     # ------------------------------------------------------------------ encoding
     def active_names(self, architecture: Architecture) -> list[str]:
         """The hyper-parameters a network with `architecture` reads, in domain order."""
-        names = set(self.base_names) | set(architecture.extra_width_names())
-        if architecture.l2:
-            names.add(L2_FACTOR)
+        names = set(self.base_names) | set(architecture.extra_width_names()) | set(architecture.active_parameters())
         return [name for name in self.space.names if name in names]
 
     def encode(self, params: dict[str, Any], architecture: Architecture) -> Genome:
@@ -136,15 +138,12 @@ class ArchitectureProblem:
         """Why `genome` is not a valid candidate of this problem (empty when it is)."""
         errors = []
         architecture = genome.architecture
-        if not 0 <= architecture.extra_conv_blocks <= self.max_extra_conv_blocks:
-            errors.append(f"extra_conv_blocks must be in [0, {self.max_extra_conv_blocks}], "
-                          f"got {architecture.extra_conv_blocks}")
-        for name in sorted(self.fixed_features):
-            if getattr(architecture, name):
-                errors.append(f"{name} must stay off (fixed), got on")
-        if not 0 <= architecture.extra_dense_layers <= self.max_extra_dense_layers:
-            errors.append(f"extra_dense_layers must be in [0, {self.max_extra_dense_layers}], "
-                          f"got {architecture.extra_dense_layers}")
+        for feature in ARCHITECTURE_FEATURES:
+            value = getattr(architecture, feature.name)
+            if feature.kind == COUNT and not 0 <= value <= self.limits[feature.name]:
+                errors.append(f"{feature.name} must be in [0, {self.limits[feature.name]}], got {value}")
+            if feature.name in self.fixed_features and value:
+                errors.append(f"{feature.name} must stay off (fixed), got on")
         expected = set(self.active_names(architecture))
         if set(genome.params) != expected:
             errors.append(f"expected hyper-parameters {sorted(expected)}, got {sorted(genome.params)}")
@@ -162,10 +161,10 @@ class ArchitectureProblem:
 
     def random_genome(self, rng: np.random.Generator) -> Genome:
         """Hyper-parameters from the current bounds (priors respected), architecture uniform."""
-        switches = {name: bool(rng.integers(0, 2)) and name not in self.fixed_features for name in SWITCHES}
-        architecture = Architecture(
-            extra_conv_blocks=int(rng.integers(0, self.max_extra_conv_blocks + 1)),
-            extra_dense_layers=int(rng.integers(0, self.max_extra_dense_layers + 1)), **switches)
+        architecture = Architecture(**{
+            feature.name: (int(rng.integers(0, self.limits[feature.name] + 1)) if feature.kind == COUNT
+                           else bool(rng.integers(0, 2)) and feature.name not in self.fixed_features)
+            for feature in ARCHITECTURE_FEATURES})
         params = sample_params(self.space, 1, rng)[0]
         return self.encode(params, architecture)
 
@@ -189,34 +188,27 @@ class ArchitectureProblem:
         return dimension.python_value(new)
 
     def applicable_operators(self, architecture: Architecture) -> list[str]:
-        operators = []
-        if architecture.extra_conv_blocks < self.max_extra_conv_blocks:
-            operators.append(ADD_CONV_BLOCK)
-        if architecture.extra_conv_blocks > 0:
-            operators.append(REMOVE_CONV_BLOCK)
-        if architecture.extra_dense_layers < self.max_extra_dense_layers:
-            operators.append(ADD_DENSE_LAYER)
-        if architecture.extra_dense_layers > 0:
-            operators.append(REMOVE_DENSE_LAYER)
-        return operators + [toggle for name, toggle in zip(SWITCHES, (TOGGLE_L2, TOGGLE_BATCH_NORM,
-                                                                     TOGGLE_AUGMENTATION))
-                            if name not in self.fixed_features]
+        return [operator for operator in ARCHITECTURE_OPERATORS if self._operated(architecture, operator) is not None]
+
+    def _operated(self, architecture: Architecture, operator: str) -> Architecture | None:
+        """`architecture` after `operator`, or None when the operator does not apply to it."""
+        verb, _, name = operator.partition("_")
+        value = getattr(architecture, name)
+        if verb == "add" and value < self.limits[name]:
+            return replace(architecture, **{name: value + 1})
+        if verb == "remove" and value > 0:
+            return replace(architecture, **{name: value - 1})
+        if verb == "toggle" and name not in self.fixed_features:
+            return replace(architecture, **{name: not value})
+        return None
 
     def mutate_architecture(self, genome: Genome, operator: str, rng: np.random.Generator) -> Genome:
         """Apply one architecture operator; hyper-parameters follow (new widths drawn, old ones dropped)."""
         architecture = genome.architecture
-        changes: dict[str, Callable[[Architecture], Architecture]] = {
-            ADD_CONV_BLOCK: lambda a: replace(a, extra_conv_blocks=a.extra_conv_blocks + 1),
-            REMOVE_CONV_BLOCK: lambda a: replace(a, extra_conv_blocks=a.extra_conv_blocks - 1),
-            ADD_DENSE_LAYER: lambda a: replace(a, extra_dense_layers=a.extra_dense_layers + 1),
-            REMOVE_DENSE_LAYER: lambda a: replace(a, extra_dense_layers=a.extra_dense_layers - 1),
-            TOGGLE_L2: lambda a: replace(a, l2=not a.l2),
-            TOGGLE_BATCH_NORM: lambda a: replace(a, batch_norm=not a.batch_norm),
-            TOGGLE_AUGMENTATION: lambda a: replace(a, augmentation=not a.augmentation),
-        }
-        if operator not in self.applicable_operators(architecture):
+        new_architecture = (self._operated(architecture, operator) if operator in ARCHITECTURE_OPERATORS
+                            else None)
+        if new_architecture is None:
             raise ValueError(f"operator {operator!r} does not apply to {architecture}")
-        new_architecture = changes[operator](architecture)
         params = {}
         for name in self.active_names(new_architecture):
             params[name] = genome.params[name] if name in genome.params else self.random_value(name, rng)
@@ -265,8 +257,25 @@ class Member:
     index: int
 
 
-class EvolutionStrategy:
+class EvolutionStrategy(Strategy):
     """Steady-state evolutionary algorithm on any problem with random_genome / mutate / encode / decode."""
+
+    searches_architecture = True
+    options = (
+        Option("population_size", int, DEFAULT_POPULATION_SIZE,
+               "evolution: candidates kept; the first this many trainings are random", at_least(2)),
+        Option("tournament_size", int, DEFAULT_TOURNAMENT_SIZE,
+               "evolution: members drawn per tournament, the best becomes the parent",
+               lambda value, options: (None if 1 <= value <= options["population_size"]
+                                       else f"must be in [1, --population-size ({options['population_size']})]")),
+    )
+
+    @classmethod
+    def build(cls, setup: StrategySetup) -> "EvolutionStrategy":
+        options = cls.check_options(setup.options)
+        problem = ArchitectureProblem(setup.domain, switches_of_actions(setup.unsupported_actions))
+        return cls(problem, population_size=options["population_size"],
+                   tournament_size=options["tournament_size"], budget=setup.budget)
 
     def __init__(self, problem: ArchitectureProblem, population_size: int = DEFAULT_POPULATION_SIZE,
                  tournament_size: int = DEFAULT_TOURNAMENT_SIZE, budget: int | None = None):
@@ -315,6 +324,3 @@ class EvolutionStrategy:
                     key=lambda i: (self.population[i].objective, self.population[i].index))
         if member.objective <= self.population[worst].objective:
             self.population[worst] = member
-
-    def point(self, params: dict[str, Any], architecture: Architecture) -> list[Any]:
-        return self.problem.domain.encode(params, architecture)

@@ -41,6 +41,7 @@ import numpy as np
 
 from sdt.core.errors import ConfigurationError
 from sdt.space.domain import Domain
+from sdt.strategies.base import Option, Strategy, StrategySetup, at_least
 from sdt.core.records import Architecture
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
@@ -119,8 +120,26 @@ class MetaLRStep:
     probabilities: tuple[float, float, float]   # p1, p2, p3 after this step's update
 
 
-class MetaLearningRateStrategy:
+class MetaLearningRateStrategy(Strategy):
     """Ask/tell form of TuneLearningRate on the run's initial space; never edits the network."""
+
+    options = (
+        Option("meta_lr_step_factor", float, DEFAULT_STEP_FACTOR,
+               "meta-lr: a step multiplies or divides the learning rate by this factor > 1",
+               lambda value, options: None if value > 1 else "must be > 1"),
+        Option("meta_lr_p_eps", float, DEFAULT_P_EPS,
+               "meta-lr: probability moved towards (improvement) or away from (worsening) the move just "
+               "taken, in (0, 1]",
+               lambda value, options: None if 0 < value <= 1 else "must be in (0, 1]"),
+        Option("meta_lr_patience", int, DEFAULT_PATIENCE,
+               "meta-lr: stop after this many trainings in a row without a new best", at_least(1)),
+    )
+
+    @classmethod
+    def build(cls, setup: StrategySetup) -> "MetaLearningRateStrategy":
+        options = cls.check_options(setup.options)
+        return cls(setup.domain, step_factor=options["meta_lr_step_factor"], p_eps=options["meta_lr_p_eps"],
+                   patience=options["meta_lr_patience"], budget=setup.budget)
 
     def __init__(self, domain: Domain, step_factor: float = DEFAULT_STEP_FACTOR,
                  p_eps: float = DEFAULT_P_EPS, patience: int = DEFAULT_PATIENCE,
@@ -194,6 +213,3 @@ class MetaLearningRateStrategy:
         else:
             self.steps_without_improvement += 1
         self.steps.append(MetaLRStep(learning_rate, float(objective), move, improved, self.probabilities))
-
-    def point(self, params: dict[str, Any], architecture) -> list[Any]:
-        return self.domain.encode(params, architecture)

@@ -1,147 +1,106 @@
-"""Strategies: what to try next. Every strategy serves the same trainer and controller.
+"""The strategies a run can use, by name: a sampler (sdt/strategies/base.py) and whether the
+symbolic block tunes the space and network after each training.
 
-A strategy is an ask/tell object:
+The symbolic tuning is a component, not a sampler: `sdt` is the GP sampler with it, `bo` the
+same sampler without it. It combines with any sampler that samples from the edited space
+(`follows_edited_space`); `random-sdt` is random search with it, which separates what the
+symbolic edits add from what the GP adds.
 
-- `ask(state, rng) -> (params, architecture)`: the next training. Strategies that follow the
-  symbolic block propose params inside `state.space` and return `state.architecture`;
-  strategies that search architectures themselves (evolution) return their own.
-- `tell(params, architecture, objective)`: a finished training (objective finite, lower is
-  better). On resume the stored trials are replayed through `tell` alone, in order, with no
-  `ask`: a strategy's state must be a function of the told trials (and of the per-trial
-  random generators, which the loop derives from the run seed and the trial index).
-- `point(params, architecture)`: the coordinates stored with the trial.
-- `finished` (bool attribute): True when the strategy wants no more trainings (the loop
-  then stops before the budget).
-
-Strategies are registered by name in `STRATEGIES` as (factory, tunes_network): the factory
-is called `factory(domain, initial_points, options)`, where `options` is a dict of the run's
-strategy settings (`STRATEGY_OPTIONS` lists them with their defaults; a factory reads those it
-needs); `tunes_network` says whether the controller applies the symbolic tuning actions for
-it. `SEARCHES_ARCHITECTURE` names the strategies that choose architectures themselves: their
-domain, like sdt's, covers every hyper-parameter and architecture feature a network can have
-(see `uses_full_domain`); the other baselines' domain is the initial space alone.
+On resume the stored trials are replayed through `tell` alone, in order, with no `ask`: a
+strategy's state must be a function of the told trials (and of the per-trial random
+generators, which the loop derives from the run seed and the trial index).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from dataclasses import dataclass
+from typing import Any, Mapping
 
-import numpy as np
+from sdt.core.errors import ConfigurationError
+from sdt.space.domain import Domain
+from sdt.strategies.base import Option, Strategy, StrategySetup
 
-from sdt.strategies import evolution
-from sdt.strategies import meta_lr
-from sdt.space.domain import ConstrainedGPOptimizer, Domain, sample_params
-from sdt.core.vocabulary import DATA_AUGMENTATION, REG_L2
 
-# Options a factory may read, with their defaults (RunConfig carries the same fields).
-STRATEGY_OPTIONS: dict[str, Any] = {
-    "budget": None,                                        # the run's number of trainings
-    "meta_lr_step_factor": meta_lr.DEFAULT_STEP_FACTOR,
-    "meta_lr_p_eps": meta_lr.DEFAULT_P_EPS,
-    "meta_lr_patience": meta_lr.DEFAULT_PATIENCE,
-    "population_size": evolution.DEFAULT_POPULATION_SIZE,
-    "tournament_size": evolution.DEFAULT_TOURNAMENT_SIZE,
-    "unsupported_actions": frozenset(),                    # architecture actions a user's model cannot take
+@dataclass(frozen=True)
+class StrategyEntry:
+    """One name of `--strategy`: which sampler, with or without the symbolic tuning."""
+
+    sampler: str          # "module:Class" inside sdt.strategies (imported on use: Optuna is optional)
+    symbolic: bool        # the symbolic block edits the space and network after each training
+    description: str
+
+    def sampler_class(self) -> type[Strategy]:
+        module, _, name = self.sampler.partition(":")
+        return getattr(importlib.import_module(f"sdt.strategies.{module}"), name)
+
+
+STRATEGIES: dict[str, StrategyEntry] = {
+    "sdt": StrategyEntry("gaussian_process:GaussianProcessStrategy", True,
+                         "Symbolic DNN-Tuner: Bayesian optimisation + diagnosis + tuning actions (default)"),
+    "bo": StrategyEntry("gaussian_process:GaussianProcessStrategy", False,
+                        "plain Bayesian optimisation on the fixed initial space (the paper's baseline)"),
+    "random": StrategyEntry("random_search:RandomStrategy", False, "random search of the initial space"),
+    "random-sdt": StrategyEntry("random_search:RandomStrategy", True,
+                                "random search steered by the diagnosis and tuning actions"),
+    "tpe": StrategyEntry("tpe:OptunaTPEStrategy", False,
+                         "Optuna's TPE sampler on the initial space (needs optuna)"),
+    "meta-lr": StrategyEntry("meta_lr:MetaLearningRateStrategy", False,
+                             "probabilistic learning-rate adjustment, other hyper-parameters at the "
+                             "middle of their ranges"),
+    "evolution": StrategyEntry("evolution:EvolutionStrategy", False,
+                               "evolutionary search of hyper-parameters and architecture"),
 }
 
-# The Architecture switches each architecture action turns on (what evolution must leave off
-# for a model that does not support the action).
-_SWITCHES_OF_ACTION = {REG_L2: ("l2", "batch_norm"), DATA_AUGMENTATION: ("augmentation",)}
+# The samplers whose options are declared (imported here: none of them needs an optional package
+# at import time).
+_SAMPLERS_WITH_OPTIONS = ("meta_lr:MetaLearningRateStrategy", "evolution:EvolutionStrategy")
 
 
-class GaussianProcessStrategy:
-    """GP-EI BO on the run's fixed domain, candidates from the current (edited) space."""
-
-    def __init__(self, domain: Domain, initial_points: int):
-        self.optimizer = ConstrainedGPOptimizer(domain, n_initial_points=initial_points)
-        self.domain = domain
-        self.finished = False
-
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
-        return self.optimizer.ask(state.space, state.architecture, rng), state.architecture
-
-    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
-        self.optimizer.tell(params, architecture, objective)
-
-    def point(self, params: dict[str, Any], architecture) -> list[Any]:
-        return self.domain.encode(params, architecture)
+def entry(name: str) -> StrategyEntry:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ConfigurationError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}") from None
 
 
-class RandomStrategy:
-    """Uniform sampling of the current space (which never changes for the baselines)."""
-
-    def __init__(self, domain: Domain, initial_points: int = 0):
-        self.domain = domain
-        self.finished = False
-
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
-        return sample_params(state.space, 1, rng)[0], state.architecture
-
-    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
-        pass
-
-    def point(self, params: dict[str, Any], architecture) -> list[Any]:
-        return self.domain.encode(params, architecture)
+def all_options() -> dict[str, Option]:
+    """Every declared strategy option by name (the command line and RunConfig derive from these)."""
+    options: dict[str, Option] = {}
+    for name, strategy in STRATEGIES.items():
+        if strategy.sampler in _SAMPLERS_WITH_OPTIONS:
+            for option in strategy.sampler_class().options:
+                options.setdefault(option.name, option)
+    return options
 
 
-def _option(options: dict[str, Any] | None, name: str) -> Any:
-    return (options or {}).get(name, STRATEGY_OPTIONS[name])
-
-
-def _gaussian_process(domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    return GaussianProcessStrategy(domain, initial_points)
-
-
-def _random(domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    return RandomStrategy(domain, initial_points)
-
-
-def _tpe(domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    from sdt.strategies.tpe import OptunaTPEStrategy   # Optuna is optional: imported only when asked for
-    return OptunaTPEStrategy(domain, initial_points)
-
-
-def _meta_lr(domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    return meta_lr.MetaLearningRateStrategy(
-        domain, step_factor=_option(options, "meta_lr_step_factor"), p_eps=_option(options, "meta_lr_p_eps"),
-        patience=_option(options, "meta_lr_patience"), budget=_option(options, "budget"))
-
-
-def _evolution(domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    fixed = {switch for action in _option(options, "unsupported_actions")
-             for switch in _SWITCHES_OF_ACTION.get(action, ())}
-    return evolution.EvolutionStrategy(
-        evolution.ArchitectureProblem(domain, frozenset(fixed)), population_size=_option(options, "population_size"),
-        tournament_size=_option(options, "tournament_size"), budget=_option(options, "budget"))
-
-
-# name -> (factory(domain, initial_points, options), whether the symbolic actions tune the network)
-STRATEGIES: dict[str, tuple[Callable[..., Any], bool]] = {
-    "sdt": (_gaussian_process, True),     # Symbolic DNN-Tuner: BO + diagnosis + tuning actions
-    "bo": (_gaussian_process, False),     # plain BO on the fixed initial space (the paper's baseline)
-    "random": (_random, False),           # random search of the initial space
-    "tpe": (_tpe, False),                 # Optuna's TPE sampler on the initial space (optional dependency)
-    "meta-lr": (_meta_lr, False),         # the poster's probabilistic learning-rate adjustment (sdt/meta_lr.py)
-    "evolution": (_evolution, False),     # DLOPT-style evolution of hyper-parameters and architecture
-}
-
-# Strategies that pass their own architecture to the controller (and need the full domain).
-SEARCHES_ARCHITECTURE = frozenset({"evolution"})
+def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options strategy `name` reads, defaults filled in and checked; the others' are ignored
+    (a run of one strategy may carry another's settings, as the command line always does)."""
+    sampler = entry(name).sampler_class()
+    unknown = sorted(set(options or {}) - set(all_options()))
+    if unknown:
+        raise ConfigurationError(f"unknown strategy option(s): {', '.join(unknown)}")
+    own = {option.name for option in sampler.options}
+    return sampler.check_options({key: value for key, value in (options or {}).items() if key in own})
 
 
 def tunes_network(name: str) -> bool:
-    return STRATEGIES[name][1]
+    return entry(name).symbolic
 
 
 def uses_full_domain(name: str) -> bool:
     """Whether the run's domain must cover every dimension and architecture feature a network can have."""
-    return tunes_network(name) or name in SEARCHES_ARCHITECTURE
+    strategy = entry(name)
+    return strategy.symbolic or strategy.sampler_class().searches_architecture
 
 
-def make_strategy(name: str, domain: Domain, initial_points: int, options: dict[str, Any] | None = None):
-    """Build strategy `name`; `options` overrides STRATEGY_OPTIONS (unknown keys are refused)."""
-    unknown = sorted(set(options or {}) - set(STRATEGY_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown strategy options {unknown}; expected some of {sorted(STRATEGY_OPTIONS)}")
-    factory, _ = STRATEGIES[name]
-    return factory(domain, initial_points, options)
+def make_strategy(name: str, domain: Domain, initial_points: int, options: Mapping[str, Any] | None = None,
+                  budget: int | None = None, unsupported_actions: frozenset[str] = frozenset()) -> Strategy:
+    """Build strategy `name` for one run; `options` are its declared options (checked here)."""
+    strategy = entry(name)
+    sampler = strategy.sampler_class()
+    if strategy.symbolic and not sampler.follows_edited_space:
+        raise ConfigurationError(f"strategy {name!r}: its sampler does not follow the edited space")
+    return sampler.build(StrategySetup(domain, initial_points, budget, frozenset(unsupported_actions),
+                                       check_options(name, options)))

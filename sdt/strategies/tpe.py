@@ -17,6 +17,7 @@ import numpy as np
 
 from sdt.core.errors import ConfigurationError
 from sdt.space.domain import Domain
+from sdt.strategies.base import Strategy, StrategySetup
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, SearchSpace
 
 
@@ -46,8 +47,12 @@ def optuna_distributions(space: SearchSpace) -> dict[str, Any]:
     return distributions
 
 
-class OptunaTPEStrategy:
+class OptunaTPEStrategy(Strategy):
     """Optuna TPE over the initial space; `initial_points` random trials before TPE models."""
+
+    @classmethod
+    def build(cls, setup: StrategySetup) -> "OptunaTPEStrategy":
+        return cls(setup.domain, setup.initial_points)
 
     def __init__(self, domain: Domain, initial_points: int):
         self._optuna = _import_optuna()
@@ -74,6 +79,3 @@ class OptunaTPEStrategy:
         self.study.add_trial(self._optuna.trial.create_trial(
             params={name: params[name] for name in self.distributions},
             distributions=self.distributions, value=float(objective)))
-
-    def point(self, params: dict[str, Any], architecture) -> list[Any]:
-        return self.domain.encode(params, architecture)

@@ -1,0 +1,145 @@
+"""Gaussian-process Bayesian optimisation (expected improvement) on the run's fixed domain.
+
+The only module that knows scikit-optimize (archived in February 2024; its last release,
+0.10.2, is kept working here): swapping the GP and the acquisition for a maintained library
+is a change of this file alone.
+
+How no trial is ever lost (reference.md section 6): the GP lives on the run's *domain*
+(sdt/space/domain.py), fixed when the run starts. New candidates are sampled only from the
+*current* space (current bounds, current architecture pinned), scored with expected
+improvement under a GP fitted on every past point, and the best is proposed. This is
+skopt's own "sampling" acquisition optimiser with the candidate set restricted, which is why
+the class does its own ask() rather than use skopt's `space_constraint` (that refuses to be
+told points outside the constraint).
+
+The same class serves the plain-BO baseline: with a space that never changes it is ordinary
+GP-EI Bayesian optimisation, so the comparison isolates what the symbolic part adds.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+from skopt.acquisition import gaussian_ei
+from skopt.space import Categorical, Integer, Real, Space
+from skopt.utils import cook_estimator
+
+from sdt.core.records import Architecture
+from sdt.space.domain import Domain, sample_params
+from sdt.space.search_space import CATEGORICAL, INTEGER, Dimension, SearchSpace
+from sdt.strategies.base import Strategy, StrategySetup
+
+# Candidates sampled from the current space per proposal; EI is evaluated on all of them.
+DEFAULT_CANDIDATES = 5000
+
+
+def _skopt_dimension(dimension: Dimension):
+    """The skopt dimension of `dimension` at its domain bounds, or None if it has one value."""
+    if dimension.kind == CATEGORICAL:
+        categories = dimension.domain_categories
+        return Categorical(list(categories), name=dimension.name) if len(categories) > 1 else None
+    low, high = dimension.domain_low, dimension.domain_high
+    if low == high:
+        return None
+    if dimension.kind == INTEGER:
+        return Integer(int(low), int(high), prior=dimension.prior, name=dimension.name)
+    return Real(float(low), float(high), prior=dimension.prior, name=dimension.name)
+
+
+def gp_space(domain: Domain) -> tuple[Space, list[int]]:
+    """skopt Space of the GP and the indices of the point coordinates it uses.
+
+    Coordinates with a single possible value carry no information and skopt refuses
+    them, so they are left out.
+    """
+    dimensions, used = [], []
+    for index, dimension in enumerate(domain.hyper_parameters):
+        skopt_dimension = _skopt_dimension(dimension)
+        if skopt_dimension is not None:
+            dimensions.append(skopt_dimension)
+            used.append(index)
+    offset = len(domain.hyper_parameters)
+    for position, (name, maximum) in enumerate(domain.architecture_bounds()):
+        if maximum > 0:
+            dimensions.append(Integer(0, maximum, name=name))
+            used.append(offset + position)
+    return Space(dimensions), used
+
+
+class ConstrainedGPOptimizer:
+    """GP-EI Bayesian optimisation on a fixed domain with candidates from the current space.
+
+    The caller owns the loop: `ask(space, architecture, rng)` proposes hyper-parameters inside
+    the current space; `tell(params, architecture, objective)` records a result (of any past
+    space: every told point keeps informing the GP). Objectives are minimised.
+    """
+
+    def __init__(self, domain: Domain, n_initial_points: int = 5,
+                 n_candidates: int = DEFAULT_CANDIDATES, xi: float = 0.01):
+        if n_initial_points < 1:
+            raise ValueError(f"n_initial_points must be >= 1, got {n_initial_points}")
+        self.domain = domain
+        self.n_initial_points = n_initial_points
+        self.n_candidates = n_candidates
+        self.xi = xi
+        self.points: list[list[Any]] = []
+        self.objectives: list[float] = []
+        self._gp_space, self._gp_columns = gp_space(domain)
+
+    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float) -> None:
+        """Record the objective of one training; it must be finite (use a penalty for failures)."""
+        if not math.isfinite(objective):
+            raise ValueError(f"objective must be finite, got {objective}")
+        self.points.append(self.domain.encode(params, architecture))
+        self.objectives.append(float(objective))
+
+    def _gp_matrix(self, points: Sequence[Sequence[Any]]) -> np.ndarray:
+        rows = [[point[i] for i in self._gp_columns] for point in points]
+        return self._gp_space.transform(rows)
+
+    def ask(self, space: SearchSpace, architecture: Architecture, rng: np.random.Generator) -> dict[str, Any]:
+        """Hyper-parameters for the next training, inside `space`."""
+        if len(self.objectives) < self.n_initial_points:
+            return sample_params(space, 1, rng)[0]
+        candidates = sample_params(space, self.n_candidates, rng)
+        gp = cook_estimator("GP", space=self._gp_space, noise="gaussian",
+                            random_state=int(rng.integers(0, 2**31 - 1)))
+        with warnings.catch_warnings():
+            # The GP warns about converging to bounds on tiny data sets; that is expected.
+            warnings.simplefilter("ignore")
+            gp.fit(self._gp_matrix(self.points), np.asarray(self.objectives))
+            expected_improvement = gaussian_ei(
+                self._gp_matrix([self.domain.encode(c, architecture) for c in candidates]),
+                gp, y_opt=float(np.min(self.objectives)), xi=self.xi)
+        return candidates[int(np.argmax(expected_improvement))]
+
+    def predict(self, params: dict[str, Any], architecture: Architecture) -> tuple[float, float]:
+        """GP mean and standard deviation of the objective at one configuration (for tests and explanations)."""
+        gp = cook_estimator("GP", space=self._gp_space, noise="gaussian", random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp.fit(self._gp_matrix(self.points), np.asarray(self.objectives))
+            mean, std = gp.predict(self._gp_matrix([self.domain.encode(params, architecture)]), return_std=True)
+        return float(mean[0]), float(std[0])
+
+
+class GaussianProcessStrategy(Strategy):
+    """GP-EI BO on the run's fixed domain, candidates from the current (edited) space."""
+
+    follows_edited_space = True
+
+    def __init__(self, domain: Domain, initial_points: int):
+        self.optimizer = ConstrainedGPOptimizer(domain, n_initial_points=initial_points)
+
+    @classmethod
+    def build(cls, setup: StrategySetup) -> "GaussianProcessStrategy":
+        return cls(setup.domain, setup.initial_points)
+
+    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+        return self.optimizer.ask(state.space, state.architecture, rng), state.architecture
+
+    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+        self.optimizer.tell(params, architecture, objective)
