@@ -33,7 +33,7 @@ def test_encode_marks_absent_hyper_parameters_inactive(domain, space):
     names = domain.coordinate_names
     assert len(point) == len(names)
     assert point[names.index("l2_factor")] == domain.hyper_parameters["l2_factor"].domain_low
-    assert point[-len(ARCHITECTURE_FEATURES):] == [0, 0, 0, 0, 0]
+    assert point[-len(ARCHITECTURE_FEATURES):] == [0] * len(ARCHITECTURE_FEATURES)
     with_l2 = domain.encode({**params, "l2_factor": 3e-4}, Architecture(l2=True, batch_norm=True, extra_conv_blocks=1))
     assert with_l2[names.index("l2_factor")] == 3e-4
     assert with_l2[-5:] == [1, 0, 1, 1, 0]

@@ -3,6 +3,8 @@ inside the domain, records it faithfully, and stops (ActionNotApplicable) when i
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 
@@ -20,7 +22,7 @@ from sdt.core.vocabulary import (
     NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
 )
 
-ARCHITECTURE_FIELDS = ("extra_conv_blocks", "extra_dense_layers", "l2", "batch_norm", "augmentation")
+ARCHITECTURE_FIELDS = tuple(f.name for f in dataclasses.fields(Architecture))
 DROPOUTS = ("dr1_2", "dr_f")
 WIDTHS = ("unit_c1", "unit_c2", "unit_d")
 LIMITS = tm.ArchitectureLimits(max_extra_conv_blocks=2)
