@@ -5,7 +5,7 @@
 %% This program reads the per-epoch curves of ONE training (the Keras history:
 %% loss, accuracy, val_loss, val_accuracy) and names the problems they show
 %% (SoftwareX Table 1). It is the "Diagnosis" part of the symbolic program:
-%% sdt/symbolic.py joins the facts of one training with this file and with
+%% sdt/symbolic/block.py joins the facts of one training with this file and with
 %% tuning_rules.pl (at the current rule weights) and asks ProbLog for
 %%
 %%   problem(P)              P is diagnosed. P is one of overfitting,
@@ -17,7 +17,7 @@
 %%   threshold(Name, Value)  every threshold, already scaled to the task
 %%   note(N)                 what the evidence could not support
 %%
-%% Facts written by sdt/symbolic.py for each training (never stored here):
+%% Facts written by sdt/symbolic/statistics.py for each training (never stored here):
 %%
 %%   num_classes(K).             number of classes of the task (K >= 2)
 %%   history_stat(Name, Value).  a number measured on the history (list in
@@ -52,7 +52,7 @@ chance_loss(L) :- num_classes(K), L is log(K).
 %% --------------------------------------------------------------------------
 %% 2. Measured quantities
 %% --------------------------------------------------------------------------
-%% Statistics measured by sdt/symbolic.py (history_stat/2):
+%% Statistics measured by sdt/symbolic/statistics.py (history_stat/2):
 %%   epochs                       epochs in the history
 %%   final_train_accuracy,        mean of the last epochs (the last 3; the
 %%   final_val_accuracy,          last third of a run shorter than 9 epochs;

@@ -1,0 +1,233 @@
+"""Reading and checking the ProbLog programs: diagnosis.pl and tuning_rules.pl.
+
+`read_program` loads a .pl file (dropping its query/evidence clauses); `check_diagnosis` and
+`parse_rules` check what each file may and must define, so that a malformed or misspelt file
+fails when the block is built with one RulesError naming the file (and quoting ProbLog), not
+silently later. This module evaluates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from problog.errors import ProbLogError
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Term, Var, term2list
+from problog.program import PrologString
+
+from sdt.core.errors import RulesError
+from sdt.core.vocabulary import ACTIONS, PROBLEMS
+from sdt.symbolic.explanations import CONDITION_SYMBOLS
+from sdt.symbolic.statistics import HISTORY_STATS
+
+# The shipped programs are package data beside this module (a checkout shows them at the top level
+# too, as links): found from this file's location, never from the working directory.
+PROGRAM_DIR = Path(__file__).resolve().parent
+DEFAULT_DIAGNOSIS_PATH = PROGRAM_DIR / "diagnosis.pl"
+DEFAULT_RULES_PATH = PROGRAM_DIR / "tuning_rules.pl"
+
+@dataclass(frozen=True)
+class LearnableRule:
+    """One `action/2` clause of the rules file; `initial` is None for a fixed weight."""
+
+    action: str
+    problem: str
+    initial: float | None
+    clause: Any
+
+
+def problog_message(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())
+
+
+def read_program(path: Path, role: str) -> tuple[str, list[Any]]:
+    """Text and clauses of a .pl file, without query/evidence clauses; RulesError if unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RulesError(f"{role} file {path} cannot be read: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise RulesError(f"{role} file {path} is not UTF-8 text: {err}") from err
+    try:
+        clauses = list(PrologString(text))
+    except ProbLogError as err:
+        raise RulesError(f"{role} file {path} is malformed: ProbLog says: "
+                         f"{problog_message(err)}") from err
+    kept = []
+    for clause in clauses:
+        head = clause if isinstance(clause, Term) and not isinstance(clause, Clause) else None
+        if head is not None and head.functor in ("query", "evidence", "observe"):
+            continue
+        kept.append(clause)
+    return text, kept
+
+
+def _heads(clause: Any) -> list[Term]:
+    if isinstance(clause, AnnotatedDisjunction):
+        return list(clause.heads)
+    if isinstance(clause, Clause):
+        return [clause.head]
+    return [clause]
+
+
+def _subterms(term: Any) -> Iterator[Term]:
+    """Every compound term inside `term` (bodies, lists, arguments), depth first."""
+    stack = [term]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Clause):
+            stack.extend([current.head, current.body])
+            continue
+        if isinstance(current, AnnotatedDisjunction):
+            stack.extend(current.heads)
+            if current.body is not None:
+                stack.append(current.body)
+            continue
+        if isinstance(current, Term) and not isinstance(current, (Var, Constant)):
+            yield current
+            stack.extend(current.args)
+
+
+def _atom_name(term: Any) -> str | None:
+    """The name of a plain atom (`overfitting`), None for a variable or anything else."""
+    if isinstance(term, Term) and not isinstance(term, (Var, Constant)) and term.arity == 0:
+        return str(term.functor)
+    return None
+
+
+def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
+    """Every problem(P), action(A, P) and cause(P, _) names vocabulary atoms (or variables)."""
+    for clause in clauses:
+        for term in _subterms(clause):
+            if term.functor == "problem" and term.arity == 1:
+                names = [("problem", term.args[0])]
+            elif term.functor == "cause" and term.arity == 2:
+                names = [("problem", term.args[0])]
+            elif term.functor == "action" and term.arity == 2:
+                names = [("action", term.args[0]), ("problem", term.args[1])]
+            else:
+                continue
+            for kind, arg in names:
+                if isinstance(arg, Var):
+                    continue
+                name = _atom_name(arg)
+                known = PROBLEMS if kind == "problem" else ACTIONS
+                if name not in known:
+                    raise RulesError(
+                        f"{role} file {path}: {term} names the unknown {kind} {arg}; "
+                        f"expected one of {', '.join(known)} (sdt/vocabulary.py)")
+
+
+def check_diagnosis(clauses: list[Any], path: Path) -> None:
+    role = "diagnosis"
+    _check_vocabulary(clauses, path, role)
+    defines_problem = False
+    for clause in clauses:
+        for head in _heads(clause):
+            if head.functor == "problem" and head.arity == 1:
+                defines_problem = True
+            if head.functor == "action" and head.arity == 2:
+                raise RulesError(f"diagnosis file {path} defines {head}: actions belong in the "
+                                 f"tuning rules file, the diagnosis only defines problem/1")
+            if head.probability is not None and head.probability.functor == "t":
+                raise RulesError(f"diagnosis file {path}: {head} has a learnable weight; only the "
+                                 f"action/2 rules of the tuning rules file are learned")
+    if not defines_problem:
+        raise RulesError(f"diagnosis file {path} defines no problem/1 clause: it must derive "
+                         f"problem(P) for the problems it diagnoses")
+    _check_names(clauses, path)
+
+
+def _check_names(clauses: list[Any], path: Path) -> None:
+    """Statistics, measures and thresholds named in the diagnosis exist (typos fail silently)."""
+    heads = [head for clause in clauses for head in _heads(clause)]
+
+    def defined(functor: str) -> set[str] | None:
+        names = set()
+        for head in heads:
+            if head.functor == functor and head.arity == 2:
+                name = _atom_name(head.args[0])
+                if name is None:
+                    return None  # defined for any name: nothing to check
+                names.add(name)
+        return names
+
+    for term in (t for clause in clauses for t in _subterms(clause)):
+        if term.functor == "history_stat" and term.arity == 2:
+            name = _atom_name(term.args[0])
+            if name is not None and name not in HISTORY_STATS:
+                raise RulesError(f"diagnosis file {path}: {term} names a statistic that "
+                                 f"sdt/symbolic/statistics.py does not measure; known: {', '.join(HISTORY_STATS)}")
+    measures, thresholds = defined("measure"), defined("threshold")
+    for head in heads:
+        if head.functor != "cause" or head.arity != 2:
+            continue
+        for condition in term2list(head.args[1], False):
+            if not (isinstance(condition, Term) and condition.functor in CONDITION_SYMBOLS
+                    and condition.arity == 2):
+                continue
+            measure, threshold = (_atom_name(arg) for arg in condition.args)
+            if measures is not None and measure is not None \
+                    and measure not in measures | set(HISTORY_STATS):
+                raise RulesError(f"diagnosis file {path}: {head} compares the measure {measure}, "
+                                 f"which no measure/2 clause defines")
+            if thresholds is not None and threshold is not None and threshold not in thresholds:
+                raise RulesError(f"diagnosis file {path}: {head} compares with the threshold "
+                                 f"{threshold}, which no threshold/2 clause defines")
+
+
+def parse_rules(clauses: list[Any], path: Path) -> list[LearnableRule]:
+    role = "rules"
+    _check_vocabulary(clauses, path, role)
+    rules: list[LearnableRule] = []
+    seen: set[tuple[str, str]] = set()
+    for clause in clauses:
+        if isinstance(clause, AnnotatedDisjunction):
+            raise RulesError(f"rules file {path}: annotated disjunctions are not supported "
+                             f"({clause}); write one rule per action")
+        head = _heads(clause)[0]
+        learnable = head.probability is not None and head.probability.functor == "t"
+        if head.functor == "problem" and head.arity == 1:
+            raise RulesError(f"rules file {path} defines {head}: problems are decided by the "
+                             f"diagnosis file, the rules only map them to action/2")
+        if head.functor != "action" or head.arity != 2:
+            if learnable:
+                raise RulesError(f"rules file {path}: {head} has a learnable weight; only "
+                                 f"action(Action, Problem) rules can be learned")
+            continue
+        action, problem = (_atom_name(arg) for arg in head.args)
+        if action is None or problem is None:
+            raise RulesError(f"rules file {path}: the rule head {head} must name its action "
+                             f"and problem, e.g. action(decr_lr, underfitting)")
+        initial: float | None = None
+        if learnable:
+            try:
+                (start,) = head.probability.args
+                initial = float(start)
+            except (ValueError, TypeError, ArithmeticError, ProbLogError) as err:
+                raise RulesError(f"rules file {path}: {head} needs an initial weight, "
+                                 f"e.g. t(0.5)::action(...)") from err
+            if not 0.0 < initial < 1.0:
+                raise RulesError(f"rules file {path}: the initial weight of {head} must lie "
+                                 f"strictly between 0 and 1 (a rule at 0 or 1 cannot learn), "
+                                 f"got {initial}")
+            if (action, problem) in seen:
+                raise RulesError(f"rules file {path}: two learnable rules for "
+                                 f"action({action}, {problem}); keep one rule per pair")
+            seen.add((action, problem))
+        rules.append(LearnableRule(action, problem, initial, clause))
+    if not seen:
+        raise RulesError(f"rules file {path} has no learnable rule: write the rules as "
+                         f"t(p)::action(Action, Problem) :- problem(Problem).")
+    return rules
+
+
+def with_probability(clause: Any, probability: float) -> Any:
+    if isinstance(clause, Clause):
+        return Clause(clause.head.with_probability(Constant(probability)), clause.body)
+    return clause.with_probability(Constant(probability))
+
+
