@@ -11,10 +11,13 @@ One symbolic step, as the controller runs it after each training:
    answer becomes a `Diagnosis`: problems with their explanations in words and numbers,
    candidate actions with their probabilities, every measure, and notes on what the
    evidence could not support.
-2. `choose_actions` picks, for each diagnosed problem, the most probable applicable action.
+2. `choose_actions` picks, for each diagnosed problem, the most probable applicable action,
+   never two actions that the rules file says exclude each other (`SymbolicBlock.exclusions`).
 
 Weights are learned elsewhere (sdt/symbolic/rule_learning.py) and actions are applied elsewhere
 (sdt/actions.py). Python only measures; every threshold and rule lives in the .pl files,
+and so does the wording of the measures (`phrase/2` of diagnosis.pl) and which actions
+exclude each other (`excludes/2` of tuning_rules.pl),
 which users may replace (`SymbolicBlock(diagnosis_path=..., rules_path=...)`). Both files
 are validated when the block is built: a malformed file raises `RulesError` naming the file
 and quoting ProbLog. `query/1` and `evidence/1,2` clauses in either file are ignored: the
@@ -40,15 +43,15 @@ from problog.program import PrologString, SimpleProgram
 
 from sdt.core.errors import ConfigurationError, RulesError
 from sdt.core.vocabulary import ACCURACY, LOSS, VAL_ACCURACY, VAL_LOSS
-from sdt.symbolic.explanations import explain_condition, note_text, without_gates
+from sdt.symbolic.explanations import MeasurePhrases, explain_condition, note_text, without_gates
 from sdt.symbolic.policy import choose_actions
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, parse_rules,
-    problog_message, read_program, with_probability,
+    problog_message, read_exclusions, read_phrases, read_program, with_probability,
 )
 from sdt.symbolic.records import (
-    CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights, action_order,
-    problem_order, rule_order,
+    ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights,
+    action_order, problem_order, rule_order,
 )
 from sdt.symbolic.statistics import (
     FINAL_WINDOW_EPOCHS, HISTORY_STATS, history_facts, history_statistics, validate_history,
@@ -95,11 +98,20 @@ class SymbolicBlock:
         self._initial = RuleWeights({(r.action, r.problem): r.initial
                                      for r in rules if r.initial is not None})
         self._probe(diagnosis_text)
+        # Declarations beside the diagnosis: how to word each measure, which actions exclude
+        # each other (absent from a file: plain wording, no exclusions).
+        self.phrases: MeasurePhrases = read_phrases(self._diagnosis_clauses, self.diagnosis_path)
+        self.exclusions: ActionExclusions = read_exclusions(rules_clauses, self.rules_path)
 
     # Public API ---------------------------------------------------------------------
     def initial_weights(self) -> RuleWeights:
         """The weights of the `t(p)` annotations of the rules file."""
         return self._initial
+
+    def choose_actions(self, diagnosis: Diagnosis, not_applicable: set[str] | frozenset[str],
+                       rng: Any) -> list[ChosenAction]:
+        """`choose_actions` with the exclusions of this block's rules file."""
+        return choose_actions(diagnosis, not_applicable, rng, self.exclusions)
 
     def diagnose(self, history: Mapping[str, Any], num_classes: int,
                  weights: RuleWeights) -> Diagnosis:
@@ -204,7 +216,7 @@ class SymbolicBlock:
         findings = []
         for name in sorted(problems, key=problem_order):
             quoted: dict[str, float] = {}
-            reasons = [" and ".join(explain_condition(c, measures, thresholds, quoted)
+            reasons = [" and ".join(explain_condition(c, measures, thresholds, quoted, self.phrases)
                                     for c in without_gates(conditions))
                        for conditions in causes.get(name, [])]
             if reasons:
@@ -236,6 +248,7 @@ def _number(term: Any) -> float | None:
 __all__ = [
     "DEFAULT_DIAGNOSIS_PATH", "DEFAULT_RULES_PATH", "FINAL_WINDOW_EPOCHS", "HISTORY_STATS",
     "PROGRAM_DIR",
-    "CandidateAction", "ChosenAction", "Diagnosis", "ProblemFinding", "RuleWeights",
+    "ActionExclusions", "CandidateAction", "ChosenAction", "Diagnosis", "MeasurePhrases",
+    "ProblemFinding", "RuleWeights",
     "SymbolicBlock", "choose_actions", "history_statistics", "validate_history",
 ]

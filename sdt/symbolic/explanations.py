@@ -1,71 +1,93 @@
 """Explanations: a diagnosis in words, with the numbers and thresholds that decided it.
 
 `explain_condition` says one condition of a cause (`above(Measure, Threshold)`, ...) in
-English; `without_gates` drops the conditions that only gate the curve tests; `note_text`
-says a note of the diagnosis in words.
+English, wording the measure by its `phrase/2` of the diagnosis file (`MeasurePhrases`);
+`without_gates` drops the conditions that only gate the curve tests; `note_text` says a note
+of the diagnosis in words.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from problog.logic import Term
 
-# How to say a measure in words; {value} is the measure itself, other names are measures.
-_MEASURE_PHRASES = {
-    "train_val_accuracy_gap":
-        "training accuracy {final_train_accuracy} vs validation {final_val_accuracy}, gap {value}",
-    "train_val_loss_gap":
-        "validation loss {final_val_loss} vs training loss {final_train_loss}, gap {value}",
-    "train_accuracy_above_chance":
-        "final training accuracy {final_train_accuracy} got {value} of the way from chance "
-        "({chance_accuracy}) to 1",
-    "train_loss_over_chance_loss":
-        "final training loss {final_train_loss} is {value} times the chance-level loss "
-        "ln(K) ({chance_loss})",
-    "train_loss_peak_over_chance_loss":
-        "peak training loss {peak_train_loss} is {value} times ln(K) ({chance_loss})",
-    "rising_train_loss_step_share":
-        "the training loss rose in {train_loss_up_steps} of {train_loss_steps} "
-        "epoch-to-epoch steps, share {value}",
-    "train_loss_up_down_balance":
-        "{train_loss_up_steps} rising vs {train_loss_down_steps} falling steps, balance {value}",
-    "train_loss_rise_share":
-        "rises totalling {train_loss_rise_total} against falls of {train_loss_fall_total}, "
-        "rise share {value}",
-    "train_loss_mean_rise_over_chance_loss":
-        "the training loss jumped back up by {value} times ln(K) ({chance_loss}) on average",
-    "train_loss_drop_over_chance_loss":
-        "the training loss went from {first_train_loss} to {last_train_loss}, "
-        "a fall of {value} times ln(K) ({chance_loss})",
-    "train_loss_area_ratio":
-        "area between the training-loss curve and its chord {value} of the triangle under "
-        "the chord",
-    "train_loss_late_drop_share": "the last third of the epochs brought {value} of the fall",
-    "non_finite_loss_epochs":
-        "{value} epoch(s) with a NaN or infinite loss, the first at epoch "
-        "{first_non_finite_loss_epoch}",
-    "train_loss_curve_epochs": "{value} epochs of finite training loss",
-    "epochs": "{value} epochs",
-}
+# The placeholder of a phrase that stands for the value of the phrase's own measure.
+VALUE_FIELD = "value"
+
+
+def phrase_fields(text: str) -> tuple[str, ...]:
+    """The measures a phrase quotes besides its own value, in order of appearance.
+
+    Raises ValueError for a malformed template: an unmatched brace, an empty name, or a
+    format spec or conversion (`{value:.2f}`, `{value!r}`): numbers are formatted here.
+    """
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise ValueError(f"placeholder {{{name}}} must be a measure name")
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} must not carry a format: numbers "
+                             f"are written with 3 significant digits")
+        if name != VALUE_FIELD and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class MeasurePhrases:
+    """How explanations say each measure in words: measure -> template (`phrase/2`).
+
+    In a template `{value}` stands for the measure itself and `{name}` for the measure
+    `name`. A measure without a phrase, or whose phrase quotes an absent measure, is said
+    plainly as "name value".
+    """
+
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for text in self.texts.values():
+            phrase_fields(text)  # ValueError if malformed
+        object.__setattr__(self, "texts", MappingProxyType(dict(sorted(self.texts.items()))))
+
+    def say(self, measure: str, value: float, measures: Mapping[str, float],
+            quoted: dict[str, float]) -> str:
+        """The measure in words; the measures quoted besides it are added to `quoted`."""
+        text = self.texts.get(measure)
+        if text is not None:
+            fields = phrase_fields(text)
+            if all(name in measures for name in fields):
+                for name in fields:
+                    quoted[name] = measures[name]
+                return text.format(**{VALUE_FIELD: fmt(value)},
+                                   **{name: fmt(measures[name]) for name in fields})
+        return f"{measure} {fmt(value)}"
+
 
 CONDITION_SYMBOLS = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
 
-# Which measures a phrase quotes besides its own value.
-_PHRASE_FIELDS = {
-    name: [part.split("}")[0] for part in phrase.split("{")[1:] if part.split("}")[0] != "value"]
-    for name, phrase in _MEASURE_PHRASES.items()
-}
 
 
 def fmt(value: float) -> str:
+    """A number as explanations write it: whole numbers exactly, others to 3 significant digits."""
     if float(value).is_integer() and abs(value) < 1e9:
         return str(int(value))
     return f"{value:.3g}"
 
 
 def explain_condition(condition: Term, measures: Mapping[str, float],
-                       thresholds: Mapping[str, float], quoted: dict[str, float]) -> str:
+                      thresholds: Mapping[str, float], quoted: dict[str, float],
+                      phrases: MeasurePhrases) -> str:
+    """One condition in words with its numbers, e.g. "... gap 0.19 > threshold 0.072 (max_gap)".
+
+    The measure and threshold (and the measures its phrase quotes) are added to `quoted`.
+    A condition that is not a comparison, or whose numbers are absent, is quoted as written.
+    """
     kind = str(condition.functor)
     if kind not in CONDITION_SYMBOLS or condition.arity != 2:
         return str(condition)
@@ -76,14 +98,7 @@ def explain_condition(condition: Term, measures: Mapping[str, float],
         return str(condition)
     quoted[measure] = value
     quoted[threshold] = limit
-    phrase = _MEASURE_PHRASES.get(measure)
-    fields = _PHRASE_FIELDS.get(measure, [])
-    if phrase is not None and all(name in measures for name in fields):
-        for name in fields:
-            quoted[name] = measures[name]
-        text = phrase.format(value=fmt(value), **{name: fmt(measures[name]) for name in fields})
-    else:
-        text = f"{measure} {fmt(value)}"
+    text = phrases.say(measure, value, measures, quoted)
     return f"{text} {CONDITION_SYMBOLS[kind]} threshold {fmt(limit)} ({threshold})"
 
 
@@ -93,12 +108,14 @@ _GATE_MEASURES = frozenset({"epochs", "train_loss_curve_epochs"})
 
 
 def without_gates(conditions: list[Term]) -> list[Term]:
+    """The conditions of a cause worth explaining: all but the history-length gates."""
     kept = [c for c in conditions
             if not (c.arity == 2 and str(c.args[0]) in _GATE_MEASURES)]
     return kept or conditions
 
 
 def note_text(note: str, measures: Mapping[str, float], thresholds: Mapping[str, float]) -> str:
+    """A note of the diagnosis (`note/1`) in words, with its numbers; unknown notes as named."""
     epochs = measures.get("epochs")
     if note == "short_history" and epochs is not None:
         needed = thresholds.get("min_epochs_for_shape_tests")

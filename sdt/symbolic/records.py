@@ -2,12 +2,14 @@
 
 Frozen dataclasses with `to_dict` / `from_dict` (an exact round trip through JSON), stored with
 each trial: `ProblemFinding`, `CandidateAction`, `ChosenAction`, `Diagnosis`, `RuleWeights`.
+`ActionExclusions` holds the `excludes/2` declarations of the rules file (not stored: it is
+read from the rules file whenever a block is built).
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -212,3 +214,36 @@ def _check_weight(value: object, what: str) -> float:
         raise ConfigurationError(f"{what} must lie strictly between 0 and 1, got {weight!r}")
     return weight
 
+
+
+@dataclass(frozen=True)
+class ActionExclusions:
+    """Pairs of actions never applied together after one training (`excludes/2` of the rules).
+
+    `pairs` holds each pair once, its two names in vocabulary order, the pairs sorted; the
+    relation is symmetric: `excludes(a, b)` keeps b from joining a and a from joining b.
+    Built from any iterable of 2-name pairs; an unknown action or a pair of one action with
+    itself raises ConfigurationError.
+    """
+
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        checked = set()
+        for pair in self.pairs:
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, Iterable) or len(tuple(pair)) != 2:
+                raise ConfigurationError(f"action exclusions must be (action, action) pairs, got {pair!r}")
+            first, second = tuple(pair)
+            _check_action_name(first, "action exclusion")
+            _check_action_name(second, "action exclusion")
+            if first == second:
+                raise ConfigurationError(f"action exclusion: {first} cannot exclude itself")
+            checked.add(tuple(sorted((first, second), key=action_order)))
+        ordered = sorted(checked, key=lambda pair: (action_order(pair[0]), action_order(pair[1])))
+        object.__setattr__(self, "pairs", tuple(ordered))
+
+    def excluded_by(self, chosen: Iterable[str]) -> frozenset[str]:
+        """The actions that may not join the actions `chosen`."""
+        chosen = set(chosen)
+        return frozenset(other for pair in self.pairs for name, other in (pair, pair[::-1])
+                         if name in chosen)
