@@ -10,14 +10,19 @@
 %%
 %%   problem(P)              P is diagnosed. P is one of overfitting,
 %%                           underfitting, increasing_loss, fluctuating_loss,
-%%                           low_lr, high_lr (the names of sdt/vocabulary.py)
+%%                           low_lr, high_lr (the names of sdt/core/vocabulary.py)
 %%   because(P, Conditions)  a list of conditions, all true, that diagnosed P:
 %%                           the explanation shown to the user
 %%   measure(Name, Value)    every measured quantity, raw and derived
 %%   threshold(Name, Value)  every threshold, already scaled to the task
 %%   note(N)                 what the evidence could not support
 %%
-%% Facts written by sdt/symbolic/statistics.py for each training (never stored here):
+%% and declares how the explanations word each measure:
+%%
+%%   phrase(Measure, Text)   the words for Measure (section 7)
+%%
+%% Facts written by sdt/symbolic/statistics.py for each training (never
+%% stored here):
 %%
 %%   num_classes(K).             number of classes of the task (K >= 2)
 %%   history_stat(Name, Value).  a number measured on the history (list in

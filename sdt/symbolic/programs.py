@@ -128,7 +128,7 @@ def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
                 if name not in known:
                     raise RulesError(
                         f"{role} file {path}: {term} names the unknown {kind} {arg}; "
-                        f"expected one of {', '.join(known)} (sdt/vocabulary.py)")
+                        f"expected one of {', '.join(known)} (sdt/core/vocabulary.py)")
 
 
 def check_diagnosis(clauses: list[Any], path: Path) -> None:

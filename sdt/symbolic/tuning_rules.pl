@@ -32,7 +32,7 @@
 %% for two problems (decr_lr for underfitting and for high_lr, ...) is two
 %% rules with two weights: lowering the learning rate may cure a too-high
 %% learning rate and do nothing for an underfitting model.
-%% Every atom is a name of sdt/vocabulary.py.
+%% Every atom is a name of sdt/core/vocabulary.py.
 
 
 %% --------------------------------------------------------------------------
