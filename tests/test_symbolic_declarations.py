@@ -228,3 +228,29 @@ def test_action_exclusions_record_checks_its_names():
         ActionExclusions(("inc_lr",))
     with pytest.raises(ConfigurationError, match="ActionExclusions"):
         choose_actions(OPPOSED, frozenset(), np.random.default_rng(0), {(INC_LR, DECR_LR)})
+
+
+def test_the_controller_chooses_with_the_exclusions_of_its_rules_file(tmp_path, monkeypatch):
+    from sdt.actions import ArchitectureLimits
+    from sdt.core.vocabulary import VAL_LOSS
+    from sdt.run import controller as controller_module
+    from sdt.space.search_space import default_search_space
+    from tests.fake_training import FakeTrainer
+
+    text = rules_without_exclusions() + "\nexcludes(reg_l2, inc_batch_size).\n"
+    block = SymbolicBlock(rules_path=write(tmp_path, "rules.pl", text))
+    seen = []
+
+    def spy(diagnosis, not_applicable, rng, exclusions=None):
+        seen.append(exclusions)
+        return choose_actions(diagnosis, not_applicable, rng, exclusions)
+
+    monkeypatch.setattr(controller_module, "choose_actions", spy)
+    objective = controller_module.Objective(VAL_LOSS, 10)
+    controller = controller_module.Controller(FakeTrainer(), block, objective, ArchitectureLimits(2, 3))
+    params = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2,
+              "learning_rate": 1e-3, "batch_size": 32, "optimizer": "Adam", "activation": "relu"}
+    controller.run_iteration(0, params, controller.initial_state(default_search_space()),
+                             np.random.default_rng(0))
+    assert seen == [block.exclusions]
+    assert seen[0].pairs == (("reg_l2", "inc_batch_size"),)
