@@ -14,14 +14,14 @@ One symbolic step, as the controller runs it after each training:
 2. `choose_actions` picks, for each diagnosed problem, the most probable applicable action,
    never two actions that the rules file says exclude each other (`SymbolicBlock.exclusions`).
 
-Weights are learned elsewhere (sdt/symbolic/rule_learning.py) and actions are applied elsewhere
-(sdt/actions.py). Python only measures; every threshold and rule lives in the .pl files,
-and so does the wording of the measures (`phrase/2` of diagnosis.pl) and which actions
-exclude each other (`excludes/2` of tuning_rules.pl),
-which users may replace (`SymbolicBlock(diagnosis_path=..., rules_path=...)`). Both files
-are validated when the block is built: a malformed file raises `RulesError` naming the file
-and quoting ProbLog. `query/1` and `evidence/1,2` clauses in either file are ignored: the
-block asks its own questions. This module never imports Keras or TensorFlow.
+Weights are learned elsewhere (sdt/symbolic/rule_learning.py) and actions are applied
+elsewhere (sdt/actions.py). Python only measures; every threshold and rule lives in the .pl
+files, and so do the wording of the measures (`phrase/2` of diagnosis.pl) and the actions
+that exclude each other (`excludes/2` of tuning_rules.pl). Users may replace both files
+(`SymbolicBlock(diagnosis_path=..., rules_path=...)`). Both are validated when the block is
+built: a malformed file raises `RulesError` naming the file and quoting ProbLog. `query/1`
+and `evidence/1,2` clauses in either file are ignored: the block asks its own questions.
+This module never imports Keras or TensorFlow.
 
 The parts live in their own modules, and this one re-exports their public names:
 records.py (the records), statistics.py (history -> `history_stat` facts), programs.py

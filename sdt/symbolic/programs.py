@@ -35,8 +35,9 @@ PROGRAM_DIR = Path(__file__).resolve().parent
 DEFAULT_DIAGNOSIS_PATH = PROGRAM_DIR / "diagnosis.pl"
 DEFAULT_RULES_PATH = PROGRAM_DIR / "tuning_rules.pl"
 
+
 @dataclass(frozen=True)
-class LearnableRule:
+class ActionRule:
     """One `action/2` clause of the rules file; `initial` is None for a fixed weight."""
 
     action: str
@@ -46,6 +47,7 @@ class LearnableRule:
 
 
 def problog_message(err: BaseException) -> str:
+    """ProbLog's error message on one line."""
     text = str(err).strip() or type(err).__name__
     return " ".join(text.split())
 
@@ -106,8 +108,7 @@ def _atom_name(term: Any) -> str | None:
 
 
 def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
-    """Every problem(P), action(A, P), cause(P, _) and excludes(A, B) names vocabulary atoms
-    (or variables)."""
+    """Every problem/1, action/2, cause/2 and excludes/2 term names vocabulary atoms (or variables)."""
     for clause in clauses:
         for term in _subterms(clause):
             if term.functor == "problem" and term.arity == 1:
@@ -132,6 +133,7 @@ def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
 
 
 def check_diagnosis(clauses: list[Any], path: Path) -> None:
+    """RulesError unless the diagnosis file derives problem/1 from known names, and only that."""
     role = "diagnosis"
     _check_vocabulary(clauses, path, role)
     defines_problem = False
@@ -208,10 +210,11 @@ def _passes_statistics_through(clause: Any) -> bool:
             and all(isinstance(arg, Var) for arg in head.args) and list(body.args) == list(head.args))
 
 
-def parse_rules(clauses: list[Any], path: Path) -> list[LearnableRule]:
+def parse_rules(clauses: list[Any], path: Path) -> list[ActionRule]:
+    """The action/2 rules of the rules file, checked; RulesError naming the file if malformed."""
     role = "rules"
     _check_vocabulary(clauses, path, role)
-    rules: list[LearnableRule] = []
+    rules: list[ActionRule] = []
     seen: set[tuple[str, str]] = set()
     for clause in clauses:
         if isinstance(clause, AnnotatedDisjunction):
@@ -250,7 +253,7 @@ def parse_rules(clauses: list[Any], path: Path) -> list[LearnableRule]:
                 raise RulesError(f"rules file {path}: two learnable rules for "
                                  f"action({action}, {problem}); keep one rule per pair")
             seen.add((action, problem))
-        rules.append(LearnableRule(action, problem, initial, clause))
+        rules.append(ActionRule(action, problem, initial, clause))
     if not seen:
         raise RulesError(f"rules file {path} has no learnable rule: write the rules as "
                          f"t(p)::action(Action, Problem) :- problem(Problem).")
@@ -258,6 +261,7 @@ def parse_rules(clauses: list[Any], path: Path) -> list[LearnableRule]:
 
 
 def with_probability(clause: Any, probability: float) -> Any:
+    """The clause with its head's probability annotation replaced by `probability`."""
     if isinstance(clause, Clause):
         return Clause(clause.head.with_probability(Constant(probability)), clause.body)
     return clause.with_probability(Constant(probability))
