@@ -194,7 +194,7 @@ class Controller:
         space, architecture = state.space, state.architecture
         if self.tune and diagnosis is not None:
             blocked = not_applicable_actions(space, architecture, params, self.limits) | self.unsupported_actions
-            chosen = tuple(choose_actions(diagnosis, blocked, rng))
+            chosen = tuple(choose_actions(diagnosis, blocked, rng, self._symbolic.exclusions))
             outcome = apply_actions([(a.name, a.problem) for a in chosen], space, architecture, params, self.limits)
             space, architecture = outcome.space, outcome.architecture
             applied = {record.action for record in outcome.applied}

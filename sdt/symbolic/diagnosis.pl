@@ -5,19 +5,24 @@
 %% This program reads the per-epoch curves of ONE training (the Keras history:
 %% loss, accuracy, val_loss, val_accuracy) and names the problems they show
 %% (SoftwareX Table 1). It is the "Diagnosis" part of the symbolic program:
-%% sdt/symbolic.py joins the facts of one training with this file and with
+%% sdt/symbolic/block.py joins the facts of one training with this file and with
 %% tuning_rules.pl (at the current rule weights) and asks ProbLog for
 %%
 %%   problem(P)              P is diagnosed. P is one of overfitting,
 %%                           underfitting, increasing_loss, fluctuating_loss,
-%%                           low_lr, high_lr (the names of sdt/vocabulary.py)
+%%                           low_lr, high_lr (the names of sdt/core/vocabulary.py)
 %%   because(P, Conditions)  a list of conditions, all true, that diagnosed P:
 %%                           the explanation shown to the user
 %%   measure(Name, Value)    every measured quantity, raw and derived
 %%   threshold(Name, Value)  every threshold, already scaled to the task
 %%   note(N)                 what the evidence could not support
 %%
-%% Facts written by sdt/symbolic.py for each training (never stored here):
+%% and declares how the explanations word each measure:
+%%
+%%   phrase(Measure, Text)   the words for Measure (section 7)
+%%
+%% Facts written by sdt/symbolic/statistics.py for each training (never
+%% stored here):
 %%
 %%   num_classes(K).             number of classes of the task (K >= 2)
 %%   history_stat(Name, Value).  a number measured on the history (list in
@@ -52,7 +57,7 @@ chance_loss(L) :- num_classes(K), L is log(K).
 %% --------------------------------------------------------------------------
 %% 2. Measured quantities
 %% --------------------------------------------------------------------------
-%% Statistics measured by sdt/symbolic.py (history_stat/2):
+%% Statistics measured by sdt/symbolic/statistics.py (history_stat/2):
 %%   epochs                       epochs in the history
 %%   final_train_accuracy,        mean of the last epochs (the last 3; the
 %%   final_val_accuracy,          last third of a run shorter than 9 epochs;
@@ -400,3 +405,72 @@ note(no_fluctuation_test) :-
     measure(epochs, N), threshold(min_epochs_for_shape_tests, M),
     threshold(min_epochs_for_fluctuation_test, F), N >= M, N < F.
 note(non_finite_loss) :- measure(non_finite_loss_epochs, N), N > 0.
+
+
+%% --------------------------------------------------------------------------
+%% 7. Wording of the explanations
+%% --------------------------------------------------------------------------
+%% An explanation quotes each condition of a cause that held, e.g.
+%%   overfitting: training accuracy 0.95 vs validation 0.76, gap 0.19 >
+%%   threshold 0.072 (max_train_val_accuracy_gap)
+%% The part before the comparison says the measure in words; it comes from
+%% the phrase below. A measure without a phrase is said by its name and
+%% value ("train_loss_area_ratio 0.12"), so a copy of this file without this
+%% section still works, with plainer explanations.
+
+% phrase(Measure, Text): how an explanation says Measure in words. Text is a
+% double-quoted string, or a list of strings that are joined (to keep lines
+% short). In Text, {value} stands for the value of Measure and {Name} for the
+% value of the measure Name (a measure/2 of section 2); numbers are written
+% with 3 significant digits. If a quoted measure is absent from a training,
+% the plain wording is used instead. These facts only word the explanation:
+% they decide nothing.
+%
+% Overfitting: the two final accuracies (losses) beside their gap.
+phrase(train_val_accuracy_gap,
+       "training accuracy {final_train_accuracy} vs validation {final_val_accuracy}, gap {value}").
+phrase(train_val_loss_gap,
+       "validation loss {final_val_loss} vs training loss {final_train_loss}, gap {value}").
+
+% Underfitting: the final training accuracy (loss) beside the chance level it
+% is measured against.
+phrase(train_accuracy_above_chance,
+       ["final training accuracy {final_train_accuracy} got {value} of the way ",
+        "from chance ({chance_accuracy}) to 1"]).
+phrase(train_loss_over_chance_loss,
+       ["final training loss {final_train_loss} is {value} times the chance-level loss ",
+        "ln(K) ({chance_loss})"]).
+
+% High learning rate: the peak of the loss against ln(K), and the epochs
+% whose loss was not a number.
+phrase(train_loss_peak_over_chance_loss,
+       "peak training loss {peak_train_loss} is {value} times ln(K) ({chance_loss})").
+phrase(non_finite_loss_epochs,
+       ["{value} epoch(s) with a NaN or infinite loss, the first at epoch ",
+        "{first_non_finite_loss_epoch}"]).
+
+% Increasing and fluctuating loss: the counts and sizes of the steps.
+phrase(rising_train_loss_step_share,
+       ["the training loss rose in {train_loss_up_steps} of {train_loss_steps} ",
+        "epoch-to-epoch steps, share {value}"]).
+phrase(train_loss_up_down_balance,
+       "{train_loss_up_steps} rising vs {train_loss_down_steps} falling steps, balance {value}").
+phrase(train_loss_rise_share,
+       ["rises totalling {train_loss_rise_total} against falls of {train_loss_fall_total}, ",
+        "rise share {value}"]).
+phrase(train_loss_mean_rise_over_chance_loss,
+       "the training loss jumped back up by {value} times ln(K) ({chance_loss}) on average").
+
+% Learning-rate shape: how far the loss fell and the shape of its curve.
+phrase(train_loss_drop_over_chance_loss,
+       ["the training loss went from {first_train_loss} to {last_train_loss}, ",
+        "a fall of {value} times ln(K) ({chance_loss})"]).
+phrase(train_loss_area_ratio,
+       ["area between the training-loss curve and its chord {value} of the triangle under ",
+        "the chord"]).
+phrase(train_loss_late_drop_share, "the last third of the epochs brought {value} of the fall").
+
+% Lengths of the history (the explanations leave out the conditions that
+% only gate the curve tests, but a user's cause may quote them).
+phrase(train_loss_curve_epochs, "{value} epochs of finite training loss").
+phrase(epochs, "{value} epochs").

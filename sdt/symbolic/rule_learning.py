@@ -52,7 +52,7 @@ from problog.logic import Clause, Constant, Term
 from problog.program import SimpleProgram
 
 from sdt.core.errors import ConfigurationError, RulesError
-from sdt.symbolic.block import RuleWeights
+from sdt.symbolic.records import RuleWeights
 from sdt.core.vocabulary import ACTIONS, PROBLEMS
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,17 @@
 %%   action(Action, Problem)   Action is a candidate fix for the diagnosed
 %%                             Problem; its probability is the rule's weight
 %%
+%% and declares
+%%
+%%   excludes(Action, Other)   Action and Other are never applied together
+%%                             after one training (last section)
+%%
 %% Each weight is "the probability that applying the action helps" when the
 %% problem is diagnosed. For each problem the tuner applies the most probable
-%% applicable action (ties broken by the run's seeded random generator).
+%% applicable action (ties broken by the run's seeded random generator);
+%% problems choose in order of their best action's probability, and an
+%% action that excludes one already chosen is passed over
+%% (sdt/symbolic/policy.py).
 %%
 %% Learnable weights are written t(p)::, where p is the initial weight (the
 %% prior). After every training, ProbLog LFI (sdt/rule_learning.py) updates
@@ -24,7 +32,7 @@
 %% for two problems (decr_lr for underfitting and for high_lr, ...) is two
 %% rules with two weights: lowering the learning rate may cure a too-high
 %% learning rate and do nothing for an underfitting model.
-%% Every atom is a name of sdt/vocabulary.py.
+%% Every atom is a name of sdt/core/vocabulary.py.
 
 
 %% --------------------------------------------------------------------------
@@ -112,3 +120,23 @@ t(0.7)::action(inc_lr, low_lr) :- problem(low_lr).
 % action(decr_lr, high_lr): lower the learning-rate range. Prior 0.9
 % (original 0.99): the direct cure of a diverging or collapsed training.
 t(0.9)::action(decr_lr, high_lr) :- problem(high_lr).
+
+
+%% --------------------------------------------------------------------------
+%% Actions never applied together
+%% --------------------------------------------------------------------------
+%% excludes(Action, Other): Action and Other undo each other, so the tuner
+%% never applies both after one training. The order does not matter:
+%% excludes(a, b) also keeps b from joining a. When two diagnosed problems
+%% want two actions that exclude each other, the problem whose best action is
+%% more probable gets it and the other problem falls back to its best action
+%% that is not excluded (or to none). Both names must be actions of
+%% sdt/core/vocabulary.py, and the facts must be certain (no probability).
+%% A rules file without excludes/2 lets every action join every other.
+
+% excludes(inc_lr, decr_lr): raising and lowering the learning-rate range in
+% the same step would cancel out, and the next training could not tell which
+% of the two rules deserved the result. A curve rarely shows both signs
+% (diagnosis.pl lets high_lr win over low_lr), but underfitting asks for
+% decr_lr too, and it often comes with a too-low learning rate.
+excludes(inc_lr, decr_lr).

@@ -1,0 +1,144 @@
+"""History -> statistics: the numbers of one training that the diagnosis reasons about.
+
+`validate_history` checks a Keras history; `history_statistics` measures it; `history_facts`
+writes the numbers as the ProbLog facts `num_classes/1` and `history_stat/2` that
+diagnosis.pl (section 2) documents. Python only measures here; it decides nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from problog.logic import Constant, Term
+
+from sdt.core.errors import ConfigurationError
+from sdt.core.vocabulary import ACCURACY, HISTORY_KEYS, LOSS, VAL_ACCURACY, VAL_LOSS
+
+# Statistics of a history that `history_facts` writes as `history_stat(Name, Value)` facts;
+# diagnosis.pl (section 2) documents each one. A statistic that cannot be measured is
+# left out rather than written as NaN.
+HISTORY_STATS = (
+    "epochs",
+    "final_train_accuracy", "final_val_accuracy", "final_train_loss", "final_val_loss",
+    "non_finite_loss_epochs", "first_non_finite_loss_epoch",
+    "train_loss_curve_epochs", "first_train_loss", "last_train_loss", "peak_train_loss",
+    "train_loss_steps", "train_loss_up_steps", "train_loss_down_steps",
+    "train_loss_rise_total", "train_loss_fall_total",
+    "train_loss_chord_area", "train_loss_late_drop",
+)
+
+# "Final" values are the mean of this many last epochs (fewer on short runs), so one
+# noisy epoch does not decide a diagnosis.
+FINAL_WINDOW_EPOCHS = 3
+
+_ACCURACY_KEYS = (ACCURACY, VAL_ACCURACY)
+
+def validate_history(history: object, num_classes: object) -> dict[str, np.ndarray]:
+    """Check a Keras history and return its four curves as float arrays (None -> NaN).
+
+    Raises ConfigurationError naming the fault: not a dict, a missing key, an empty or
+    non-list curve, curves of different lengths, a non-number, an accuracy outside [0, 1],
+    or a number of classes that is not an integer >= 2. Other keys are ignored.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) \
+            or int(num_classes) < 2:
+        raise ConfigurationError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not isinstance(history, Mapping):
+        raise ConfigurationError(
+            f"the history must be a dict of per-epoch lists ({', '.join(HISTORY_KEYS)}), "
+            f"got {type(history).__name__}")
+    missing = [key for key in HISTORY_KEYS if key not in history]
+    if missing:
+        raise ConfigurationError(
+            f"the history lacks {', '.join(repr(k) for k in missing)}: expected the keys "
+            f"{', '.join(HISTORY_KEYS)} (Keras History.history with validation data)")
+    curves: dict[str, np.ndarray] = {}
+    for key in HISTORY_KEYS:
+        values = history[key]
+        if isinstance(values, np.ndarray):
+            values = values.tolist()
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ConfigurationError(
+                f"history[{key!r}] must be a list of per-epoch numbers, got {type(values).__name__}")
+        values = list(values)
+        if not values:
+            raise ConfigurationError(f"history[{key!r}] is empty: expected one number per epoch")
+        numbers_out = []
+        for epoch, value in enumerate(values):
+            if value is None:  # JSON null: how TrainingResult stores NaN
+                numbers_out.append(math.nan)
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ConfigurationError(
+                    f"history[{key!r}][{epoch}] must be a number, got {value!r}")
+            number = float(value)
+            if key in _ACCURACY_KEYS and math.isfinite(number) and not 0.0 <= number <= 1.0:
+                raise ConfigurationError(
+                    f"history[{key!r}][{epoch}] must be an accuracy in [0, 1], got {number!r}")
+            numbers_out.append(number)
+        curves[key] = np.asarray(numbers_out, dtype=float)
+    lengths = {key: len(curve) for key, curve in curves.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{key} has {n}" for key, n in lengths.items())
+        raise ConfigurationError(f"the history lists differ in length ({detail} epochs): "
+                                 f"expected one value per epoch in each")
+    return curves
+
+
+def history_statistics(curves: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The `history_stat/2` numbers of one validated history (see diagnosis.pl section 2)."""
+    loss, val_loss = curves[LOSS], curves[VAL_LOSS]
+    epochs = len(loss)
+    stats: dict[str, float] = {"epochs": epochs}
+
+    window = max(1, min(FINAL_WINDOW_EPOCHS, epochs // 3))
+    for key, name in ((ACCURACY, "final_train_accuracy"), (VAL_ACCURACY, "final_val_accuracy"),
+                      (LOSS, "final_train_loss"), (VAL_LOSS, "final_val_loss")):
+        tail = curves[key][-window:]
+        tail = tail[np.isfinite(tail)]
+        if tail.size:
+            stats[name] = float(tail.mean())
+
+    non_finite = ~np.isfinite(loss) | ~np.isfinite(val_loss)
+    stats["non_finite_loss_epochs"] = int(non_finite.sum())
+    if non_finite.any():
+        stats["first_non_finite_loss_epoch"] = int(np.argmax(non_finite)) + 1
+
+    # The training-loss curve up to its first NaN/inf value.
+    finite = np.isfinite(loss)
+    length = epochs if finite.all() else int(np.argmin(finite))
+    curve = loss[:length]
+    stats["train_loss_curve_epochs"] = length
+    if length >= 2:
+        steps = np.diff(curve)
+        n_steps = len(steps)
+        x = np.arange(length, dtype=float)
+        chord = curve[0] + (curve[-1] - curve[0]) * x / n_steps
+        below_chord = chord - curve
+        stats.update({
+            "first_train_loss": float(curve[0]),
+            "last_train_loss": float(curve[-1]),
+            "peak_train_loss": float(curve.max()),
+            "train_loss_steps": n_steps,
+            "train_loss_up_steps": int((steps > 0).sum()),
+            "train_loss_down_steps": int((steps < 0).sum()),
+            "train_loss_rise_total": float(steps[steps > 0].sum()),
+            "train_loss_fall_total": float(-steps[steps < 0].sum()),
+            "train_loss_chord_area": float(((below_chord[1:] + below_chord[:-1]) / 2).sum()),
+            "train_loss_late_drop": float(np.interp(2 * n_steps / 3, x, curve) - curve[-1]),
+        })
+    return {name: value for name, value in stats.items()
+            if isinstance(value, int) or math.isfinite(value)}
+
+
+def history_facts(stats: Mapping[str, float], num_classes: int) -> list[Term]:
+    """The facts `num_classes(K)` and `history_stat(Name, Value)` of one training."""
+    facts = [Term("num_classes", Constant(int(num_classes)))]
+    for name, value in stats.items():
+        facts.append(Term("history_stat", Term(name), Constant(value)))
+    return facts
+
+
