@@ -71,7 +71,8 @@ from sdt.space.search_space import (
     extra_conv_width_dimension, extra_dense_width_dimension, feature_parameter_dimension,
 )
 from sdt.core.vocabulary import (
-    ACTIONS, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, NEW_CONV_LAYER, NEW_FC_LAYER,
+    ACTIONS, BATCH_SIZE, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, LEARNING_RATE, NEW_CONV_LAYER,
+    NEW_FC_LAYER,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,6 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------
 # Factors (see the table in the module docstring).
 # ---------------------------------------------------------------------------------------
-
-LEARNING_RATE = "learning_rate"
-BATCH_SIZE = "batch_size"
 
 # decr_lr: the new high is the used learning rate divided by this (inc_lr: the new low is it
 # multiplied by this), so the next trials search strictly on the other side of the used value.

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdt.core.vocabulary import DATA_AUGMENTATION, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus
+from sdt.core.vocabulary import DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus
 
 # Hard limits on what the architecture actions may add. The conv limit is further
 # bounded by the input size (a block is added only while its max-pool still halves a
@@ -37,8 +37,6 @@ def extra_dense_width_name(layer_index: int) -> str:
     return f"unit_d{layer_index + 2}"
 
 
-# Hyper-parameter holding the L2 weight-decay factor once `reg_l2` switched L2 on.
-L2_FACTOR = "l2_factor"
 
 
 COUNT = "count"      # a feature that adds layers: 0..maximum of them

@@ -28,6 +28,18 @@ ACTIONS = (
     INC_NEURONS, NEW_FC_LAYER, NEW_CONV_LAYER, INC_BATCH_SIZE,
 )
 
+# Hyper-parameters the tool itself reads by name (the paper's, SoftwareX Listing 3). The actions
+# recognise their dimensions by these names; the CNN reads all of them; a user's model and search
+# space may use any names.
+LEARNING_RATE = "learning_rate"
+BATCH_SIZE = "batch_size"
+OPTIMIZER = "optimizer"
+ACTIVATION = "activation"
+CONV_WIDTHS = ("unit_c1", "unit_c2")      # filters of the two conv blocks of Listing 4
+DENSE_WIDTH = "unit_d"                    # units of its dense layer
+DROPOUTS = ("dr1_2", "dr_f")              # dropout after the conv blocks, before the output
+L2_FACTOR = "l2_factor"                   # the L2 weight-decay factor, once reg_l2 switched L2 on
+
 # Keys of a training history (Keras History.history names).
 LOSS = "loss"
 ACCURACY = "accuracy"

@@ -21,8 +21,11 @@ from typing import Any, Iterable, Sequence
 
 from sdt.core.errors import SearchSpaceError
 from sdt.core.records import (
-    ARCHITECTURE_FEATURES, L2_FACTOR, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS,
-    extra_conv_width_name, extra_dense_width_name,
+    ARCHITECTURE_FEATURES, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS, extra_conv_width_name,
+    extra_dense_width_name,
+)
+from sdt.core.vocabulary import (
+    ACTIVATION, BATCH_SIZE, CONV_WIDTHS, DENSE_WIDTH, DROPOUTS, L2_FACTOR, LEARNING_RATE, OPTIMIZER,
 )
 
 INTEGER = "integer"
@@ -35,8 +38,8 @@ PRIORS = (UNIFORM, LOG_UNIFORM)
 
 # The hyper-parameters the built-in CNN (neural_network.build_model) reads.
 NETWORK_PARAMETERS = (
-    "unit_c1", "dr1_2", "unit_c2", "unit_d", "dr_f",
-    "learning_rate", "batch_size", "optimizer", "activation",
+    CONV_WIDTHS[0], DROPOUTS[0], CONV_WIDTHS[1], DENSE_WIDTH, DROPOUTS[1],
+    LEARNING_RATE, BATCH_SIZE, OPTIMIZER, ACTIVATION,
 )
 
 
@@ -324,15 +327,15 @@ def default_search_space(training_size: int | None = None) -> SearchSpace:
     batch_high = 256 if training_size is None else max(2, min(256, int(training_size)))
     batch_low = min(16, batch_high)
     return SearchSpace((
-        Dimension("unit_c1", INTEGER, 16, 64),
-        Dimension("dr1_2", REAL, 0.002, 0.3, domain_low=0.0, domain_high=0.6),
-        Dimension("unit_c2", INTEGER, 64, 128),
-        Dimension("unit_d", INTEGER, 256, 512),
-        Dimension("dr_f", REAL, 0.03, 0.5, domain_low=0.0, domain_high=0.7),
-        Dimension("learning_rate", REAL, 1e-4, 1e-3, prior=LOG_UNIFORM, domain_low=1e-5, domain_high=1e-1),
-        Dimension("batch_size", INTEGER, batch_low, batch_high),
-        Dimension("optimizer", CATEGORICAL, categories=("Adam", "Adamax", "RMSprop", "Adadelta")),
-        Dimension("activation", CATEGORICAL, categories=("relu", "elu", "selu")),
+        Dimension(CONV_WIDTHS[0], INTEGER, 16, 64),
+        Dimension(DROPOUTS[0], REAL, 0.002, 0.3, domain_low=0.0, domain_high=0.6),
+        Dimension(CONV_WIDTHS[1], INTEGER, 64, 128),
+        Dimension(DENSE_WIDTH, INTEGER, 256, 512),
+        Dimension(DROPOUTS[1], REAL, 0.03, 0.5, domain_low=0.0, domain_high=0.7),
+        Dimension(LEARNING_RATE, REAL, 1e-4, 1e-3, prior=LOG_UNIFORM, domain_low=1e-5, domain_high=1e-1),
+        Dimension(BATCH_SIZE, INTEGER, batch_low, batch_high),
+        Dimension(OPTIMIZER, CATEGORICAL, categories=("Adam", "Adamax", "RMSprop", "Adadelta")),
+        Dimension(ACTIVATION, CATEGORICAL, categories=("relu", "elu", "selu")),
     ))
 
 

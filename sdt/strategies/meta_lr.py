@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from sdt.core.errors import ConfigurationError
+from sdt.core.vocabulary import LEARNING_RATE
 from sdt.space.domain import Domain
 from sdt.strategies.base import Option, Strategy, StrategySetup, at_least
 from sdt.core.records import Architecture
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
-LEARNING_RATE = "learning_rate"
 
 # Defaults (documented in the CLI help and README).
 DEFAULT_STEP_FACTOR = 2.0     # one step doubles or halves the learning rate
