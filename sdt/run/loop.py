@@ -3,7 +3,10 @@
 `run(config, log_folder)` is the Python API behind `main.py` (which only parses the command
 line). The strategy decides what to try (sdt/strategies.py), the controller runs one iteration
 (controller.py), the neural block trains (neural_network.py, imported only here and only when a
-run starts) and the storage persists every trial with the run state (sdt/storage.py).
+run starts) and the storage persists every trial with the run state (sdt/run/storage.py).
+The loop keeps the run's trial records in memory (read once on resume) and rebuilds
+summary.json and trials.csv from them. It prints nothing: progress goes to a RunObserver
+(sdt/run/observer.py); the command line's wording is sdt/cli/console.py.
 """
 
 from __future__ import annotations
@@ -239,13 +242,12 @@ def make_strategy(context: RunContext):
 
 def summary_trial(record) -> dict[str, Any]:
     """One trial as summary.json lists it."""
-    from sdt.run.exports import actions_of, problems_of
     result = record.result
     return {"index": record.index, "params": dict(record.params),
             "architecture": record.architecture.to_dict(),
             "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
             "objective": record.objective, "status": result.status,
-            "problems": problems_of(record), "actions": actions_of(record)}
+            "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -297,7 +299,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     from sdt.run.observer import RunObserver, RunStart, TrialProgress
     from sdt.run.storage import SUMMARY_NAME, RunStorage, write_json_atomically
 
-    observer = observer or RunObserver()
+    observer = RunObserver() if observer is None else observer
     log_folder = Path(log_folder).expanduser().resolve()
     check_log_folder(log_folder, resume, overwrite)
     if resume:
