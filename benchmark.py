@@ -59,7 +59,7 @@ def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float,
         return None
     with stored:
         same = stored.run_value("config") == json.loads(json.dumps(config.__dict__))
-        trials = list(stored.trials())
+        trials = stored.stored_trials()
         final = stored.run_value("final")
     if not same or len(trials) != config.max_evals or final is None:
         return None
@@ -67,12 +67,14 @@ def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float,
         timing = json.loads(timing_file.read_text())
         return timing["started"], timing["wall_seconds"], summary
     # Finished before timings were kept: from the first training's start to the last one's end.
-    started = trials[0]["finished_at"] - (trials[0]["duration_seconds"] or 0.0)
-    return started, trials[-1]["finished_at"] - started, summary
+    started = trials[0].finished_at - trials[0].record.result.duration_seconds
+    return started, trials[-1].finished_at - started, summary
 
 
 def run_strategy(strategy: str, seed: int, args, output: Path) -> list[dict[str, Any]]:
     """One tuning run; returns its trials as flat rows."""
+    from sdt.cli.console import ConsoleObserver
+    from sdt.run import exports
     from sdt.run import loop as tuner
     folder = output / "runs" / f"{strategy}_seed{seed}"
     timing_file = folder.parent / f"{strategy}_seed{seed}.json"
@@ -85,27 +87,30 @@ def run_strategy(strategy: str, seed: int, args, output: Path) -> list[dict[str,
     else:
         started = time.time()
         with open(folder.parent / f"{strategy}_seed{seed}.log", "w") as log_stream:
-            summary = tuner.run(config, folder, overwrite=True, out=log_stream)
+            summary = tuner.run(config, folder, overwrite=True, observer=ConsoleObserver(log_stream))
         wall = time.time() - started
         timing_file.write_text(json.dumps({"config": config.__dict__, "started": started, "wall_seconds": wall}))
     rows = []
     previous_end = started
     with RunStorage.open(folder, read_only=True) as storage:
-        for trial in storage.trials():
-            iteration = trial["finished_at"] - previous_end
-            previous_end = trial["finished_at"]
-            rows.append({
-                "strategy": strategy, "seed": seed, "index": trial["trial_index"], "status": trial["status"],
-                "objective": trial["objective"], "val_loss": trial["val_loss"],
-                "val_accuracy": trial["val_accuracy"], "epochs_run": trial["epochs_run"],
-                "training_seconds": trial["duration_seconds"], "symbolic_seconds": trial["symbolic_seconds"],
-                "iteration_seconds": iteration,
-                "problems": ";".join(storage.problems_of(trial["trial_index"])),
-                "actions": ";".join(storage.actions_of(trial["trial_index"])),
-                "test_accuracy": (summary["best"] or {}).get("test_accuracy")
-                if summary["best"] and summary["best"]["index"] == trial["trial_index"] else None,
-                "run_wall_seconds": wall,
-            })
+        stored_trials = storage.stored_trials()
+    for trial in stored_trials:
+        record = trial.record
+        fields = exports.record_fields(record)
+        iteration = trial.finished_at - previous_end
+        previous_end = trial.finished_at
+        rows.append({
+            "strategy": strategy, "seed": seed, "index": record.index, "status": fields["status"],
+            "objective": record.objective, "val_loss": fields["val_loss"],
+            "val_accuracy": fields["val_accuracy"], "epochs_run": fields["epochs_run"],
+            "training_seconds": fields["duration_seconds"], "symbolic_seconds": record.symbolic_seconds,
+            "iteration_seconds": iteration,
+            "problems": ";".join(fields["problems"]),
+            "actions": ";".join(fields["actions"]),
+            "test_accuracy": (summary["best"] or {}).get("test_accuracy")
+            if summary["best"] and summary["best"]["index"] == record.index else None,
+            "run_wall_seconds": wall,
+        })
     return rows
 
 

@@ -6,9 +6,10 @@
     result.best_params, result.test_accuracy
     pandas.DataFrame(result.to_rows())          # one row per trial, the columns of trials.csv
 
-`tune` runs the same loop as `main.py` (sdt/tuner.run) with the same outputs in `log_folder`;
-it prints nothing unless `verbose=True` (the CLI's per-trial lines on stdout) or an `out`
-stream is given. Bad input raises a `TunerError` subclass (sdt/errors.py) before any training.
+`tune` runs the same loop as `main.py` (sdt/run/loop.run) with the same outputs in `log_folder`;
+it prints nothing unless `verbose=True` (the command line's per-trial lines); `observer=` a
+RunObserver (sdt/run/observer.py) follows the run. Bad input raises a `TunerError` subclass
+(sdt/core/errors.py) before any training.
 `TuningResult.from_log_folder(folder)` reads the result of a run already on disk.
 """
 
@@ -16,10 +17,9 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Mapping
 
 from sdt.core.errors import ConfigurationError
 from sdt.core.records import Architecture
@@ -77,19 +77,18 @@ class TuningResult:
     @classmethod
     def from_log_folder(cls, log_folder: str | os.PathLike[str]) -> "TuningResult":
         """The result of the run stored in `log_folder` (finished or not)."""
-        from sdt.run.exports import stored_trials
+        from sdt.run.loop import best_record
         from sdt.run.storage import RunStorage
-        from sdt.run.loop import best_trial
 
         folder = Path(log_folder).expanduser().resolve()
         with RunStorage.open(folder, read_only=True) as storage:
-            trials = tuple(_trial_summary(trial) for trial in stored_trials(storage))
+            records = storage.records()
             final = storage.run_value("final") or {}
-        best = best_trial([{"index": t.index, "status": t.status, "objective": t.objective, "trial": t}
-                           for t in trials])
+        trials = tuple(_trial_summary(record) for record in records)
+        best = best_record(records)
         if best is None:
             return cls(None, None, None, None, None, None, trials, folder)
-        trial: TrialSummary = best["trial"]
+        trial = trials[records.index(best)]
         tested = final.get("index") == trial.index
         model = folder / "best_model.keras"
         return cls(best_params=dict(trial.params), best_architecture=trial.architecture,
@@ -103,24 +102,17 @@ def _finite(value: Any) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def _trial_summary(trial: dict[str, Any]) -> TrialSummary:
+def _trial_summary(record) -> TrialSummary:
+    """A stored TrialRecord as the API's flat summary."""
+    from sdt.run.exports import actions_of, problems_of
+    result = record.result
     return TrialSummary(
-        index=int(trial["index"]), status=trial["status"], objective=float(trial["objective"]),
-        val_loss=_finite(trial.get("val_loss")), val_accuracy=_finite(trial.get("val_accuracy")),
-        epochs_run=trial.get("epochs_run"), duration_seconds=trial.get("duration_seconds"),
-        params=dict(trial["params"]), architecture=Architecture.from_dict(trial["architecture"]),
-        problems=tuple(trial.get("problems") or ()), actions=tuple(trial.get("actions") or ()),
-        error=trial.get("error"), model_path=trial.get("model_path"))
-
-
-class _Quiet:
-    """A stream that swallows the run's console lines."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+        index=record.index, status=result.status, objective=float(record.objective),
+        val_loss=_finite(result.val_loss), val_accuracy=_finite(result.val_accuracy),
+        epochs_run=result.epochs_run, duration_seconds=result.duration_seconds,
+        params=dict(record.params), architecture=record.architecture,
+        problems=tuple(problems_of(record)), actions=tuple(actions_of(record)),
+        error=result.error, model_path=result.model_path)
 
 
 def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
@@ -129,8 +121,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          max_evals: int = 10, epochs: int = 10, seed: int = 0,
          log_folder: str | os.PathLike[str] = "log_folder",
          strategy: str = "sdt", objective: str = "val_loss",
-         resume: bool = False, overwrite: bool = False, verbose: bool = False,
-         out: TextIO | None = None, **options: Any) -> TuningResult:
+         resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
+         **options: Any) -> TuningResult:
     """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
 
     dataset       a registered name, an .npz file, an image folder or `module:function`
@@ -142,7 +134,10 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                   function itself (README, "Your own model"); on resume pass the function again
                   if it is not importable under its module:qualname.
     max_evals     the number of trainings; with resume=True, the new total budget.
-    verbose       print the CLI's per-trial lines on stdout (or on `out` when given).
+    verbose       print the command line's per-trial lines on stdout (when no observer is given).
+    observer      a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
+                  None: silent unless verbose. `sdt.cli.console.ConsoleObserver(stream)` prints the
+                  command line's lines to `stream`.
     options       any other RunConfig field (initial_points, early_stopping_patience,
                   strategy options...).
     """
@@ -151,6 +146,9 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     from sdt.space.search_space import SearchSpace
     from sdt.run.storage import write_json_atomically
     from sdt.core.user_code import is_spec, normalise_spec, spec_of
+    if observer is None and verbose:
+        from sdt.cli.console import ConsoleObserver   # the API sits above the command line
+        observer = ConsoleObserver()
     from sdt.strategies.registry import all_options as all_strategy_options
 
     known = {f.name for f in fields(tuner.RunConfig)} | set(all_strategy_options())
@@ -162,7 +160,6 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                                  f"from {', '.join(sorted(known - reserved))}")
     strategy_options = {name: options.pop(name) for name in list(options) if name in all_strategy_options()}
     folder = Path(log_folder).expanduser().resolve()
-    stream = out if out is not None else (sys.stdout if verbose else _Quiet())
 
     dataset = os.fspath(dataset)
     if os.path.exists(dataset):
@@ -202,6 +199,6 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
         space_file = folder / SEARCH_SPACE_FILE
         write_json_atomically(space_file, space_data)
         config = replace(config, search_space_path=str(space_file))
-    tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, out=stream,
+    tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, observer=observer,
               resume_budget=max_evals if resume else None, model_builder=model_builder)
     return TuningResult.from_log_folder(folder)

@@ -62,9 +62,8 @@ def fake_runs(tmp_path_factory):
     folders = {}
     for name, history in (("overfitting", "overfitting"), ("high_lr", "high_lr")):
         folder = tmp_path_factory.mktemp(f"fake_{name}") / "run"
-        with open(os.devnull, "w") as out:
-            main.run(main.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, initial_points=2), folder,
-                     make_train=fake_factory(FakeTrainer(lambda p, a, i, h=history: h)), out=out)
+        main.run(main.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, initial_points=2), folder,
+                 make_train=fake_factory(FakeTrainer(lambda p, a, i, h=history: h)))
         folders[name] = folder
     return folders
 
@@ -75,6 +74,5 @@ def real_run(tmp_path_factory):
     from sdt.cli import main
 
     folder = tmp_path_factory.mktemp("real") / "run"
-    with open(os.devnull, "w") as out:
-        main.run(main.RunConfig(dataset="digits", max_evals=3, epochs=3, seed=0, initial_points=2), folder, out=out)
+    main.run(main.RunConfig(dataset="digits", max_evals=3, epochs=3, seed=0, initial_points=2), folder)
     return folder

@@ -69,12 +69,35 @@ def test_to_rows_is_flat_and_pandas_friendly(tmp_path, fake):
     assert list(frame["index"]) == [0, 1, 2]
 
 
-def test_verbose_prints_the_cli_lines_and_out_takes_them(tmp_path, fake, capsys):
-    tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "a", verbose=True)
-    assert "[1/1] val_loss" in capsys.readouterr().out
+def test_an_observer_follows_the_run_and_the_console_one_prints_the_cli_lines(tmp_path, fake, capsys):
+    from sdt.cli.console import ConsoleObserver
+    from sdt.run.observer import RunObserver
+
+    class Recorder(RunObserver):
+        def __init__(self):
+            self.events = []
+
+        def on_start(self, start):
+            self.events.append(("start", start.first_trial, start.max_evals))
+
+        def on_trial(self, record, progress):
+            self.events.append(("trial", record.index, progress.trials_done, progress.trials_remaining))
+
+        def on_finish(self, end):
+            self.events.append(("finish", end.best.index if end.best else None, end.final))
+
+    recorder = Recorder()
+    tune(dataset="digits", max_evals=2, epochs=3, initial_points=2, log_folder=tmp_path / "a", observer=recorder)
+    assert recorder.events[0] == ("start", 0, 2)
+    assert recorder.events[1:3] == [("trial", 0, 1, 1), ("trial", 1, 2, 0)]
+    assert recorder.events[3][0] == "finish" and recorder.events[3][2] is None   # the fake saves no model
+    assert capsys.readouterr() == ("", "")
     stream = io.StringIO()
-    tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "b", out=stream)
+    tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "b", observer=ConsoleObserver(stream))
     assert "[1/1] val_loss" in stream.getvalue() and capsys.readouterr().out == ""
+    assert "no completed trial: no best model to evaluate" in stream.getvalue()
+    tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "c", verbose=True)
+    assert "[1/1] val_loss" in capsys.readouterr().out
 
 
 def test_a_search_space_dict_and_a_model_function_survive_resume(tmp_path, fake):

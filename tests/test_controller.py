@@ -1,14 +1,16 @@
 """One iteration: train -> LFI -> diagnosis -> choice -> tuning, with a fake trainer."""
 
+import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from sdt.run.controller import Controller, ControllerState, Objective
+from sdt.run.controller import Controller, ControllerState, Objective, TrialRecord
 from sdt.core.records import Architecture, TrainingResult
 from sdt.space.search_space import default_search_space
-from sdt.symbolic.block import SymbolicBlock
+from sdt.symbolic.block import ChosenAction, SymbolicBlock
 from sdt.core.vocabulary import OVERFITTING, REG_L2, TrialStatus, VAL_ACCURACY, VAL_LOSS
 from tests.fake_training import FakeTrainer
 from sdt.actions import ArchitectureLimits
@@ -107,3 +109,33 @@ def test_objective_values():
     assert accuracy.value(TrainingResult(status=TrialStatus.DIVERGED)) == 0.0
     with pytest.raises(ValueError):
         Objective("accuracy", 10)
+
+
+def test_a_trial_record_survives_json_whole(symbolic):
+    # Two iterations: the second carries LFI evidence, weights, a diagnosis with measures,
+    # thresholds and candidates, and a tuning outcome with applied (before -> after) actions.
+    names = iter(["overfitting", "underfitting"])
+    controller = make_controller(symbolic, FakeTrainer(lambda p, a, i: next(names)))
+    state = controller.initial_state(default_search_space())
+    first, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
+    second, state = controller.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, np.random.default_rng(1))
+    for record in (first, second):
+        record = replace(record, point=(32, 0.1, "Adam"))
+        restored = TrialRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+        assert restored == record
+        assert type(restored.chosen[0]) is ChosenAction
+    assert second.new_observations and second.rule_weights is not None
+    assert first.diagnosis.measures and first.diagnosis.thresholds and first.diagnosis.actions
+    assert first.outcome.applied and first.outcome.applied[0].changes
+
+
+def test_skipped_actions_and_notes_survive_json(symbolic):
+    record, _ = make_controller(symbolic, FakeTrainer()).run_iteration(
+        0, PARAMS, make_controller(symbolic, FakeTrainer()).initial_state(default_search_space()),
+        np.random.default_rng(0))
+    record = replace(record, diagnosis=replace(record.diagnosis, notes=("history too short",)),
+                     outcome=replace(record.outcome, skipped=(("new_fc_layer", "no room for another layer"),)))
+    restored = TrialRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert restored.outcome.skipped == (("new_fc_layer", "no room for another layer"),)
+    assert restored.diagnosis.notes == ("history too short",)
+    assert restored == record

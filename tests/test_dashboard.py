@@ -186,3 +186,30 @@ def test_launcher_exits_with_one_line_when_the_port_is_taken(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {port}" in lines[0] and "already in use" in lines[0]
+
+
+def test_loader_shows_the_stored_records(fake_runs):
+    from sdt.run.storage import read_records
+    store = data.load_run(fake_runs["high_lr"])
+    records = read_records(fake_runs["high_lr"])
+    assert [t["trial_index"] for t in store["trials"]] == [r.index for r in records]
+    assert [t["objective"] for t in store["trials"]] == [r.objective for r in records]
+    assert [(a["trial_index"], a["action"], a["description"]) for a in store["applied_actions"]] == [
+        (r.index, a.action, a.description) for r in records if r.outcome for a in r.outcome.applied]
+    assert len(store["epochs"]) == sum(len(r.result.history["loss"]) for r in records)
+    assert {(d["trial_index"], d["problem"]) for d in store["diagnoses"]} == {
+        (r.index, f.name) for r in records for f in r.diagnosis.problems}
+
+
+def test_a_database_of_an_older_version_is_reported_not_raised(fake_runs, tmp_path):
+    source = sqlite3.connect(fake_runs["overfitting"] / "run.sqlite")
+    folder = tmp_path / "old"
+    folder.mkdir()
+    target = sqlite3.connect(folder / "run.sqlite")
+    source.backup(target)
+    source.close()
+    with target:
+        target.execute("UPDATE run SET value='1' WHERE key='schema_version'")
+    target.close()
+    store = data.refresh(folder, None)
+    assert store["stale"] and "older version" in store["error"]

@@ -239,7 +239,7 @@ def config(**changes):
 
 
 def run(folder, trainer, **changes):
-    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer))
 
 
 def test_runs_end_to_end_training_its_own_architectures(tmp_path):
@@ -271,8 +271,7 @@ def test_resume_after_interruption_continues_identically(tmp_path):
         run(tmp_path / "b", crash_on_sixth)
 
     resumed = FakeTrainer()
-    summary = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(resumed),
-                        out=open("/dev/null", "w"))
+    summary = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(resumed))
     assert [c[2] for c in resumed.calls] == [5, 6, 7, 8, 9]
     reference = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert [t["params"] for t in summary["trials"]] == [t["params"] for t in reference["trials"]]
@@ -281,7 +280,7 @@ def test_resume_after_interruption_continues_identically(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_tiny_run(tmp_path):
-    summary = tuner.run(config(max_evals=2, epochs=1), tmp_path / "run", out=open("/dev/null", "w"))
+    summary = tuner.run(config(max_evals=2, epochs=1), tmp_path / "run")
     assert [t["status"] for t in summary["trials"]] == ["completed", "completed"]
     assert summary["best"]["test_accuracy"] is not None
     assert (tmp_path / "run" / "best_model.keras").exists()

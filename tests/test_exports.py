@@ -24,8 +24,7 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 def fake_run(folder: Path, trainer=None, **changes) -> dict:
     config = dict(dataset="digits", max_evals=4, epochs=3, seed=1, initial_points=2)
     config.update(changes)
-    return tuner.run(tuner.RunConfig(**config), folder, make_train=fake_factory(trainer or FakeTrainer()),
-                     out=open("/dev/null", "w"))
+    return tuner.run(tuner.RunConfig(**config), folder, make_train=fake_factory(trainer or FakeTrainer()))
 
 
 def test_trials_csv_has_one_row_per_trial_and_agrees_with_summary(tmp_path):

@@ -19,7 +19,8 @@ LAYERS = {
     "space": 1, "data": 1, "neural": 1, "symbolic": 1,
     "actions": 2, "strategies": 2,
     "run": 3,
-    "api": 4, "cli": 4, "dashboard": 4,
+    "cli": 4, "dashboard": 4,
+    "api": 5,        # the Python API (tune() may print through the command line's console lines)
     "__main__": 5,   # `python -m sdt`, the command line's entry point
 }
 

@@ -209,7 +209,7 @@ def config(**changes):
 
 
 def run(folder, trainer, **changes):
-    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer))
 
 
 def scripted_trainer(val_losses):
@@ -233,7 +233,7 @@ def test_patience_ends_the_run_before_the_budget(tmp_path):
     assert summary["best"]["index"] == 1
     # Resuming a finished run trains nothing more.
     again = tuner.run(config(max_evals=10), tmp_path / "run", resume=True,
-                      make_train=fake_factory(scripted_trainer([9.9] * 10)), out=open("/dev/null", "w"))
+                      make_train=fake_factory(scripted_trainer([9.9] * 10)))
     assert len(again["trials"]) == 5
 
 
@@ -269,8 +269,7 @@ def test_resume_after_interruption_continues_identically(tmp_path):
         run(tmp_path / "b", crash_on_fourth, meta_lr_patience=20)
 
     resumed = FakeTrainer()
-    summary = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(resumed),
-                        out=open("/dev/null", "w"))
+    summary = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(resumed))
     assert [c[2] for c in resumed.calls] == [3, 4, 5, 6, 7]
     reference = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert [t["params"] for t in summary["trials"]] == [t["params"] for t in reference["trials"]]
@@ -279,7 +278,7 @@ def test_resume_after_interruption_continues_identically(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_tiny_run(tmp_path):
-    summary = tuner.run(config(max_evals=2, epochs=1), tmp_path / "run", out=open("/dev/null", "w"))
+    summary = tuner.run(config(max_evals=2, epochs=1), tmp_path / "run")
     assert [t["status"] for t in summary["trials"]] == ["completed", "completed"]
     assert summary["best"]["test_accuracy"] is not None
     assert (tmp_path / "run" / "best_model.keras").exists()

@@ -33,7 +33,7 @@ def config(**changes):
 
 
 def fake_run(folder, trainer, **changes):
-    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer))
 
 
 def alternating(params, architecture, index):
@@ -60,8 +60,7 @@ def test_unsupported_architecture_actions_are_never_applied(tmp_path):
                for t in summary["trials"])
     # The built-in CNN on the same curves does take data augmentation: the test can tell.
     builtin = tuner.run(tuner.RunConfig(dataset="digits", max_evals=8, epochs=3, seed=1, initial_points=2),
-                        tmp_path / "builtin", make_train=fake_factory(FakeTrainer(alternating)),
-                        out=open("/dev/null", "w"))
+                        tmp_path / "builtin", make_train=fake_factory(FakeTrainer(alternating)))
     assert "data_augmentation" in applied_actions(builtin)
 
 

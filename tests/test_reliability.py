@@ -43,17 +43,18 @@ def stored_run(folder: Path) -> dict:
     """What a run's database holds, in comparable form."""
     with RunStorage.open(folder, read_only=True) as storage:
         assert storage.integrity_ok()
-        trials = list(storage.trials())
+        records = storage.records()
         connection = storage._connection
         weights = [tuple(r) for r in connection.execute(
             "SELECT trial_index, action, problem, weight FROM rule_weights ORDER BY 1, 2, 3")]
         spaces = [r[0] for r in connection.execute("SELECT space FROM search_spaces ORDER BY trial_index")]
         return {
-            "indices": [t["trial_index"] for t in trials],
-            "params": [t["params"] for t in trials],
-            "val_loss": [t["val_loss"] for t in trials],
-            "problems": [storage.problems_of(t["trial_index"]) for t in trials],
-            "actions": [storage.actions_of(t["trial_index"]) for t in trials],
+            "indices": [r.index for r in records],
+            "params": [r.params for r in records],
+            "val_loss": [r.result.val_loss for r in records],
+            "problems": [r.diagnosis.problem_names() if r.diagnosis else () for r in records],
+            "actions": [r.outcome.applied_actions if r.outcome else () for r in records],
+            "diagnoses": [r.diagnosis for r in records],
             "weights": weights,
             "spaces": spaces,
             "last_state": storage.last_state(),
@@ -156,7 +157,7 @@ def test_diverging_training_is_recorded_penalised_diagnosed_and_the_run_goes_on(
     space = write_space(tmp_path / "space.json", (1e5, 1e6))
     config = tuner.RunConfig(dataset="digits", max_evals=2, epochs=2, seed=0, initial_points=1,
                              search_space_path=str(space))
-    summary = tuner.run(config, tmp_path / "run", out=open(os.devnull, "w"))
+    summary = tuner.run(config, tmp_path / "run")
     assert [t["status"] for t in summary["trials"]] == ["diverged", "diverged"]   # the run went on
     for trial in summary["trials"]:
         assert np.isfinite(trial["objective"]) and trial["objective"] < 1e3      # a usable penalty, not 1e10
@@ -177,11 +178,11 @@ def test_failing_training_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch)
         return original_fit(self, *args, **kwargs)
     monkeypatch.setattr(keras.Model, "fit", fit)
     config = tuner.RunConfig(dataset="digits", max_evals=2, epochs=1, seed=0, initial_points=1)
-    summary = tuner.run(config, tmp_path / "run", out=open(os.devnull, "w"))
+    summary = tuner.run(config, tmp_path / "run")
     assert [t["status"] for t in summary["trials"]] == ["failed", "completed"]
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
-        failed = next(storage.trials())
-        assert "ResourceExhaustedError" in failed["error"] and "simulated" in failed["error"]
+        failed = storage.records()[0].result
+        assert "ResourceExhaustedError" in failed.error and "simulated" in failed.error
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_failing_training_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch)
 def existing_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("existing") / "run"
     tuner.run(tuner.RunConfig(dataset="digits", max_evals=2, epochs=1, seed=0, initial_points=1), folder,
-              make_train=fake_factory(FakeTrainer()), out=open(os.devnull, "w"))
+              make_train=fake_factory(FakeTrainer()))
     return folder
 
 

@@ -96,7 +96,7 @@ def test_random_search_with_the_symbolic_tuning_runs_end_to_end(tmp_path, monkey
     monkeypatch.setattr(RandomStrategy, "ask", recording_ask)
     config = tuner.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, strategy="random-sdt")
     trainer = FakeTrainer()   # every training overfits
-    tuner.run(config, tmp_path / "run", make_train=lambda context, verbose: trainer, out=open("/dev/null", "w"))
+    tuner.run(config, tmp_path / "run", make_train=lambda context, verbose: trainer)
     initial_space = asked[0][0]
     assert any(space != initial_space for space, _ in asked[1:]), "the sampler never saw an edited space"
     for space, params in asked:

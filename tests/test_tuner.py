@@ -9,7 +9,7 @@ import pytest
 
 from sdt.run import loop as tuner
 from sdt.core.records import Architecture
-from sdt.run.storage import RunStorage
+from sdt.run.storage import RunStorage, read_records
 from tests.fake_training import FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def config(**changes):
 
 
 def run(tmp_path, trainer, **changes):
-    return tuner.run(config(**changes), tmp_path / "run", make_train=fake_factory(trainer), out=open("/dev/null", "w"))
+    return tuner.run(config(**changes), tmp_path / "run", make_train=fake_factory(trainer))
 
 
 def test_a_diagnosis_applies_an_action_and_the_next_trial_reflects_it(tmp_path):
@@ -45,12 +45,13 @@ def test_summary_and_database_agree(tmp_path):
     assert on_disk == json.loads(json.dumps(summary))
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
         assert storage.integrity_ok()
-        trials = list(storage.trials())
-        assert [t["trial_index"] for t in trials] == [0, 1, 2, 3]
-        for stored, summarised in zip(trials, on_disk["trials"]):
-            assert stored["params"] == summarised["params"]
-            assert stored["val_loss"] == summarised["val_loss"]
-            assert storage.actions_of(stored["trial_index"]) == summarised["actions"]
+        records = storage.records()
+        assert [r.index for r in records] == [0, 1, 2, 3]
+        for stored, summarised in zip(records, on_disk["trials"]):
+            assert stored.params == summarised["params"]
+            assert stored.result.val_loss == summarised["val_loss"]
+            assert list(stored.outcome.applied_actions) == summarised["actions"]
+            assert sorted(stored.diagnosis.problem_names()) == summarised["problems"]
     assert set(on_disk) >= {"strategy", "seed", "dataset", "trials", "best"}
     assert on_disk["best"]["index"] == min(on_disk["trials"], key=lambda t: t["objective"])["index"]
 
@@ -67,8 +68,8 @@ def test_space_edits_keep_every_trial_in_the_optimiser(tmp_path):
     context = tuner.prepare(config(), tmp_path / "run")
     strategy = tuner.make_strategy(context)
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
-        for trial in storage.trials():
-            strategy.tell(trial["params"], Architecture.from_dict(trial["architecture"]), trial["objective"])
+        for record in storage.records():
+            strategy.tell(record.params, record.architecture, record.objective)
     assert len(strategy.optimizer.points) == len(summary["trials"]) == 5
 
 
@@ -91,7 +92,7 @@ def test_resume_after_interruption_continues_without_loss(tmp_path):
 
     resumed = FakeTrainer()
     summary = tuner.run(config(max_evals=5), tmp_path / "b" / "run", resume=True,
-                       make_train=fake_factory(resumed), out=open("/dev/null", "w"))
+                       make_train=fake_factory(resumed))
     assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3, 4]
     assert [c[2] for c in resumed.calls] == [2, 3, 4]               # nothing repeated
     # Same seed, same state: the resumed run is the run that was never interrupted.
@@ -129,7 +130,7 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     with pytest.raises(tuner.RunStateError, match="already holds a run"):
         run(tmp_path, FakeTrainer(), max_evals=1)
     summary = tuner.run(config(max_evals=2), tmp_path / "run", overwrite=True,
-                       make_train=fake_factory(FakeTrainer()), out=open("/dev/null", "w"))
+                       make_train=fake_factory(FakeTrainer()))
     assert len(summary["trials"]) == 2
     with pytest.raises(tuner.RunStateError, match="holds no run"):
         tuner.run(config(), tmp_path / "empty", resume=True, make_train=fake_factory(FakeTrainer()))
@@ -139,7 +140,7 @@ def test_consecutive_failures_stop_the_run_with_a_resumable_state(tmp_path):
     with pytest.raises(tuner.RunStateError, match="failed in a row"):
         run(tmp_path, FakeTrainer(lambda p, a, i: "failed"), max_evals=6)
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
-        assert [t["status"] for t in storage.trials()] == ["failed"] * tuner.MAX_CONSECUTIVE_FAILURES
+        assert [r.result.status for r in storage.records()] == ["failed"] * tuner.MAX_CONSECUTIVE_FAILURES
 
 
 def cli(*args, cwd):
@@ -176,3 +177,67 @@ def test_cli_bad_input_leaves_an_existing_run_untouched(tmp_path):
     afile.write_text("x")
     result = cli("--log-folder", str(afile), cwd=tmp_path)
     assert result.returncode == 2 and "is a file" in result.stderr
+
+
+def test_the_database_holds_every_record_whole_and_hands_it_back(tmp_path):
+    trainer = FakeTrainer(lambda p, a, i: "overfitting" if i % 2 == 0 else "high_lr")
+    run(tmp_path, trainer, max_evals=4)
+    records = read_records(tmp_path / "run")
+    assert [r.index for r in records] == [0, 1, 2, 3]
+    first = records[0]
+    # What the old columns dropped: measures, thresholds, candidates, skipped actions, LFI evidence.
+    assert first.diagnosis.measures and first.diagnosis.thresholds and first.diagnosis.actions
+    assert all(f.measures for f in first.diagnosis.problems)
+    assert first.outcome.applied[0].changes and first.rule_weights is not None and first.point
+    assert any(r.new_observations for r in records[1:])
+    # The stored record is the loop's record (what summary.json and trials.csv were built from).
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [t["objective"] for t in summary["trials"]] == [r.objective for r in records]
+    from sdt.run.controller import TrialRecord
+    assert all(TrialRecord.from_dict(json.loads(json.dumps(r.to_dict()))) == r for r in records)
+
+
+def test_a_database_of_the_previous_schema_is_refused_with_a_clear_message(tmp_path):
+    import sqlite3
+    run(tmp_path, FakeTrainer(), max_evals=1)
+    with sqlite3.connect(tmp_path / "run" / "run.sqlite") as connection:
+        connection.execute("UPDATE run SET value='1' WHERE key='schema_version'")
+    connection.close()
+    with pytest.raises(tuner.RunStateError, match="older version.*cannot be read or resumed"):
+        read_records(tmp_path / "run")
+    with pytest.raises(tuner.RunStateError, match="older version"):
+        tuner.run(config(max_evals=2), tmp_path / "run", resume=True, make_train=fake_factory(FakeTrainer()))
+
+
+def test_summary_and_csv_are_built_without_rereading_the_database(tmp_path, monkeypatch):
+    # Each trial appends its record to the loop's list: the database is read once on resume, never per trial.
+    reads = []
+    original = RunStorage.stored_trials
+
+    def counting(self):
+        reads.append(1)
+        return original(self)
+    monkeypatch.setattr(RunStorage, "stored_trials", counting)
+    run(tmp_path, FakeTrainer(), max_evals=3)
+    assert reads == []
+    tuner.run(config(), tmp_path / "run", resume=True, resume_budget=5, make_train=fake_factory(FakeTrainer()))
+    assert reads == [1]
+    csv_rows = (tmp_path / "run" / "trials.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 5
+
+
+def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tmp_path, capsys):
+    import io
+    from sdt.cli.console import ConsoleObserver
+    run(tmp_path / "quiet", FakeTrainer(), max_evals=2)
+    assert capsys.readouterr() == ("", "")
+    stream = io.StringIO()
+    tuner.run(config(max_evals=2), tmp_path / "loud", make_train=fake_factory(FakeTrainer()),
+              observer=ConsoleObserver(stream))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("dataset: ")
+    assert lines[1].startswith("[1/2] val_loss ") and "| best objective " in lines[1] and "left" in lines[1]
+    assert lines[2].startswith("    params: ")
+    assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
+    assert any(line.startswith("    action reg_l2: l2 off -> on") for line in lines)
+    assert lines[-1] == "no completed trial: no best model to evaluate"

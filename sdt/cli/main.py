@@ -31,6 +31,7 @@ from sdt.run.loop import (
     DEFAULT_MAX_EVALS, RunConfig, resolve_path, run,
 )
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
+from sdt.cli.console import ConsoleObserver
 
 DEFAULT_LOG_FOLDER = "log_folder"
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config.validate()
         run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,
-            verbose=1 if args.verbose else 0, resume_budget=args.max_evals)
+            verbose=1 if args.verbose else 0, observer=ConsoleObserver(), resume_budget=args.max_evals)
     except TunerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,70 +1,97 @@
-"""Read-only loading of a run's database into the JSON-able dict kept in the dashboard's store.
+"""Read-only loading of a run into the JSON-able dict kept in the dashboard's store.
 
-The database is opened per refresh with a read-only URI and closed again; nothing is ever
-written. A database being written by a live run may be locked or half-created: `refresh`
-then keeps the last good data and marks it stale instead of raising.
+The run is read through the package's storage reader (sdt/run/storage.py `RunStorage`, opened
+read-only per refresh and closed again; nothing is ever written): the trial records whole, and
+the controller states for the search space and rule weights before the first trial. A database
+being written by a live run may be locked or half-created: `refresh` then keeps the last good
+data and marks it stale instead of raising.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-DATABASE_NAME = "run.sqlite"       # sdt.storage.DATABASE_NAME (not imported: the dashboard stays light)
+from sdt.core.errors import RunStateError
+from sdt.run.storage import DATABASE_NAME, RunStorage
+
 START_COMMAND = "python3 main.py --log-folder {folder}"
+READ_TIMEOUT_SECONDS = 1.0          # a refresh waits this long for a writer's lock, then keeps the last data
 
 STATUS_MISSING = "missing"          # no folder or no run.sqlite
 STATUS_EMPTY = "empty"              # a database without completed trials yet
 STATUS_OK = "ok"
 
+HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
-def _decode(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def trial_row(record) -> dict[str, Any]:
+    """The trial-level fields the pages read, from one TrialRecord."""
+    result = record.result
+    return {"trial_index": record.index, "status": result.status, "objective": record.objective,
+            "val_loss": _finite(result.val_loss), "val_accuracy": _finite(result.val_accuracy),
+            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "duration_seconds": result.duration_seconds, "parameter_count": result.parameter_count,
+            "model_path": result.model_path, "error": result.error, "params": dict(record.params),
+            "architecture": record.architecture.to_dict(), "improved": record.improved}
+
+
+def epoch_rows(record) -> list[dict[str, Any]]:
+    history = record.result.history or {}
+    epochs = len(history.get("loss") or [])
+    return [{"trial_index": record.index, "epoch": epoch,
+             **{key: _finite(float(history[key][epoch])) if epoch < len(history.get(key) or []) else None
+                for key in HISTORY_COLUMNS}}
+            for epoch in range(epochs)]
+
+
+def weight_rows(trial_index: int, weights) -> list[dict[str, Any]]:
+    return [{"trial_index": trial_index, "action": action, "problem": problem, "weight": weight}
+            for (action, problem), weight in sorted(weights.items())]
 
 
 def load_run(log_folder: str | Path) -> dict[str, Any]:
     """Everything the pages draw, as plain JSON-able data.
 
-    Raises sqlite3.OperationalError / DatabaseError when the database cannot be read now.
+    Raises RunStateError / sqlite3.OperationalError / DatabaseError when the run cannot be read now.
     """
     folder = Path(log_folder)
-    path = folder / DATABASE_NAME
     base = {"log_folder": str(folder), "loaded_at": time.time(), "stale": False, "error": None}
-    if not path.is_file():
+    if not (folder / DATABASE_NAME).is_file():
         return {**base, "status": STATUS_MISSING}
-    uri = f"file:{path.resolve().as_posix()}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=1.0)) as connection:
-        connection.row_factory = sqlite3.Row
-        rows = lambda sql: [dict(r) for r in connection.execute(sql)]  # noqa: E731
-        run = {r["key"]: _decode(r["value"]) for r in rows("SELECT key, value FROM run")}
-        trials = []
-        for row in rows("SELECT trial_index, status, objective, val_loss, val_accuracy, best_epoch, epochs_run,"
-                        " duration_seconds, parameter_count, model_path, error, params, architecture, improved"
-                        " FROM trials ORDER BY trial_index"):
-            row["params"] = _decode(row["params"])
-            row["architecture"] = _decode(row["architecture"])
-            row["improved"] = None if row["improved"] is None else bool(row["improved"])
-            trials.append(row)
-        epochs = rows("SELECT trial_index, epoch, loss, accuracy, val_loss, val_accuracy FROM epochs"
-                      " ORDER BY trial_index, epoch")
-        diagnoses = rows("SELECT trial_index, problem, probability, explanation FROM diagnoses"
-                         " ORDER BY trial_index, problem")
-        applied = rows("SELECT trial_index, position, action, problem, description, changes FROM applied_actions"
-                       " ORDER BY trial_index, position")
-        for row in applied:
-            row["changes"] = _decode(row["changes"])
-        weights = rows("SELECT trial_index, action, problem, weight FROM rule_weights"
-                       " ORDER BY trial_index, action, problem")
-        spaces = [{"trial_index": r["trial_index"], "space": _decode(r["space"]),
-                   "architecture": _decode(r["architecture"])}
-                  for r in rows("SELECT trial_index, space, architecture FROM search_spaces ORDER BY trial_index")]
+    with RunStorage.open(folder, read_only=True, timeout=READ_TIMEOUT_SECONDS) as storage:
+        config = storage.run_value("config") or {}
+        final = storage.run_value("final")
+        records = storage.records()
+        states = storage.states()
+    trials = [trial_row(record) for record in records]
+    epochs = [row for record in records for row in epoch_rows(record)]
+    diagnoses = [{"trial_index": record.index, "problem": finding.name, "probability": finding.probability,
+                  "explanation": finding.explanation}
+                 for record in records if record.diagnosis is not None
+                 for finding in sorted(record.diagnosis.problems, key=lambda f: f.name)]
+    applied = [{"trial_index": record.index, "position": position, "action": action.action,
+                "problem": action.problem, "description": action.description,
+                "changes": [change.to_dict() for change in action.changes]}
+               for record in records if record.outcome is not None
+               for position, action in enumerate(record.outcome.applied)]
+    initial_weights = [weight_rows(index, state.rule_weights) for index, state in states if index == -1]
+    weights = [row for rows in initial_weights for row in rows] + [
+        row for record in records if record.rule_weights is not None
+        for row in weight_rows(record.index, record.rule_weights)]
+    spaces = [{"trial_index": index, "space": state.space.to_dict(), "architecture": state.architecture.to_dict()}
+              for index, state in states]
     best_model = folder / "best_model.keras"
     return {**base, "status": STATUS_OK if trials else STATUS_EMPTY,
-            "config": run.get("config") or {}, "final": run.get("final"),
+            "config": config, "final": final,
             "trials": trials, "epochs": epochs, "diagnoses": diagnoses, "applied_actions": applied,
             "rule_weights": weights, "search_spaces": spaces,
             "best_model_path": str(best_model) if best_model.is_file() else None}
@@ -74,7 +101,7 @@ def refresh(log_folder: str | Path, previous: dict[str, Any] | None) -> dict[str
     """`load_run`, or on a read error the previous data marked stale (or an error record if none)."""
     try:
         return load_run(log_folder)
-    except (sqlite3.OperationalError, sqlite3.DatabaseError, json.JSONDecodeError) as err:
+    except (RunStateError, sqlite3.OperationalError, sqlite3.DatabaseError, json.JSONDecodeError) as err:
         message = f"{type(err).__name__}: {err}"
         if previous and previous.get("status") in (STATUS_OK, STATUS_EMPTY):
             return {**previous, "stale": True, "error": message}

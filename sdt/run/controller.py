@@ -136,6 +136,25 @@ class TrialRecord:
             "point": list(self.point),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialRecord":
+        """The record `to_dict` wrote (also after a JSON round trip): every nested record whole."""
+        return cls(
+            index=int(data["index"]),
+            params=dict(data["params"]),
+            architecture=Architecture.from_dict(data["architecture"]),
+            result=TrainingResult.from_dict(data["result"]),
+            objective=float(data["objective"]),
+            improved=None if data.get("improved") is None else bool(data["improved"]),
+            diagnosis=None if data.get("diagnosis") is None else Diagnosis.from_dict(data["diagnosis"]),
+            chosen=tuple(ChosenAction.from_dict(a) for a in data.get("chosen", ())),
+            outcome=None if data.get("outcome") is None else TuningOutcome.from_dict(data["outcome"]),
+            rule_weights=None if data.get("rule_weights") is None else RuleWeights.from_dict(data["rule_weights"]),
+            new_observations=tuple(Observation.from_dict(o) for o in data.get("new_observations", ())),
+            symbolic_seconds=float(data.get("symbolic_seconds", 0.0)),
+            point=tuple(data.get("point", ())),
+        )
+
 
 class Controller:
     """Runs one iteration; holds only configuration, never run state.

@@ -1,7 +1,8 @@
 """Exports of a run for other tools: `trials.csv` (one row per trial) and TensorBoard HParams.
 
-`trials.csv` is rebuilt from the database after every trial, like summary.json, and replaced
-atomically (sdt/storage.write_csv_atomically). Its columns:
+`trials.csv` is rebuilt after every trial from the run's trial records (kept in memory by the
+loop, read once from the database on resume), like summary.json, and replaced atomically
+(sdt/run/storage.write_csv_atomically). Its columns:
 
   index, status, objective, val_loss, val_accuracy, epochs_run, duration_seconds,
   param_<name>...        one per hyper-parameter any trial had (empty where a trial lacked it),
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sdt.core.records import Architecture
+from sdt.run.controller import TrialRecord
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 
 TRIALS_CSV_NAME = "trials.csv"
@@ -77,20 +79,31 @@ def table(rows: Iterable[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
     return columns, [{column: row.get(column) for column in columns} for row in rows]
 
 
-def stored_trials(storage) -> list[dict[str, Any]]:
-    """Every stored trial as the dict flat_row reads (index, metrics, params, problems, ...)."""
-    trials = []
-    for trial in storage.trials():
-        index = trial["trial_index"]
-        trials.append({**trial, "index": index, "problems": storage.problems_of(index),
-                       "actions": storage.actions_of(index)})
-    return trials
+def problems_of(record: TrialRecord) -> list[str]:
+    """The problems diagnosed in a trial, by name."""
+    return sorted(record.diagnosis.problem_names()) if record.diagnosis is not None else []
 
 
-def write_trials_csv(log_folder: Path, storage) -> Path:
-    """Rewrite `<log_folder>/trials.csv` from the database, atomically."""
+def actions_of(record: TrialRecord) -> list[str]:
+    """The actions applied after a trial, in the order they were applied."""
+    return list(record.outcome.applied_actions) if record.outcome is not None else []
+
+
+def record_fields(record: TrialRecord) -> dict[str, Any]:
+    """One trial record as the dict flat_row reads (index, metrics, params, problems, ...)."""
+    result = record.result
+    return {"index": record.index, "status": result.status, "objective": record.objective,
+            "val_loss": _plain(result.val_loss), "val_accuracy": _plain(result.val_accuracy),
+            "epochs_run": result.epochs_run, "duration_seconds": result.duration_seconds,
+            "params": dict(record.params), "architecture": record.architecture.to_dict(),
+            "problems": problems_of(record), "actions": actions_of(record), "error": result.error,
+            "model_path": result.model_path}
+
+
+def write_trials_csv(log_folder: Path, records: Iterable[TrialRecord]) -> Path:
+    """Rewrite `<log_folder>/trials.csv` from the run's trial records, atomically."""
     from sdt.run.storage import write_csv_atomically
-    columns, rows = table(flat_row(trial) for trial in stored_trials(storage))
+    columns, rows = table(flat_row(record_fields(record)) for record in records)
     path = Path(log_folder) / TRIALS_CSV_NAME
     write_csv_atomically(path, columns, rows)
     return path

@@ -3,15 +3,18 @@
 `run(config, log_folder)` is the Python API behind `main.py` (which only parses the command
 line). The strategy decides what to try (sdt/strategies.py), the controller runs one iteration
 (controller.py), the neural block trains (neural_network.py, imported only here and only when a
-run starts) and the storage persists every trial with the run state (sdt/storage.py).
+run starts) and the storage persists every trial with the run state (sdt/run/storage.py).
+The loop keeps the run's trial records in memory (read once on resume) and rebuilds
+summary.json and trials.csv from them. It prints nothing: progress goes to a RunObserver
+(sdt/run/observer.py); the command line's wording is sdt/cli/console.py.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -219,18 +222,23 @@ def make_strategy(context: RunContext):
                                     budget=config.max_evals, unsupported_actions=context.unsupported_actions)
 
 
-def build_summary(storage, config: RunConfig, final: dict[str, Any] | None) -> dict[str, Any]:
-    """summary.json, rebuilt from the database so the two always agree."""
-    trials = []
-    for trial in storage.trials():
-        trials.append({
-            "index": trial["trial_index"], "params": trial["params"],
-            "architecture": trial["architecture"],
-            "val_loss": trial["val_loss"], "val_accuracy": trial["val_accuracy"],
-            "objective": trial["objective"], "status": trial["status"],
-            "problems": storage.problems_of(trial["trial_index"]),
-            "actions": storage.actions_of(trial["trial_index"]),
-        })
+def summary_trial(record) -> dict[str, Any]:
+    """One trial as summary.json lists it."""
+    result = record.result
+    return {"index": record.index, "params": dict(record.params),
+            "architecture": record.architecture.to_dict(),
+            "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
+            "objective": record.objective, "status": result.status,
+            "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def build_summary(records, config: RunConfig, final: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json, rebuilt from the run's trial records (the same records the database holds)."""
+    trials = [summary_trial(record) for record in records]
     best = best_trial(trials)
     best_summary = None
     if best is not None:
@@ -251,65 +259,29 @@ def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(completed, key=lambda t: (t["objective"], t["index"]))
 
 
-def describe_params(params: dict[str, Any]) -> str:
-    parts = []
-    for name, value in params.items():
-        if isinstance(value, float):
-            parts.append(f"{name}={value:.3g}")
-        else:
-            parts.append(f"{name}={value}")
-    return " ".join(parts)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def report_trial(record, total: int, best_objective: float, elapsed: float, done: int, remaining: int,
-                 out=sys.stdout) -> None:
-    """The console lines of one finished trial, in plain words."""
-    result = record.result
-    if result.status == TrialStatus.COMPLETED:
-        metrics = f"val_loss {result.val_loss:.4f}  val_accuracy {result.val_accuracy:.4f}"
-    elif result.status == TrialStatus.DIVERGED:
-        metrics = "DIVERGED (loss became NaN/inf)"
-    else:
-        metrics = f"FAILED ({result.error})"
-    eta = elapsed / max(done, 1) * remaining
-    print(f"[{record.index + 1}/{total}] {metrics}  | best objective {best_objective:.4f} | "
-          f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s | elapsed {format_duration(elapsed)}, "
-          f"~{format_duration(eta)} left", file=out)
-    print(f"    params: {describe_params(record.params)}", file=out)
-    if record.diagnosis is not None:
-        for problem in record.diagnosis.problems:
-            explanation = problem.explanation.removeprefix(f"{problem.name}: ")
-            print(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {explanation}", file=out)
-        if not record.diagnosis.problems:
-            print("    diagnosis: no problem found", file=out)
-    if record.outcome is not None:
-        for applied in record.outcome.applied:
-            print(f"    action {applied.description}", file=out)
-        for action, reason in record.outcome.skipped:
-            print(f"    skipped {action}: {reason}", file=out)
-    out.flush()
+def best_record(records):
+    """The completed trial with the lowest objective (the earliest on a tie); None when none completed."""
+    completed = [r for r in records if r.result.status == TrialStatus.COMPLETED]
+    return min(completed, key=lambda r: (r.objective, r.index)) if completed else None
 
 
 def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
-        verbose: int = 0, out=sys.stdout, resume_budget: int | None = None,
+        verbose: int = 0, observer=None, resume_budget: int | None = None,
         make_train=None, model_builder=None) -> dict[str, Any]:
     """Run (or resume) a tuning run to its budget; returns the summary dict.
 
     `model_builder`: a user's model function as a callable (else config.model, else the CNN).
+    `observer`: a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
+    None runs silently (the command line passes sdt/cli/console.ConsoleObserver).
 
     On resume the stored configuration is used; only the budget may be raised (`resume_budget`).
     `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
     """
-    from sdt.run.controller import Controller, ControllerState, Objective
+    from sdt.run.controller import Controller, Objective
+    from sdt.run.observer import RunObserver, RunStart, TrialProgress
     from sdt.run.storage import SUMMARY_NAME, RunStorage, write_json_atomically
 
+    observer = RunObserver() if observer is None else observer
     log_folder = Path(log_folder).expanduser().resolve()
     check_log_folder(log_folder, resume, overwrite)
     if resume:
@@ -318,7 +290,6 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         # Only the budget may change on resume; everything else is the stored run's.
         config = replace(stored_config, max_evals=resume_budget or stored_config.max_evals)
     context = prepare(config, log_folder, model_builder)
-    print(f"dataset: {context.dataset.summary()}", file=out)
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
                             tune=strategies.tunes_network(config.strategy),
@@ -327,13 +298,11 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
 
     if resume:
         storage = RunStorage.open(log_folder)
-        for trial in storage.trials():
-            from sdt.core.records import Architecture
-            strategy.tell(trial["params"], Architecture.from_dict(trial["architecture"]), trial["objective"])
-        _, state_data = storage.last_state()
-        state = ControllerState.from_dict(state_data)
-        start = storage.trial_count()
-        print(f"resuming '{log_folder}' at trial {start + 1}/{config.max_evals}", file=out)
+        records = storage.records()           # read once; each new trial is appended below
+        for record in records:
+            strategy.tell(record.params, record.architecture, record.objective)
+        _, state = storage.last_state()
+        start = len(records)
     else:
         if overwrite:
             remove_run_outputs(log_folder)
@@ -343,56 +312,60 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             log_folder, config=asdict(config), domain=context.domain.to_dict(), initial_state=state.to_dict(),
             initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
             initial_weights=state.rule_weights.to_dict())
+        records = []
         start = 0
+    observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(),
+                               first_trial=start, max_evals=config.max_evals, resumed=resume))
     summary_path = log_folder / SUMMARY_NAME
-    write_json_atomically(summary_path, build_summary(storage, config, None))
-    exports.write_trials_csv(log_folder, storage)
+    write_json_atomically(summary_path, build_summary(records, config, None))
+    exports.write_trials_csv(log_folder, records)
 
     started = time.monotonic()
     consecutive_failures = 0
     try:
         for index in range(start, config.max_evals):
             if strategy.finished:
-                print(f"the {config.strategy} strategy stopped after {index} trainings", file=out)
+                observer.on_strategy_stopped(config.strategy, index)
                 break
             params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
             record, state = controller.run_iteration(
                 index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
             record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
             strategy.tell(record.params, record.architecture, record.objective)
-            storage.commit_trial(record.to_dict(), state.to_dict())
-            write_json_atomically(summary_path, build_summary(storage, config, None))
-            exports.write_trials_csv(log_folder, storage)
-            report_trial(record, config.max_evals, state.best_objective, time.monotonic() - started,
-                         index - start + 1, config.max_evals - index - 1, out=out)
+            storage.commit_trial(record, state)
+            records.append(record)
+            write_json_atomically(summary_path, build_summary(records, config, None))
+            exports.write_trials_csv(log_folder, records)
+            observer.on_trial(record, TrialProgress(
+                max_evals=config.max_evals, best_objective=state.best_objective,
+                elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
+                trials_remaining=config.max_evals - index - 1))
             consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
             if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                 raise RunStateError(
                     f"{consecutive_failures} trainings failed in a row (last: {record.result.error}); "
                     f"the run is saved: fix the cause and continue with --resume --log-folder {log_folder}")
-        final = finish(storage, context, out)
-        summary = build_summary(storage, config, final)
+        final = finish(records, storage, context, observer)
+        summary = build_summary(records, config, final)
         write_json_atomically(summary_path, summary)
         return summary
     finally:
         storage.close()
 
 
-def finish(storage, context: RunContext, out) -> dict[str, Any] | None:
+def finish(records, storage, context: RunContext, observer) -> dict[str, Any] | None:
     """Evaluate the best model once on the test set and copy it to best_model.keras."""
-    trials = [{"index": t["trial_index"], "status": t["status"], "objective": t["objective"],
-               "model_path": t["model_path"], "val_loss": t["val_loss"], "val_accuracy": t["val_accuracy"]}
-              for t in storage.trials()]
-    best = best_trial(trials)
-    if best is None or not best["model_path"] or not Path(best["model_path"]).exists():
-        print("no completed trial: no best model to evaluate", file=out)
+    from sdt.run.observer import RunEnd
+    best = best_record(records)
+    model_path = None if best is None else best.result.model_path
+    if model_path is None or not Path(model_path).exists():
+        observer.on_finish(RunEnd(best=best, final=None, best_model_path=None))
         return None
     from sdt.neural import network as neural_network
-    metrics = neural_network.evaluate(best["model_path"], context.dataset.x_test, context.dataset.y_test)
-    shutil.copyfile(best["model_path"], context.log_folder / "best_model.keras")
-    final = {"index": best["index"], "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
+    metrics = neural_network.evaluate(model_path, context.dataset.x_test, context.dataset.y_test)
+    best_model_path = context.log_folder / "best_model.keras"
+    shutil.copyfile(model_path, best_model_path)
+    final = {"index": best.index, "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
     storage.set_final(final)
-    print(f"best trial {best['index'] + 1}: val_loss {best['val_loss']:.4f}, val_accuracy "
-          f"{best['val_accuracy']:.4f}, test_accuracy {metrics['accuracy']:.4f} "
-          f"(model: {context.log_folder / 'best_model.keras'})", file=out)
+    observer.on_finish(RunEnd(best=best, final=final, best_model_path=best_model_path))
     return final

@@ -6,9 +6,13 @@ trial that was running. The controller's state after each trial (search space,
 architecture, rule weights, LFI evidence, actions awaiting judgement) is stored with it, so
 a resumed run continues from the last committed trial with the same state.
 
+Each trial row holds the whole `TrialRecord` as JSON (`record`, read back with
+`RunStorage.records()` / `read_records(log_folder)`); the other columns and tables repeat
+parts of it for SQL queries. Every reader of a run (summary, trials.csv, the API, the
+benchmark, the dashboard) goes through `records()`.
+
 The database is opened in WAL mode so the dashboard can read it while the run writes.
-This module knows nothing of Keras or ProbLog: it stores the dictionaries the records
-produce with their to_dict() methods.
+This module imports no Keras: it stores what the records' to_dict() methods produce.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, TextIO
 
 from sdt.core.errors import RunStateError
+from sdt.run.controller import ControllerState, TrialRecord
 
 DATABASE_NAME = "run.sqlite"
 SUMMARY_NAME = "summary.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: trials.record holds the whole TrialRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
@@ -52,7 +58,8 @@ CREATE TABLE IF NOT EXISTS trials (
     point             TEXT NOT NULL,     -- JSON: the point told to the optimiser (domain coordinates)
     history           TEXT NOT NULL,     -- JSON: per-epoch loss/accuracy/val_loss/val_accuracy
     improved          INTEGER,           -- 1 if this trial beat the best objective before it
-    finished_at       REAL NOT NULL      -- unix time
+    finished_at       REAL NOT NULL,     -- unix time
+    record            TEXT NOT NULL      -- JSON: the whole TrialRecord (controller.TrialRecord.to_dict)
 );
 CREATE TABLE IF NOT EXISTS epochs (
     trial_index  INTEGER NOT NULL,
@@ -187,29 +194,42 @@ class RunStorage:
         return storage
 
     @classmethod
-    def open(cls, log_folder: Path, read_only: bool = False) -> "RunStorage":
-        """Open the database of an existing run."""
+    def open(cls, log_folder: Path, read_only: bool = False, timeout: float = 30.0) -> "RunStorage":
+        """Open the database of an existing run.
+
+        `read_only` opens it with a read-only URI (the dashboard, the API's readers): nothing
+        is ever written. `timeout`: seconds to wait for a lock held by a writer.
+        """
         log_folder = Path(log_folder)
         path = log_folder / DATABASE_NAME
         if not path.is_file():
             raise RunStateError(f"log folder '{log_folder}' holds no run (no {DATABASE_NAME})")
-        connection = cls._connect(path, read_only=read_only)
+        connection = cls._connect(path, read_only=read_only, timeout=timeout)
         try:
             version = connection.execute("SELECT value FROM run WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as err:
             connection.close()
             raise RunStateError(f"'{path}' is not a readable run database: {err}") from err
-        if version is None or json.loads(version[0]) != SCHEMA_VERSION:
+        stored_version = None if version is None else json.loads(version[0])
+        if stored_version != SCHEMA_VERSION:
             connection.close()
-            raise RunStateError(f"'{path}' has an unknown schema version {version and version[0]}")
+            if isinstance(stored_version, int) and stored_version < SCHEMA_VERSION:
+                raise RunStateError(
+                    f"'{path}' was written by an older version of Symbolic DNN-Tuner (database schema "
+                    f"{stored_version}; this version reads schema {SCHEMA_VERSION}, which stores each "
+                    f"trial's whole record) and cannot be read or resumed: start a new run in another "
+                    f"log folder, or pass --overwrite to replace it")
+            raise RunStateError(f"'{path}' has an unknown database schema version {stored_version!r} "
+                                f"(this version reads {SCHEMA_VERSION})")
         return cls(log_folder, connection)
 
     @staticmethod
-    def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    def _connect(path: Path, read_only: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
         if read_only:
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            connection = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True,
+                                         timeout=timeout)
         else:
-            connection = sqlite3.connect(path, timeout=30)
+            connection = sqlite3.connect(path, timeout=timeout)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
         connection.row_factory = sqlite3.Row
@@ -238,11 +258,11 @@ class RunStorage:
             "INSERT INTO rule_weights (trial_index, action, problem, weight) VALUES (?, ?, ?, ?)",
             [(trial_index, rule["action"], rule["problem"], float(rule["weight"])) for rule in weights["rules"]])
 
-    def commit_trial(self, trial: dict[str, Any], state: dict[str, Any]) -> None:
-        """Store one finished trial and the controller state after it, in one transaction.
-
-        `trial` is controller.TrialRecord.to_dict(); `state` is ControllerState.to_dict().
-        """
+    def commit_trial(self, record: TrialRecord, state: ControllerState) -> None:
+        """Store one finished trial (the whole record) and the controller state after it, in one
+        transaction: after a crash both are there or neither."""
+        trial = record.to_dict()
+        state = state.to_dict()
         index = int(trial["index"])
         result = trial["result"]
         history = result.get("history") or {}
@@ -251,15 +271,15 @@ class RunStorage:
             connection.execute(
                 "INSERT INTO trials (trial_index, status, objective, val_loss, val_accuracy, best_epoch,"
                 " epochs_run, duration_seconds, symbolic_seconds, parameter_count, model_path, error,"
-                " params, architecture, point, history, improved, finished_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " params, architecture, point, history, improved, finished_at, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (index, result["status"], float(trial["objective"]), _finite_or_none(result.get("val_loss")),
                  _finite_or_none(result.get("val_accuracy")), result.get("best_epoch"),
                  result.get("epochs_run"), result.get("duration_seconds"), trial.get("symbolic_seconds"),
                  result.get("parameter_count"), result.get("model_path"), result.get("error"),
                  _json(trial["params"]), _json(trial["architecture"]), _json(trial["point"]),
                  _json(history), None if trial.get("improved") is None else int(trial["improved"]),
-                 time.time()))
+                 time.time(), _record_json(trial)))
             epochs = len(history.get("loss", []))
             connection.executemany(
                 "INSERT INTO epochs (trial_index, epoch, loss, accuracy, val_loss, val_accuracy)"
@@ -300,31 +320,50 @@ class RunStorage:
     def trial_count(self) -> int:
         return int(self._connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
 
-    def trials(self) -> Iterator[dict[str, Any]]:
-        """Every stored trial in index order, JSON columns decoded."""
-        for row in self._connection.execute("SELECT * FROM trials ORDER BY trial_index"):
-            trial = dict(row)
-            for key in ("params", "architecture", "point", "history"):
-                trial[key] = json.loads(trial[key])
-            trial["improved"] = None if trial["improved"] is None else bool(trial["improved"])
-            yield trial
+    def stored_trials(self) -> list["StoredTrial"]:
+        """Every stored trial in index order: its whole record and when it was committed."""
+        return [StoredTrial(TrialRecord.from_dict(json.loads(row["record"])), float(row["finished_at"]))
+                for row in self._connection.execute(
+                    "SELECT record, finished_at FROM trials ORDER BY trial_index")]
 
-    def problems_of(self, trial_index: int) -> list[str]:
-        return [r[0] for r in self._connection.execute(
-            "SELECT problem FROM diagnoses WHERE trial_index=? ORDER BY problem", (trial_index,))]
+    def records(self) -> list[TrialRecord]:
+        """Every stored trial's whole record, in index order."""
+        return [trial.record for trial in self.stored_trials()]
 
-    def actions_of(self, trial_index: int) -> list[str]:
-        return [r[0] for r in self._connection.execute(
-            "SELECT action FROM applied_actions WHERE trial_index=? ORDER BY position", (trial_index,))]
+    def states(self) -> list[tuple[int, ControllerState]]:
+        """(trial index, controller state after it) of every committed state, -1 = the initial one."""
+        return [(int(row[0]), ControllerState.from_dict(json.loads(row[1]))) for row in self._connection.execute(
+            "SELECT trial_index, state FROM controller_states ORDER BY trial_index")]
 
-    def last_state(self) -> tuple[int, dict[str, Any]]:
+    def last_state(self) -> tuple[int, ControllerState]:
         """(trial index, controller state) of the newest committed state (-1 = initial)."""
         row = self._connection.execute(
             "SELECT trial_index, state FROM controller_states ORDER BY trial_index DESC LIMIT 1").fetchone()
-        return int(row[0]), json.loads(row[1])
+        return int(row[0]), ControllerState.from_dict(json.loads(row[1]))
 
     def integrity_ok(self) -> bool:
         return self._connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """One trial as stored: the whole record and the unix time it was committed."""
+
+    record: TrialRecord
+    finished_at: float
+
+
+def read_records(log_folder: Path) -> list[TrialRecord]:
+    """Every trial record of the run in `log_folder`, opened read-only (RunStateError if none)."""
+    with RunStorage.open(log_folder, read_only=True) as storage:
+        return storage.records()
+
+
+def _record_json(trial: dict[str, Any]) -> str:
+    # Diagnosis measures may be NaN or infinite (a diverged curve): kept as JSON's NaN/Infinity
+    # tokens, which json.loads reads back, so the record round-trips exactly. Keys keep their
+    # order (the parameters' order is the columns' order of trials.csv, before and after resume).
+    return json.dumps(trial, allow_nan=True, default=_json_default)
 
 
 def _value_at(history: dict[str, list], key: str, epoch: int) -> Any:

@@ -1,0 +1,101 @@
+"""The command line's words for a run: what `python3 main.py` prints while it tunes.
+
+`ConsoleObserver` is the RunObserver (sdt/run/observer.py) the command line hands the loop;
+the wording is the one README "What a run prints and writes" shows. The loop prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from sdt.core.vocabulary import TrialStatus
+from sdt.run.controller import TrialRecord
+from sdt.run.observer import RunEnd, RunObserver, RunStart, TrialProgress
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    parts = []
+    for name, value in params.items():
+        if isinstance(value, float):
+            parts.append(f"{name}={value:.3g}")
+        else:
+            parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
+    """The console lines of one finished trial, in plain words."""
+    result = record.result
+    if result.status == TrialStatus.COMPLETED:
+        metrics = f"val_loss {result.val_loss:.4f}  val_accuracy {result.val_accuracy:.4f}"
+    elif result.status == TrialStatus.DIVERGED:
+        metrics = "DIVERGED (loss became NaN/inf)"
+    else:
+        metrics = f"FAILED ({result.error})"
+    elapsed = progress.elapsed_seconds
+    eta = elapsed / max(progress.trials_done, 1) * progress.trials_remaining
+    lines = [f"[{record.index + 1}/{progress.max_evals}] {metrics}  | best objective {progress.best_objective:.4f} | "
+             f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s | elapsed {format_duration(elapsed)}, "
+             f"~{format_duration(eta)} left",
+             f"    params: {describe_params(record.params)}"]
+    if record.diagnosis is not None:
+        for problem in record.diagnosis.problems:
+            explanation = problem.explanation.removeprefix(f"{problem.name}: ")
+            lines.append(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {explanation}")
+        if not record.diagnosis.problems:
+            lines.append("    diagnosis: no problem found")
+    if record.outcome is not None:
+        for applied in record.outcome.applied:
+            lines.append(f"    action {applied.description}")
+        for action, reason in record.outcome.skipped:
+            lines.append(f"    skipped {action}: {reason}")
+    return lines
+
+
+def start_lines(start: RunStart) -> list[str]:
+    lines = [f"dataset: {start.dataset_summary}"]
+    if start.resumed:
+        lines.append(f"resuming '{start.log_folder}' at trial {start.first_trial + 1}/{start.max_evals}")
+    return lines
+
+
+def finish_lines(end: RunEnd) -> list[str]:
+    if end.final is None or end.best is None:
+        return ["no completed trial: no best model to evaluate"]
+    best = end.best.result
+    return [f"best trial {end.best.index + 1}: val_loss {best.val_loss:.4f}, val_accuracy "
+            f"{best.val_accuracy:.4f}, test_accuracy {end.final['test_accuracy']:.4f} "
+            f"(model: {end.best_model_path})"]
+
+
+class ConsoleObserver(RunObserver):
+    """Prints a run's progress on `out` (default: the standard output at the time of each line)."""
+
+    def __init__(self, out: TextIO | None = None):
+        self._out = out
+
+    def _print(self, lines: list[str]) -> None:
+        out = self._out if self._out is not None else sys.stdout
+        for line in lines:
+            print(line, file=out)
+        out.flush()
+
+    def on_start(self, start: RunStart) -> None:
+        self._print(start_lines(start))
+
+    def on_trial(self, record: TrialRecord, progress: TrialProgress) -> None:
+        self._print(trial_lines(record, progress))
+
+    def on_strategy_stopped(self, strategy: str, trials: int) -> None:
+        self._print([f"the {strategy} strategy stopped after {trials} trainings"])
+
+    def on_finish(self, end: RunEnd) -> None:
+        self._print(finish_lines(end))

@@ -1,0 +1,62 @@
+"""What a run tells the outside while it runs: the `RunObserver` the loop calls back.
+
+The loop (sdt/run/loop.py) prints nothing. It calls an observer at the start, after every
+committed trial and at the end; `RunObserver` itself does nothing (the default: a silent run).
+The command line's wording is sdt/cli/console.py `ConsoleObserver`; a notebook or a service
+passes its own subclass (or any object with these three methods).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdt.run.controller import TrialRecord
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run about to train: `first_trial` is 0 for a new run, the next index on resume."""
+
+    log_folder: Path
+    dataset_summary: str
+    first_trial: int
+    max_evals: int
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class TrialProgress:
+    """Where the run stands after a trial (counts of this session; a resumed run starts again at 0)."""
+
+    max_evals: int
+    best_objective: float
+    elapsed_seconds: float       # since this session's first training
+    trials_done: int             # trainings run in this session, this one included
+    trials_remaining: int        # trainings left to the budget
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended: the best completed trial (None when none completed) and its test metrics."""
+
+    best: TrialRecord | None
+    final: dict[str, Any] | None          # {"index", "test_accuracy", "test_loss"}, None when not evaluated
+    best_model_path: Path | None           # where best_model.keras was copied, None when not evaluated
+
+
+class RunObserver:
+    """Callbacks of a run; every method does nothing. Subclass and override what you need."""
+
+    def on_start(self, start: RunStart) -> None:
+        pass
+
+    def on_trial(self, record: TrialRecord, progress: TrialProgress) -> None:
+        pass
+
+    def on_strategy_stopped(self, strategy: str, trials: int) -> None:
+        pass
+
+    def on_finish(self, end: RunEnd) -> None:
+        pass
