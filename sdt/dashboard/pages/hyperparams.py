@@ -10,10 +10,16 @@ from plotly.subplots import make_subplots
 
 from sdt.dashboard.data import has_trials, latest_trial, no_run_message
 from sdt.dashboard.pages.common import empty_figure
+from sdt.space.search_space import LOG_UNIFORM
 
 PATH = "/hyperparameters"
 TITLE = "Hyper-parameters"
-LOG_SCALE = ("learning_rate", "l2_factor")
+
+
+def log_scale_names(store) -> set[str]:
+    """The dimensions searched on a log scale, as the run's stored search spaces declare them."""
+    return {dim["name"] for entry in store.get("search_spaces", [])
+            for dim in (entry["space"] or {}).get("dimensions", []) if dim.get("prior") == LOG_UNIFORM}
 
 
 def _is_number(value) -> bool:
@@ -28,10 +34,11 @@ def parallel_figure(store) -> go.Figure:
     names = sorted(k for k in trials[0]["params"]
                    if all(_is_number(t["params"].get(k)) for t in trials))
     latest = latest_trial(store)
+    log_scale = log_scale_names(store)
     dimensions = [{"label": "trial", "values": [t["trial_index"] for t in trials]}]
     for name in names:
         values = [t["params"][name] for t in trials]
-        if name in LOG_SCALE and all(v > 0 for v in values):
+        if name in log_scale and all(v > 0 for v in values):
             dimensions.append({"label": f"log10({name})", "values": [math.log10(v) for v in values]})
         else:
             dimensions.append({"label": name, "values": values})
@@ -76,6 +83,7 @@ def bounds_figure(store) -> go.Figure:
     if not bounds:
         return empty_figure(no_run_message(store) or "no search space stored yet")
     names = list(bounds)
+    log_scale = log_scale_names(store)
     cols = 3
     rows = math.ceil(len(names) / cols)
     figure = make_subplots(rows=rows, cols=cols, subplot_titles=names, vertical_spacing=min(0.3 / rows, 0.15))
@@ -87,7 +95,7 @@ def bounds_figure(store) -> go.Figure:
         figure.add_trace(go.Scatter(x=x, y=[b[2] for b in bounds[name]], mode="lines+markers", name=f"{name} high",
                                     line={"color": "#1f77b4", "shape": "hv"}, fill="tonexty",
                                     fillcolor="rgba(31,119,180,0.2)", showlegend=False), row=row, col=col)
-        if name in LOG_SCALE:
+        if name in log_scale:
             figure.update_yaxes(type="log", row=row, col=col)
     figure.update_xaxes(title_text="after trial (-1 = initial)", dtick=1)
     figure.update_layout(template="plotly_white", height=260 * rows, margin={"t": 40})
