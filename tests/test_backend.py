@@ -198,3 +198,10 @@ def test_has_summaries_only_after_something_was_written(tmp_path):
                                           backend.HParamSpec("optimizer", choices=("Adam", "SGD"))],
                                  {"val_loss": "validation loss"})
     assert backend.has_summaries(folder) and backend.has_summaries(folder / "trial_0000")
+
+
+def test_tensorboard_callback_is_a_keras_callback_on_its_folder(tmp_path):
+    import keras
+    callback = backend.tensorboard_callback(tmp_path / "logs" / "trial_0000")
+    assert isinstance(callback, keras.callbacks.Callback)
+    assert (tmp_path / "logs" / "trial_0000").is_dir()

@@ -9,6 +9,7 @@ they need from the engine underneath Keras goes through the functions here:
   make_dataset(x, y, batch_size, shuffle_seed)  the input pipeline fed to model.fit / evaluate
   clear_session()                             drop the previous trainings' graphs and layers
   training_scope()                            the memory workaround around one training
+  tensorboard_callback(folder)                the per-epoch TensorBoard logs of one training
   has_summaries(folder)                       whether a folder already holds TensorBoard events
   write_hparams_config(folder, hparams, metrics)  TensorBoard HParams: the experiment
   write_trial_hparams(folder, trial_id, values, metrics, step)  TensorBoard HParams: one trial
@@ -161,6 +162,19 @@ class HParamSpec:
     low: float | None = None
     high: float | None = None
     integer: bool = False
+
+
+def tensorboard_callback(folder: Path):
+    """The Keras callback that writes one training's per-epoch TensorBoard logs into `folder` (created).
+
+    Keras' TensorBoard callback writes through tf.summary whatever the Keras backend, and its
+    profiler is TensorFlow's (switched off here: profile_batch=0), so it is chosen here.
+    """
+    import keras
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.TensorBoard(log_dir=str(folder), profile_batch=0)
 
 
 def has_summaries(folder: Path) -> bool:

@@ -519,9 +519,7 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                     patience=int(early_stopping_patience), restore_best_weights=True)
                 callbacks.append(early_stopping)
             if tensorboard_dir is not None:
-                Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
-                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir),
-                                                             profile_batch=0))
+                callbacks.append(backend.tensorboard_callback(Path(tensorboard_dir)))
             callbacks.extend(extra_callbacks)
 
             batch_size = training_values["batch_size"]
