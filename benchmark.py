@@ -24,7 +24,6 @@ import argparse
 import csv
 import gc
 import json
-import os
 import statistics
 import sys
 import time
