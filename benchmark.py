@@ -24,17 +24,18 @@ import argparse
 import csv
 import gc
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 REPO_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_DIR))
+
+from sdt.neural import backend  # noqa: E402
+
+backend.prepare_environment()   # before anything imports TensorFlow
 
 from sdt.core.errors import TunerError  # noqa: E402
 from sdt.run.storage import RunStorage  # noqa: E402

@@ -141,7 +141,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     options       any other RunConfig field (initial_points, early_stopping_patience,
                   strategy options...).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # before TensorFlow is first imported
+    from sdt.neural import backend
+    backend.prepare_environment()   # before TensorFlow is first imported
     from sdt.run import loop as tuner
     from sdt.space.search_space import SearchSpace
     from sdt.run.storage import write_json_atomically

@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    from sdt.neural import backend
+    backend.prepare_environment()   # what the command line does before TensorFlow is imported
+
     import keras
     from sdt.neural import network as neural_network
     from sdt.run import storage

@@ -19,9 +19,10 @@ import os
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter (CPU instruction sets, plugin registration) is noise to a
-# user; its errors still show. Set before TensorFlow is imported; an explicit setting wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sdt.neural import backend
+
+# The backend's start-up settings (quiet TensorFlow logs...), before anything imports TensorFlow.
+backend.prepare_environment()
 
 from sdt.core.errors import TunerError  # noqa: E402  (after the environment is set)
 from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_options

@@ -3,9 +3,10 @@
 `build_model` turns a hyper-parameter dict plus the `Architecture` grown by the tuning actions into
 an uncompiled Keras model; `train` builds, compiles, fits on train/validation and hands back a
 `TrainingResult` (numbers and the saved model's path, never the model object); `evaluate` scores a
-saved model once, on the test set. This is the only module of the tuner that imports Keras and
-TensorFlow (besides datasets.py). It knows nothing of diagnosis or search spaces: it builds and
-trains what it is given.
+saved model once, on the test set. It is plain Keras 3: what depends on the engine under Keras
+(seeding and deterministic ops, devices, the input pipeline, memory between trainings) goes
+through sdt/neural/backend.py, the tuner's only TensorFlow-specific module. It knows nothing of
+diagnosis or search spaces: it builds and trains what it is given.
 
 Failures inside one training are reported, not raised: a loss that becomes NaN or infinite
 gives status `diverged`, any exception while building, fitting or saving gives status `failed`
@@ -16,7 +17,6 @@ unknown optimizer or activation, an architecture that does not fit the input) ra
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -26,12 +26,6 @@ from typing import Any, Iterable, Mapping
 
 import keras
 import numpy as np
-import tensorflow as tf
-
-try:  # private; only to work around a TensorFlow memory leak (see _forgetting_custom_gradients)
-    from tensorflow.python.framework import ops as _tf_ops
-except ImportError:  # pragma: no cover - a TensorFlow without it simply keeps the leak
-    _tf_ops = None
 
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.records import (
@@ -44,6 +38,7 @@ from sdt.core.records import (
     extra_dense_width_name,
 )
 from sdt.core.vocabulary import HISTORY_KEYS, LOSS, VAL_LOSS, TrialStatus
+from sdt.neural import backend
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +71,12 @@ _AUGMENT_SHIFT = 0.1
 # ---------------------------------------------------------------------------------------------
 
 def configure_determinism(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow ops deterministic.
+    """Seed Python, NumPy and the backend and make the backend's ops deterministic (backend.configure).
 
     Safe to call repeatedly. Deterministic ops can be slower (on GPU especially) and make a few
     ops raise instead of running non-deterministically; the caller decides whether to pay that.
     """
-    keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
+    backend.configure(seed)
 
 
 def optimizer_class(name: str) -> type:
@@ -411,42 +405,11 @@ class _StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 @functools.cache
 def _log_device_once() -> None:
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        logger.info("training on GPU: %s", ", ".join(gpu.name for gpu in gpus))
+    devices = backend.available_devices()
+    if devices:
+        logger.info("training on GPU: %s", ", ".join(devices))
     else:
-        logger.info("training on CPU (no GPU visible to TensorFlow)")
-
-
-@contextlib.contextmanager
-def _forgetting_custom_gradients():
-    """Drop the graph-mode custom gradients TensorFlow registers while the block runs.
-
-    Every traced train step goes through the optimizer's all-reduce, a `tf.custom_gradient` that
-    in graph mode registers its gradient function, under a fresh "CustomGradient-N" name, in a
-    global registry that is never cleared; the closure holds the whole traced graph, so each
-    training leaked 10-20 MB whatever clear_session did (tensorflow/tensorflow#97697,
-    keras-team/keras#17458). The entries are only needed to differentiate those graphs again, and
-    nothing does once the training is over. If TensorFlow's internals change, this does nothing.
-    """
-    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", None)
-    if not isinstance(registry, dict):
-        yield
-        return
-    before = set(registry)
-    try:
-        yield
-    finally:
-        for name in [name for name in registry
-                     if name not in before and str(name).startswith("CustomGradient-")]:
-            registry.pop(name, None)
-
-
-def _pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle_seed: int | None):
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        data = data.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        logger.info("training on CPU (no GPU visible to %s)", backend.KERAS_BACKEND)
 
 
 def _split(dataset, prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -527,10 +490,10 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                               duration_seconds=time.perf_counter() - started,
                               parameter_count=parameter_count, **fields)
 
-    with _forgetting_custom_gradients():
+    with backend.training_scope():
         try:
             # Drop the previous trainings' graphs and layers so memory stays flat over a long run.
-            keras.backend.clear_session()
+            backend.clear_session()
             keras.utils.set_random_seed(int(seed))
             if model_builder is None:
                 model = _build(network_values, architecture, input_shape, num_classes,
@@ -556,15 +519,13 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                     patience=int(early_stopping_patience), restore_best_weights=True)
                 callbacks.append(early_stopping)
             if tensorboard_dir is not None:
-                Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
-                callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir),
-                                                             profile_batch=0))
+                callbacks.append(backend.tensorboard_callback(Path(tensorboard_dir)))
             callbacks.extend(extra_callbacks)
 
             batch_size = training_values["batch_size"]
             model.fit(
-                _pipeline(x_train, y_train, batch_size, shuffle_seed=int(seed)),
-                validation_data=_pipeline(x_val, y_val, batch_size, shuffle_seed=None),
+                backend.make_dataset(x_train, y_train, batch_size, shuffle_seed=int(seed)),
+                validation_data=backend.make_dataset(x_val, y_val, batch_size, shuffle_seed=None),
                 epochs=int(epochs),
                 shuffle=False,  # the training pipeline shuffles, seeded
                 callbacks=callbacks,
@@ -612,7 +573,7 @@ def evaluate(model_path, x, y, *, batch_size: int = 256) -> dict[str, float]:
     # Compile afresh: the evaluation needs only the loss and the metric, not the saved optimizer.
     model.compile(loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)])
-    data = _pipeline(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64), batch_size,
-                     shuffle_seed=None)
+    data = backend.make_dataset(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64),
+                                batch_size, shuffle_seed=None)
     scores = model.evaluate(data, verbose=0, return_dict=True)
     return {"loss": float(scores[CROSSENTROPY]), "accuracy": float(scores["accuracy"])}

@@ -16,8 +16,9 @@ The same rows are what `TuningResult.to_rows()` returns (sdt/api.py).
 The HParams writers put, in each trial's TensorBoard folder `logs/trial_NNNN`, the trial's
 hyper-parameters and architecture (`hp.hparams`) and its val_loss / val_accuracy scalars, and
 once in `logs/` the experiment (`hp.hparams_config`: every hyper-parameter of the run's domain
-and the two metrics), so TensorBoard's HParams dashboard lists every trial. They import
-TensorFlow and TensorBoard inside the functions: only the Keras trainer calls them.
+and the two metrics), so TensorBoard's HParams dashboard lists every trial. They decide what is
+written; the writing itself is the backend's (sdt/neural/backend.py), which imports TensorFlow
+only when called: only the Keras trainer calls them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from sdt.core.records import Architecture
+from sdt.core.records import ARCHITECTURE_FEATURES, COUNT, Architecture
 from sdt.run.controller import TrialRecord
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
+from sdt.neural import backend
 
 TRIALS_CSV_NAME = "trials.csv"
 FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds")
@@ -110,76 +112,58 @@ def write_trials_csv(log_folder: Path, records: Iterable[TrialRecord]) -> Path:
 
 
 # ---------------------------------------------------------------------------------------
-# TensorBoard HParams (imports TensorFlow: call only while training)
+# TensorBoard HParams (written by the backend: call only while training)
 # ---------------------------------------------------------------------------------------
+
+HPARAMS_METRICS = {VAL_LOSS: "validation loss (best epoch)",
+                   VAL_ACCURACY: "validation accuracy (best epoch)"}
+
 
 def _hparam_value(value: Any) -> bool | int | float | str:
     value = _plain(value)
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def _has_event_file(folder: Path) -> bool:
-    return any(folder.glob("events.out.tfevents.*"))
+def hparam_specs(domain) -> list[backend.HParamSpec]:
+    """The experiment's hyper-parameters: every one of `domain` and the architecture's fields."""
+    from sdt.space.search_space import CATEGORICAL, INTEGER
+
+    spec = backend.HParamSpec
+    specs = []
+    for dimension in domain.hyper_parameters:
+        if dimension.kind == CATEGORICAL:
+            specs.append(spec(dimension.name, choices=tuple(dimension.domain_categories)))
+        else:
+            specs.append(spec(dimension.name, low=dimension.domain_low, high=dimension.domain_high,
+                              integer=dimension.kind == INTEGER))
+    for feature in ARCHITECTURE_FEATURES:
+        if feature.kind == COUNT:
+            specs.append(spec(feature.name, low=0, high=domain.limit(feature), integer=True))
+        else:
+            specs.append(spec(feature.name, choices=(False, True)))
+    return specs
 
 
 def write_hparams_config(logs_dir: Path, domain) -> bool:
     """Write the experiment (every hyper-parameter of `domain` and the metrics) into `logs_dir`,
     once: returns False without writing when the folder already holds an event file."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    from sdt.space.search_space import CATEGORICAL, INTEGER
-
-    logs_dir = Path(logs_dir)
-    if logs_dir.is_dir() and _has_event_file(logs_dir):
+    if backend.has_summaries(logs_dir):
         return False
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    hparams = []
-    for dimension in domain.hyper_parameters:
-        if dimension.kind == CATEGORICAL:
-            hparams.append(hp.HParam(dimension.name, hp.Discrete(list(dimension.domain_categories))))
-        elif dimension.kind == INTEGER:
-            hparams.append(hp.HParam(dimension.name, hp.IntInterval(int(dimension.domain_low),
-                                                                    int(dimension.domain_high))))
-        else:
-            hparams.append(hp.HParam(dimension.name, hp.RealInterval(float(dimension.domain_low),
-                                                                     float(dimension.domain_high))))
-    hparams += [hp.HParam("extra_conv_blocks", hp.IntInterval(0, int(domain.max_extra_conv_blocks))),
-                hp.HParam("extra_dense_layers", hp.IntInterval(0, int(domain.max_extra_dense_layers)))]
-    hparams += [hp.HParam(name, hp.Discrete([False, True])) for name in ("l2", "batch_norm", "augmentation")]
-    metrics = [hp.Metric(VAL_LOSS, display_name="validation loss (best epoch)"),
-               hp.Metric(VAL_ACCURACY, display_name="validation accuracy (best epoch)")]
-    writer = tf.summary.create_file_writer(str(logs_dir))
-    try:
-        with writer.as_default():
-            hp.hparams_config(hparams=hparams, metrics=metrics)
-        writer.flush()
-    finally:
-        writer.close()
+    backend.write_hparams_config(Path(logs_dir), hparam_specs(domain), HPARAMS_METRICS)
     return True
 
 
 def write_trial_hparams(trial_logs_dir: Path, trial_id: str, params: dict[str, Any],
                         architecture: Architecture, result) -> None:
-    """Write one trial's hyper-parameters, architecture and metrics into its TensorBoard folder."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    trial_logs_dir = Path(trial_logs_dir)
-    trial_logs_dir.mkdir(parents=True, exist_ok=True)
+    """Write one trial's hyper-parameters, architecture and metrics into its TensorBoard folder;
+    a metric the training did not produce (failed, diverged) is left out, not invented."""
     values = {name: _hparam_value(value) for name, value in params.items()}
     values.update({name: _hparam_value(value) for name, value in architecture.to_dict().items()})
-    step = int(result.best_epoch or 0)
-    writer = tf.summary.create_file_writer(str(trial_logs_dir))
-    try:
-        with writer.as_default():
-            hp.hparams(values, trial_id=trial_id)
-            for metric, value in ((VAL_LOSS, result.val_loss), (VAL_ACCURACY, result.val_accuracy)):
-                if value is not None and math.isfinite(value):
-                    tf.summary.scalar(metric, float(value), step=step)
-        writer.flush()
-    finally:
-        writer.close()
+    metrics = {metric: float(value)
+               for metric, value in ((VAL_LOSS, result.val_loss), (VAL_ACCURACY, result.val_accuracy))
+               if value is not None and math.isfinite(value)}
+    backend.write_trial_hparams(Path(trial_logs_dir), trial_id, values, metrics,
+                                step=int(result.best_epoch or 0))
 
 
 def export_trial_to_tensorboard(logs_dir: Path, index: int, domain, params: dict[str, Any],
