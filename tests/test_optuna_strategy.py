@@ -32,7 +32,7 @@ def test_distributions_follow_the_space():
 
 def test_tpe_runs_on_the_same_trainer_within_the_initial_space(tmp_path):
     trainer = FakeTrainer()
-    summary = tuner.run(config(), tmp_path / "run", make_train=fake_factory(trainer), out=quiet())
+    summary = tuner.run(config(), tmp_path / "run", make_train=fake_factory(trainer))
     assert summary["strategy"] == "tpe" and len(trainer.calls) == 6
     space = default_search_space(training_size=1293)
     for params, architecture, _ in trainer.calls:
@@ -45,14 +45,14 @@ class Crash(Exception):
 
 
 def test_tpe_resumes_like_an_uninterrupted_run(tmp_path):
-    reference = tuner.run(config(), tmp_path / "a", make_train=fake_factory(FakeTrainer()), out=quiet())
+    reference = tuner.run(config(), tmp_path / "a", make_train=fake_factory(FakeTrainer()))
 
     def crash_at_four(params, architecture, index):
         if index == 4:
             raise Crash()
         return FakeTrainer()(params, architecture, index)
     with pytest.raises(Crash):
-        tuner.run(config(), tmp_path / "b", make_train=fake_factory(crash_at_four), out=quiet())
-    resumed = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(FakeTrainer()), out=quiet())
+        tuner.run(config(), tmp_path / "b", make_train=fake_factory(crash_at_four))
+    resumed = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(FakeTrainer()))
     assert [t["params"] for t in resumed["trials"]] == [t["params"] for t in reference["trials"]]
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["strategy"] == "tpe"

@@ -37,7 +37,10 @@ from sdt.core.records import (
     extra_conv_width_name,
     extra_dense_width_name,
 )
-from sdt.core.vocabulary import HISTORY_KEYS, LOSS, VAL_LOSS, TrialStatus
+from sdt.core.vocabulary import (
+    ACTIVATION, BATCH_SIZE, CONV_WIDTHS, DENSE_WIDTH, DROPOUTS, HISTORY_KEYS, LEARNING_RATE, LOSS, OPTIMIZER,
+    VAL_LOSS, TrialStatus,
+)
 from sdt.neural import backend
 
 logger = logging.getLogger(__name__)
@@ -52,8 +55,8 @@ OPTIMIZERS: dict[str, type] = {
 }
 
 # Hyper-parameters every network needs (Listing 3 names), by the type they are converted to.
-_INT_PARAMS = ("unit_c1", "unit_c2", "unit_d")
-_RATE_PARAMS = ("dr1_2", "dr_f")
+_INT_PARAMS = (*CONV_WIDTHS, DENSE_WIDTH)
+_RATE_PARAMS = DROPOUTS
 
 # The second conv of a paper block is 'valid' (shrinks the map by 2) only when the map is at
 # least this many pixels on each side; below that it is 'same', so small inputs (8x8 digits) build.
@@ -142,25 +145,25 @@ def _network_params(params: Mapping[str, Any], architecture: Architecture) -> di
     if architecture.l2:
         converted[L2_FACTOR] = _as_float(params, L2_FACTOR, low=0.0, high=math.inf,
                                          high_inclusive=False)
-    activation = _as_name(params, "activation")
+    activation = _as_name(params, ACTIVATION)
     try:
         keras.activations.get(activation)
     except (ValueError, TypeError) as err:
         raise ConfigurationError(
             f"hyper-parameter `activation` must name a Keras activation (relu, elu, selu...), "
             f"got {activation!r}") from err
-    converted["activation"] = activation
+    converted[ACTIVATION] = activation
     return converted
 
 
 def _training_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The values `train` needs on top of the network's, as plain Python values."""
-    optimizer_name = _as_name(params, "optimizer")
+    optimizer_name = _as_name(params, OPTIMIZER)
     return {
-        "learning_rate": _as_float(params, "learning_rate", low=0.0, high=math.inf,
+        LEARNING_RATE: _as_float(params, LEARNING_RATE, low=0.0, high=math.inf,
                                    low_inclusive=False, high_inclusive=False),
-        "batch_size": _as_positive_int(params, "batch_size"),
-        "optimizer": optimizer_name,
+        BATCH_SIZE: _as_positive_int(params, BATCH_SIZE),
+        OPTIMIZER: optimizer_name,
         "optimizer_class": optimizer_class(optimizer_name),
     }
 
@@ -281,7 +284,7 @@ def build_model(params: dict, architecture: Architecture, input_shape, num_class
 def _build(values: dict[str, Any], architecture: Architecture, shape: tuple[int, int, int],
            num_classes: int, allows_horizontal_flip: bool) -> keras.Model:
     regularizer = keras.regularizers.L2(values[L2_FACTOR]) if architecture.l2 else None
-    layer_options = {"activation": values["activation"], "batch_norm": architecture.batch_norm,
+    layer_options = {"activation": values[ACTIVATION], "batch_norm": architecture.batch_norm,
                      "regularizer": regularizer}
 
     inputs = keras.Input(shape=shape, name="input")
@@ -295,20 +298,20 @@ def _build(values: dict[str, Any], architecture: Architecture, shape: tuple[int,
 
     plan, height, width = _paper_blocks_plan(shape[0], shape[1])
     for index, (second_padding, pool) in enumerate(plan):
-        x = _conv_block(x, f"block{index + 1}", values[f"unit_c{index + 1}"],
-                        second_padding=second_padding, pool=pool, dropout=values["dr1_2"],
+        x = _conv_block(x, f"block{index + 1}", values[CONV_WIDTHS[index]],
+                        second_padding=second_padding, pool=pool, dropout=values[DROPOUTS[0]],
                         **layer_options)
     for index in range(architecture.extra_conv_blocks):
         # _check_architecture guaranteed a map of at least 2x2 here, so every block pools.
         x = _conv_block(x, f"block_extra{index + 1}", values[extra_conv_width_name(index)],
-                        second_padding="same", pool=True, dropout=values["dr1_2"],
+                        second_padding="same", pool=True, dropout=values[DROPOUTS[0]],
                         **layer_options)
 
     x = keras.layers.Flatten(name="flatten")(x)
-    x = _dense_layer(x, "dense", values["unit_d"], dropout=values["dr_f"], **layer_options)
+    x = _dense_layer(x, "dense", values[DENSE_WIDTH], dropout=values[DROPOUTS[1]], **layer_options)
     for index in range(architecture.extra_dense_layers):
         x = _dense_layer(x, f"dense_extra{index + 1}", values[extra_dense_width_name(index)],
-                         dropout=values["dr_f"], **layer_options)
+                         dropout=values[DROPOUTS[1]], **layer_options)
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
                                  name="output")(x)
     return keras.Model(inputs, outputs, name="symbolic_dnn_tuner_cnn")
@@ -327,14 +330,14 @@ def _user_model_training_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """batch_size, optimizer and learning_rate when present in params, defaults when not."""
     if not isinstance(params, Mapping):
         raise ConfigurationError(f"params must be a dict, got {type(params).__name__}")
-    optimizer_name = _as_name(params, "optimizer") if "optimizer" in params else DEFAULT_OPTIMIZER
+    optimizer_name = _as_name(params, OPTIMIZER) if OPTIMIZER in params else DEFAULT_OPTIMIZER
     return {
-        "learning_rate": (_as_float(params, "learning_rate", low=0.0, high=math.inf,
+        LEARNING_RATE: (_as_float(params, LEARNING_RATE, low=0.0, high=math.inf,
                                     low_inclusive=False, high_inclusive=False)
-                          if "learning_rate" in params else None),   # None: the optimizer's default
-        "batch_size": (_as_positive_int(params, "batch_size") if "batch_size" in params
+                          if LEARNING_RATE in params else None),   # None: the optimizer's default
+        BATCH_SIZE: (_as_positive_int(params, BATCH_SIZE) if BATCH_SIZE in params
                        else DEFAULT_BATCH_SIZE),
-        "optimizer": optimizer_name,
+        OPTIMIZER: optimizer_name,
         "optimizer_class": optimizer_class(optimizer_name),
     }
 
@@ -504,10 +507,10 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
             # A user's compiled model keeps its compile (and then has no cross-entropy metric).
             has_crossentropy = not getattr(model, "compiled", False)
             if has_crossentropy:
-                learning_rate = training_values["learning_rate"]
+                learning_rate = training_values[LEARNING_RATE]
                 model.compile(
                     optimizer=training_values["optimizer_class"](
-                        **({} if learning_rate is None else {"learning_rate": learning_rate})),
+                        **({} if learning_rate is None else {LEARNING_RATE: learning_rate})),
                     loss="sparse_categorical_crossentropy",
                     metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name=CROSSENTROPY)],
                 )
@@ -522,7 +525,7 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                 callbacks.append(backend.tensorboard_callback(Path(tensorboard_dir)))
             callbacks.extend(extra_callbacks)
 
-            batch_size = training_values["batch_size"]
+            batch_size = training_values[BATCH_SIZE]
             model.fit(
                 backend.make_dataset(x_train, y_train, batch_size, shuffle_seed=int(seed)),
                 validation_data=backend.make_dataset(x_val, y_val, batch_size, shuffle_seed=None),
