@@ -1,9 +1,11 @@
-"""Support library of Symbolic DNN-Tuner.
+"""Symbolic DNN-Tuner: tune a Keras CNN with Bayesian optimisation guided by ProbLog diagnosis
+and probabilistic tuning rules.
 
-The top-level modules (main.py, controller.py, neural_network.py, tuning_module.py,
-datasets.py and the two ProbLog files) are the parts named in the SoftwareX paper;
-this package holds what they share: the vocabulary, the records that cross module
-boundaries, the error types, the search space, the ProbLog bridge and the run storage.
+The package is in layers that only import downwards (README, "How it works"): `core`; then
+`space`, `data`, `neural`, `symbolic`; then `actions`, `strategies`; then `run`; then `cli`,
+`dashboard`; and on top the Python API (`api`) and `python -m sdt`. A checkout keeps the paper's
+names at its top (main.py, controller.py, neural_network.py, tuning_module.py, datasets.py,
+diagnosis.pl, tuning_rules.pl) as entries into this package.
 """
 
 # The Python API (sdt/api.py), imported on first use so `import sdt.<module>` stays light.

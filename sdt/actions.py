@@ -162,7 +162,7 @@ class ArchitectureLimits:
 
     The caller computes `max_extra_conv_blocks` from the input size (the neural block knows
     how many halving max-pools still fit; it may be 0). Both limits must stay within the hard
-    caps of sdt.records, because the optimiser's domain only covers dimensions up to them.
+    caps of sdt.core.records, because the optimiser's domain only covers dimensions up to them.
     """
 
     max_extra_conv_blocks: int

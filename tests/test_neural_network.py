@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from sdt.neural.network import (
+    BATCH_NORM_MOMENTUM,
     OPTIMIZERS,
     build_model,
     configure_determinism,
@@ -292,6 +293,9 @@ def test_batch_norm_after_every_hidden_activation_iff_switched_on(batch_norm):
     assert len(norms) == len(activations)
     for activation in activations:
         assert model.get_layer(activation.name.replace("_act", "_bn")).input is activation.output
+    # moving statistics warmed up within 20 optimiser steps, so short trainings validate correctly
+    assert {norm.momentum for norm in norms} == {BATCH_NORM_MOMENTUM}
+    assert BATCH_NORM_MOMENTUM ** 20 < 0.15
 
 
 @pytest.mark.parametrize("augmentation, allows_flip, expected", [

@@ -155,6 +155,25 @@ def test_rising_two_epoch_history_is_not_increasing_loss(block):
     assert INCREASING_LOSS not in diagnose(block, history).problem_names()
 
 
+def test_a_loss_flat_at_chance_with_noise_is_not_increasing_loss(block):
+    """Issue 13: a loss stuck at ln(K), jittering by a few 1e-4, rises in most steps by noise alone."""
+    chance = math.log(10)
+    jitter = [0.0, 0.0003, -0.0002, 0.0001, 0.0004, 0.0002, 0.0005, 0.0003, 0.0006, 0.0004, 0.0005]
+    loss = [chance + j for j in jitter]
+    history = {"loss": loss, "accuracy": [0.1] * 11, "val_loss": loss, "val_accuracy": [0.1] * 11}
+    diagnosis = diagnose(block, history)
+    assert diagnosis.measures["rising_train_loss_step_share"] > 0.5      # the step count alone would say "rising"
+    assert INCREASING_LOSS not in diagnosis.problem_names()
+
+
+def test_a_loss_that_climbs_measurably_is_increasing_loss(block):
+    loss = [1.40, 1.42, 1.41, 1.45, 1.47, 1.46, 1.50, 1.53]
+    history = {"loss": loss, "accuracy": [0.5] * 8, "val_loss": loss, "val_accuracy": [0.5] * 8}
+    diagnosis = diagnose(block, history)
+    problem = next(p for p in diagnosis.problems if p.name == INCREASING_LOSS)
+    assert "a rise of" in problem.explanation and "min_train_loss_rise_for_increasing" in problem.explanation
+
+
 def test_one_epoch_history(block):
     history = {"loss": [1.2], "accuracy": [0.6], "val_loss": [1.3], "val_accuracy": [0.58]}
     diagnosis = diagnose(block, history)

@@ -16,7 +16,7 @@ from sdt.core.vocabulary import DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NE
 
 # Hard limits on what the architecture actions may add. The conv limit is further
 # bounded by the input size (a block is added only while its max-pool still halves a
-# feature map of at least 2x2): see neural_network.max_extra_conv_blocks.
+# feature map of at least 2x2): see sdt/neural/network.py max_extra_conv_blocks.
 MAX_EXTRA_CONV_BLOCKS = 3
 MAX_EXTRA_DENSE_LAYERS = 3
 

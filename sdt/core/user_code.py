@@ -7,7 +7,7 @@ an import that raises, a missing attribute, something not callable) becomes one
 ConfigurationError naming the option, what was given and what to do; nothing is trained here.
 
 Where the job ends: this module finds and checks the callables; it never calls a model
-builder (neural_network.py does, while training) and knows nothing of Keras.
+builder (sdt/neural/network.py does, while training) and knows nothing of Keras.
 """
 
 from __future__ import annotations

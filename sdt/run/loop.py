@@ -1,9 +1,9 @@
 """The tuning run: checks the inputs, then loops ask -> controller -> tell -> persist to the budget.
 
 `run(config, log_folder)` is the Python API behind `main.py` (which only parses the command
-line). The strategy decides what to try (sdt/strategies.py), the controller runs one iteration
-(controller.py), the neural block trains (neural_network.py, imported only here and only when a
-run starts) and the storage persists every trial with the run state (sdt/run/storage.py).
+line). The strategy decides what to try (sdt/strategies/), the controller runs one iteration
+(sdt/run/controller.py), the neural block trains (sdt/neural/network.py, imported only here and
+only when a run starts) and the storage persists every trial with the run state (sdt/run/storage.py).
 The loop keeps the run's trial records in memory (read once on resume) and rebuilds
 summary.json and trials.csv from them. It prints nothing: progress goes to a RunObserver
 (sdt/run/observer.py); the command line's wording is sdt/cli/console.py.

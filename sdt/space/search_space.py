@@ -3,7 +3,7 @@
 Every dimension has *current* bounds (what the optimiser may propose now; the tuning actions
 move them) and a *domain* (the hard limits fixed when the run starts; no action ever moves a
 bound outside it). The optimiser's Gaussian process lives on the domain, which never changes
-during a run, so every past trial stays a valid point of it (see sdt/optimizer.py).
+during a run, so every past trial stays a valid point of it (see sdt/space/domain.py).
 
 This module only describes spaces: reading and validating them (JSON files included), the
 default space of the paper (SoftwareX Listing 3) adapted to the data, and the templates of
@@ -36,7 +36,7 @@ UNIFORM = "uniform"
 LOG_UNIFORM = "log-uniform"
 PRIORS = (UNIFORM, LOG_UNIFORM)
 
-# The hyper-parameters the built-in CNN (neural_network.build_model) reads.
+# The hyper-parameters the built-in CNN (sdt/neural/network.py build_model) reads.
 NETWORK_PARAMETERS = (
     CONV_WIDTHS[0], DROPOUTS[0], CONV_WIDTHS[1], DENSE_WIDTH, DROPOUTS[1],
     LEARNING_RATE, BATCH_SIZE, OPTIMIZER, ACTIVATION,

@@ -2,7 +2,7 @@
 
 It tunes the initial search space (the network never changes, like `bo` and `random`), asks
 Optuna for each trial and tells it every result. Optuna is an optional dependency
-(requirements-optuna.txt).
+(`pip install ".[tpe]"`, or requirements-optuna.txt).
 
 Resume: the stored trials are replayed with `study.add_trial`, and each ask re-seeds the TPE
 sampler from the loop's per-trial generator, so a proposal depends only on the told trials and
@@ -25,7 +25,8 @@ def _import_optuna():
     try:
         import optuna
     except ImportError as err:
-        raise ConfigurationError("--strategy tpe needs Optuna: pip install -r requirements-optuna.txt") from err
+        raise ConfigurationError('--strategy tpe needs Optuna: pip install "symbolic-dnn-tuner[tpe]" '
+                                 "(or pip install -r requirements-optuna.txt)") from err
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

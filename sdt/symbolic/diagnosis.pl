@@ -147,6 +147,13 @@ measure(train_loss_drop_over_chance_loss, D) :-
     history_stat(first_train_loss, A), history_stat(last_train_loss, B),
     chance_loss(C), D is (A - B) / C.
 
+% train_loss_rise_over_chance_loss: last minus first training loss of the
+% curve, as a share of ln(K): how far the loss climbed overall (negative when
+% it fell).
+measure(train_loss_rise_over_chance_loss, R) :-
+    history_stat(first_train_loss, A), history_stat(last_train_loss, B),
+    chance_loss(C), R is (B - A) / C.
+
 % train_loss_area_ratio: shape of a falling training-loss curve. The area
 % between the chord (first to last point) and the curve, over the area of the
 % triangle between the chord and the level of the last point:
@@ -222,6 +229,13 @@ threshold(min_epochs_for_fluctuation_test, 5).
 % Increasing loss: the training loss rose in more than half of the steps
 % (SoftwareX Table 1).
 threshold(max_rising_train_loss_step_share, 0.5).
+
+% Increasing loss, size: the loss must also have climbed by at least 2% of
+% ln(K) (0.046 for 10 classes) from the first to the last epoch. A loss flat
+% at chance level rises in half of its steps by noise alone (a few 1e-4): the
+% step count says "rising", the size says it went nowhere (issue 13: 5 of 12
+% such curves were read as increasing loss and sent the learning rate down).
+threshold(min_train_loss_rise_for_increasing, 0.02).
 
 % Fluctuating loss, counts: the rarer direction must occur at least half as
 % often as the commoner one (e.g. 7 ups for 14 downs).
@@ -322,10 +336,12 @@ cause(overfitting, [above(train_val_loss_gap, max_train_val_loss_gap)]).
 cause(underfitting, [below(train_accuracy_above_chance, min_train_accuracy_above_chance)]).
 cause(underfitting, [above(train_loss_over_chance_loss, max_train_loss_over_chance_loss)]).
 
-% Increasing loss: the training loss rose in most epoch-to-epoch steps.
+% Increasing loss: the training loss rose in most epoch-to-epoch steps, and
+% by a measurable amount overall.
 cause(increasing_loss,
       [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
-       above(rising_train_loss_step_share, max_rising_train_loss_step_share)]).
+       above(rising_train_loss_step_share, max_rising_train_loss_step_share),
+       above(train_loss_rise_over_chance_loss, min_train_loss_rise_for_increasing)]).
 
 % Fluctuating loss: the training loss went up about as often as down, the
 % rises undid a real part of the falls, and they were jumps, not jitter.
@@ -460,6 +476,10 @@ phrase(train_loss_rise_share,
         "rise share {value}"]).
 phrase(train_loss_mean_rise_over_chance_loss,
        "the training loss jumped back up by {value} times ln(K) ({chance_loss}) on average").
+
+phrase(train_loss_rise_over_chance_loss,
+       ["the training loss went from {first_train_loss} to {last_train_loss}, ",
+        "a rise of {value} times ln(K) ({chance_loss})"]).
 
 % Learning-rate shape: how far the loss fell and the shape of its curve.
 phrase(train_loss_drop_over_chance_loss,

@@ -21,7 +21,7 @@
 %% (sdt/symbolic/policy.py).
 %%
 %% Learnable weights are written t(p)::, where p is the initial weight (the
-%% prior). After every training, ProbLog LFI (sdt/rule_learning.py) updates
+%% prior). After every training, ProbLog LFI (sdt/symbolic/rule_learning.py) updates
 %% the weights from whether the actions applied before it improved the
 %% result. The learned weights belong to the run: they are stored with the
 %% run's outputs and substituted for the t(p) annotations in memory; this
