@@ -20,7 +20,7 @@ from sdt.symbolic.block import (
 )
 from sdt.core.vocabulary import (
     ACTIONS, FLUCTUATING_LOSS, HIGH_LR, INCREASING_LOSS, LOW_LR, OVERFITTING, PROBLEMS,
-    UNDERFITTING,
+    STUCK_AT_CHANCE, UNDERFITTING,
 )
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -174,6 +174,34 @@ def test_a_loss_that_climbs_measurably_is_increasing_loss(block):
     assert "a rise of" in problem.explanation and "min_train_loss_rise_for_increasing" in problem.explanation
 
 
+def stuck_history(epochs: int = 10) -> dict:
+    """Adadelta at 1e-4 on a fresh network: the loss sits at ln(10), the accuracy at 1/10."""
+    chance = math.log(10)
+    jitter = [0.0002 * ((-1) ** i) for i in range(epochs)]
+    loss = [chance + j for j in jitter]
+    return {"loss": loss, "accuracy": [0.1 + 0.002 * ((-1) ** i) for i in range(epochs)],
+            "val_loss": loss, "val_accuracy": [0.1] * epochs}
+
+
+def test_a_training_stuck_at_chance_is_diagnosed_as_such_and_gets_no_capacity_action(block):
+    diagnosis = diagnose(block, stuck_history())
+    assert diagnosis.problem_names() == (STUCK_AT_CHANCE,)      # not underfitting
+    assert {action.name for action in diagnosis.actions} == {"inc_lr"}
+    problem = diagnosis.problems[0]
+    assert "max_train_accuracy_above_chance_when_stuck" in problem.explanation
+
+
+def test_a_slow_high_loss_that_fell_is_underfitting_not_stuck(block):
+    history = smooth_history(10, final_loss=1.6, final_accuracy=0.45)
+    names = diagnose(block, history).problem_names()
+    assert UNDERFITTING in names and STUCK_AT_CHANCE not in names
+
+
+def test_stuck_needs_enough_epochs_to_see_the_curve(block):
+    names = diagnose(block, stuck_history(epochs=2)).problem_names()
+    assert STUCK_AT_CHANCE not in names and UNDERFITTING in names   # too short to tell: final values only
+
+
 def test_one_epoch_history(block):
     history = {"loss": [1.2], "accuracy": [0.6], "val_loss": [1.3], "val_accuracy": [0.58]}
     diagnosis = diagnose(block, history)
@@ -312,7 +340,9 @@ def test_initial_weights_come_from_the_rules_file(block):
     assert weights[("reg_l2", OVERFITTING)] == 0.9
     assert weights[("decr_lr", UNDERFITTING)] == 0.3
     assert weights[("inc_lr", LOW_LR)] == 0.7
-    assert len(weights) == 12
+    assert weights[("inc_lr", STUCK_AT_CHANCE)] == 0.7
+    # one weight per learnable rule of the file
+    assert len(weights) == DEFAULT_RULES_PATH.read_text().count("\nt(")
     assert all(0 < w < 1 for w in weights.values())
 
 

@@ -11,7 +11,8 @@ INCREASING_LOSS = "increasing_loss"
 FLUCTUATING_LOSS = "fluctuating_loss"
 LOW_LR = "low_lr"
 HIGH_LR = "high_lr"
-PROBLEMS = (OVERFITTING, UNDERFITTING, INCREASING_LOSS, FLUCTUATING_LOSS, LOW_LR, HIGH_LR)
+STUCK_AT_CHANCE = "stuck_at_chance"   # issue 13: no learning at all, loss ~ ln(K), accuracy ~ 1/K
+PROBLEMS = (OVERFITTING, UNDERFITTING, INCREASING_LOSS, FLUCTUATING_LOSS, LOW_LR, HIGH_LR, STUCK_AT_CHANCE)
 
 # Tuning actions (SoftwareX Table 2).
 REG_L2 = "reg_l2"

@@ -230,6 +230,15 @@ threshold(min_epochs_for_fluctuation_test, 5).
 % (SoftwareX Table 1).
 threshold(max_rising_train_loss_step_share, 0.5).
 
+% Stuck at chance: the final training accuracy got less than 5% of the way
+% from chance to a perfect fit (0.145 for 10 classes)...
+threshold(max_train_accuracy_above_chance_when_stuck, 0.05).
+
+% ...and the final training loss is still at least 0.95 ln(K): the model
+% still predicts about uniformly. (Together with "no real fall" and "no
+% overshoot", below, the loss sat at ln(K) from the first epoch.)
+threshold(min_stuck_loss_over_chance_loss, 0.95).
+
 % Increasing loss, size: the loss must also have climbed by at least 2% of
 % ln(K) (0.046 for 10 classes) from the first to the last epoch. A loss flat
 % at chance level rises in half of its steps by noise alone (a few 1e-4): the
@@ -336,6 +345,20 @@ cause(overfitting, [above(train_val_loss_gap, max_train_val_loss_gap)]).
 cause(underfitting, [below(train_accuracy_above_chance, min_train_accuracy_above_chance)]).
 cause(underfitting, [above(train_loss_over_chance_loss, max_train_loss_over_chance_loss)]).
 
+% Stuck at chance (issue 13): the training never left chance level. The loss
+% sat at ln(K) from the first epoch (it neither fell measurably nor
+% overshot) and the training accuracy stayed at 1/K. A quarter of the random
+% configurations of the paper's space do this (Adadelta at 1e-4..1e-3 in
+% a few epochs). It is not a lack of capacity: the optimiser never moved the
+% weights, so more neurons or layers cannot help; the learning rate or the
+% optimiser can. It replaces underfitting, which would ask for capacity.
+cause(stuck_at_chance,
+      [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
+       below(train_accuracy_above_chance, max_train_accuracy_above_chance_when_stuck),
+       at_least(train_loss_over_chance_loss, min_stuck_loss_over_chance_loss),
+       below(train_loss_drop_over_chance_loss, min_train_loss_drop_for_shape),
+       at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
+
 % Increasing loss: the training loss rose in most epoch-to-epoch steps, and
 % by a measurable amount overall.
 cause(increasing_loss,
@@ -406,8 +429,11 @@ because(P, Conditions) :- cause(P, Conditions), all_hold(Conditions).
 % after an explosion far above the chance-level loss), the too-high signs
 % win: divergence and explosion are the more harmful, and raising the
 % learning rate of a run that already exploded would make it worse.
-problem(P) :- because(P, _), P \= low_lr.
+problem(P) :- because(P, _), P \= low_lr, P \= underfitting.
 problem(low_lr) :- because(low_lr, _), \+ because(high_lr, _).
+% A training stuck at chance level is not underfitting: its model never
+% learned anything, so capacity is not what it lacks (see stuck_at_chance).
+problem(underfitting) :- because(underfitting, _), \+ because(stuck_at_chance, _).
 
 % note(N): a remark on the evidence itself, shown with the diagnosis:
 %   short_history            too few epochs for any curve-shape test

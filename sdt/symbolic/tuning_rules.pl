@@ -123,6 +123,17 @@ t(0.9)::action(decr_lr, high_lr) :- problem(high_lr).
 
 
 %% --------------------------------------------------------------------------
+%% Stuck at chance level
+%% --------------------------------------------------------------------------
+
+% action(inc_lr, stuck_at_chance): raise the learning-rate range. Prior 0.7:
+% a loss that never left ln(K) is most often a step far too small for its
+% optimiser (Adadelta at 1e-4..1e-3); never a capacity action, since the
+% weights never moved. (The GP still chooses the optimiser itself.)
+t(0.7)::action(inc_lr, stuck_at_chance) :- problem(stuck_at_chance).
+
+
+%% --------------------------------------------------------------------------
 %% Actions never applied together
 %% --------------------------------------------------------------------------
 %% excludes(Action, Other): Action and Other undo each other, so the tuner
