@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from sdt.core.records import TrainingResult
 from sdt.core.vocabulary import TrialStatus
 
@@ -49,3 +51,24 @@ class FakeTrainer:
 def fake_factory(trainer: FakeTrainer):
     """A `make_train` for main.run that hands out `trainer`."""
     return lambda context, verbose: trainer
+
+
+class AlwaysApply(np.random.Generator):
+    """A seeded generator whose uniform draws are 0: every chosen action is applied
+    (`decide_action` applies an action when the draw falls below its weight)."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__(np.random.PCG64(seed))
+
+    def random(self, *args, **kwargs):
+        return 0.0
+
+
+class NeverApply(np.random.Generator):
+    """A seeded generator whose uniform draws are just below 1: every action is declined."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__(np.random.PCG64(seed))
+
+    def random(self, *args, **kwargs):
+        return 1.0 - 1e-12

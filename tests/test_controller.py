@@ -12,7 +12,7 @@ from sdt.core.records import Architecture, TrainingResult
 from sdt.space.search_space import default_search_space
 from sdt.symbolic.block import ChosenAction, SymbolicBlock
 from sdt.core.vocabulary import OVERFITTING, REG_L2, TrialStatus, VAL_ACCURACY, VAL_LOSS
-from tests.fake_training import FakeTrainer
+from tests.fake_training import AlwaysApply, FakeTrainer
 from sdt.actions import ArchitectureLimits
 
 PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2, "learning_rate": 1e-3,
@@ -31,7 +31,7 @@ def make_controller(symbolic, trainer, tune=True, metric=VAL_LOSS):
 def test_overfitting_applies_reg_l2_and_next_state_shows_it(symbolic):
     controller = make_controller(symbolic, FakeTrainer())
     state = controller.initial_state(default_search_space())
-    record, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
+    record, state = controller.run_iteration(0, PARAMS, state, AlwaysApply(0))
     assert OVERFITTING in record.diagnosis.problem_names()
     assert [a.name for a in record.chosen] == [REG_L2]       # the most probable rule for overfitting
     assert state.architecture.l2 and state.architecture.batch_norm
@@ -47,8 +47,8 @@ def test_lfi_judges_pending_actions_by_the_next_trial(symbolic):
     controller = make_controller(symbolic, FakeTrainer(lambda p, a, i: next(names)))
     state = controller.initial_state(default_search_space())
     initial = state.rule_weights.weight(REG_L2, OVERFITTING)
-    first, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
-    second, state = controller.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, np.random.default_rng(1))
+    first, state = controller.run_iteration(0, PARAMS, state, AlwaysApply(0))
+    second, state = controller.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, AlwaysApply(1))
     assert second.improved is False
     assert [(o.action, o.problem, o.improved) for o in second.new_observations] == [(REG_L2, OVERFITTING, False)]
     lowered = state.rule_weights.weight(REG_L2, OVERFITTING)
@@ -62,10 +62,10 @@ def test_improvement_raises_the_weight(symbolic):
     names = iter(["underfitting", "overfitting"])
     controller = make_controller(symbolic, FakeTrainer(lambda p, a, i: next(names)))
     state = controller.initial_state(default_search_space())
-    first, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
+    first, state = controller.run_iteration(0, PARAMS, state, AlwaysApply(0))
     chosen = first.chosen[0]
     before = state.rule_weights.weight(chosen.name, chosen.problem)
-    second, state = controller.run_iteration(1, PARAMS, state, np.random.default_rng(1))
+    second, state = controller.run_iteration(1, PARAMS, state, AlwaysApply(1))
     assert second.improved is True
     assert before < state.rule_weights.weight(chosen.name, chosen.problem) < 1
 
@@ -91,7 +91,7 @@ def test_failed_training_is_recorded_with_a_finite_penalty(symbolic):
 def test_diverged_training_is_diagnosed_high_lr_and_penalised(symbolic):
     controller = make_controller(symbolic, FakeTrainer(lambda p, a, i: "nan_loss"))
     state = controller.initial_state(default_search_space())
-    record, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
+    record, state = controller.run_iteration(0, PARAMS, state, AlwaysApply(0))
     assert record.result.status == TrialStatus.DIVERGED
     assert math.isfinite(record.objective) and record.objective == pytest.approx(3 * math.log(10))
     assert "high_lr" in record.diagnosis.problem_names()
@@ -117,8 +117,8 @@ def test_a_trial_record_survives_json_whole(symbolic):
     names = iter(["overfitting", "underfitting"])
     controller = make_controller(symbolic, FakeTrainer(lambda p, a, i: next(names)))
     state = controller.initial_state(default_search_space())
-    first, state = controller.run_iteration(0, PARAMS, state, np.random.default_rng(0))
-    second, state = controller.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, np.random.default_rng(1))
+    first, state = controller.run_iteration(0, PARAMS, state, AlwaysApply(0))
+    second, state = controller.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, AlwaysApply(1))
     for record in (first, second):
         record = replace(record, point=(32, 0.1, "Adam"))
         restored = TrialRecord.from_dict(json.loads(json.dumps(record.to_dict())))

@@ -33,13 +33,22 @@ def config(**changes):
 
 
 def fake_run(folder, trainer, **changes):
-    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer))
+    # Edit guidance: an applied action stays applied, so the rules must fall back to others.
+    return tuner.run(config(**{"guidance": "edit", **changes}), folder, make_train=fake_factory(trainer))
 
 
 def alternating(params, architecture, index):
     # Overfitting wants reg_l2, then data_augmentation (0.6) over inc_dropout (0.4);
     # underfitting wants inc_neurons, then new_fc_layer / new_conv_layer (0.45 each).
     return "overfitting" if index % 2 == 0 else "underfitting"
+
+
+def considered_actions(folder):
+    """Every action the policy picked, applied or declined by its weight's draw."""
+    from sdt.run.storage import RunStorage
+    with RunStorage.open(folder, read_only=True) as stored:
+        return {name for record in stored.records() if record.outcome is not None
+                for name in [a.name for a in record.chosen] + [a for a, _ in record.outcome.skipped]}
 
 
 def applied_actions(summary):
@@ -55,11 +64,12 @@ def test_unsupported_architecture_actions_are_never_applied(tmp_path):
     applied = applied_actions(summary)
     assert "data_augmentation" not in applied and "new_conv_layer" not in applied
     assert {"reg_l2", "new_fc_layer"} & set(applied)          # what the model declares may apply
-    assert "inc_dropout" in applied                             # the rules fell back for overfitting
+    assert "inc_dropout" in considered_actions(tmp_path / "own")   # the rules fell back for overfitting
     assert all(t["architecture"]["augmentation"] is False and t["architecture"]["extra_conv_blocks"] == 0
                for t in summary["trials"])
     # The built-in CNN on the same curves does take data augmentation: the test can tell.
-    builtin = tuner.run(tuner.RunConfig(dataset="digits", max_evals=8, epochs=3, seed=1, initial_points=2),
+    builtin = tuner.run(tuner.RunConfig(dataset="digits", max_evals=8, epochs=3, seed=1, initial_points=2,
+                                        guidance="edit"),
                         tmp_path / "builtin", make_train=fake_factory(FakeTrainer(alternating)))
     assert "data_augmentation" in applied_actions(builtin)
 

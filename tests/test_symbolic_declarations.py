@@ -245,7 +245,8 @@ def test_the_controller_chooses_with_the_exclusions_of_its_rules_file(tmp_path, 
         seen.append(exclusions)
         return choose_actions(diagnosis, not_applicable, rng, exclusions)
 
-    monkeypatch.setattr(controller_module, "choose_actions", spy)
+    from sdt.symbolic import policy
+    monkeypatch.setattr(policy, "choose_actions", spy)
     objective = controller_module.Objective(VAL_LOSS, 10)
     controller = controller_module.Controller(FakeTrainer(), block, objective, ArchitectureLimits(2, 3))
     params = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2,

@@ -28,10 +28,11 @@ from sdt.core.errors import TunerError  # noqa: E402  (after the environment is 
 from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_options
 from sdt.core.user_code import is_spec, normalise_spec
 from sdt.run.loop import (
-    DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_INITIAL_POINTS,
+    DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_GUIDANCE, DEFAULT_INITIAL_POINTS,
     DEFAULT_MAX_EVALS, RunConfig, resolve_path, run,
 )
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
+from sdt.space.preference import GUIDANCES
 from sdt.cli.console import ConsoleObserver
 
 DEFAULT_LOG_FOLDER = "log_folder"
@@ -66,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "'Your own model'; default: the paper's CNN)")
     parser.add_argument("--strategy", default="sdt", choices=STRATEGIES,
                         help="; ".join(f"{name}: {entry.description}" for name, entry in STRATEGIES.items()))
+    parser.add_argument("--guidance", default=DEFAULT_GUIDANCE, choices=GUIDANCES,
+                        help="how the tuning actions guide a symbolic strategy: prior (the edit's region "
+                             "weights the optimiser's choice, fading as trials accumulate; the whole space "
+                             "stays reachable) or edit (the paper's: the action cuts the search space) "
+                             f"(default {DEFAULT_GUIDANCE})")
     parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,
                         help=f"random trials before the Gaussian process guides the search "
                              f"(default {DEFAULT_INITIAL_POINTS})")
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=dataset, max_evals=DEFAULT_MAX_EVALS if args.max_evals is None else args.max_evals, epochs=args.epochs, seed=args.seed,
         objective=args.objective, strategy=args.strategy, search_space_path=resolve_path(args.search_space),
         diagnosis_path=resolve_path(args.diagnosis), rules_path=resolve_path(args.rules),
-        initial_points=args.initial_points, early_stopping_patience=args.patience,
+        initial_points=args.initial_points, early_stopping_patience=args.patience, guidance=args.guidance,
         strategy_options={name: getattr(args, name) for name in all_strategy_options()
                           if getattr(args, name) is not None},
         model=normalise_spec(args.model) if is_spec(args.model) else args.model)

@@ -6,10 +6,20 @@ to be judged) and returns what happened (`TrialRecord`) and the next state. It n
 run state of its own, imports no Keras (training is a callable handed in) and writes nothing
 to disk: main.py persists the records.
 
-Evidence for LFI: the actions applied after trial i-1 are judged by trial i. They count as
-*improved* when trial i's objective is strictly better than the best objective of trials
-0..i-1 (the best so far when the actions were chosen). Judging against the best so far,
-not the previous trial, keeps a lucky or unlucky neighbour from deciding a rule's fate.
+At most one action is applied per training (sdt/symbolic/policy.py `decide_action`: the most
+probable applicable one, with its probability), so that every label judges one action.
+
+Evidence for LFI: the action applied after trial i-1 is judged by trial i against its
+counterfactual, the trial it was meant to fix: it counts as *improved* when trial i's
+objective is strictly better than trial i-1's. (The original judged against the best
+objective so far, true for 12-33% of trials whatever the action, so that a helpful action
+looked barely better than a neutral one and every weight sank: issue 13.) For a neutral
+action the label is a coin flip, for a helpful one it is true more often than not.
+
+Guidance (sdt/space/preference.py): with `edit` the action edits the space and the network
+(the paper); with `prior` the space keeps its bounds, the features an action switches on or
+adds become available to the optimiser, and the edit's region is kept as a `Preference` that
+weights the optimiser's choice with a strength that fades as trials accumulate.
 """
 
 from __future__ import annotations
@@ -17,17 +27,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 
 from sdt.core.records import Architecture, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
+from sdt.space.preference import (
+    EDIT, PRIOR, Preference, available_union, check_guidance, preference_of_changes, within,
+)
 from sdt.space.search_space import SearchSpace
-from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock, choose_actions
+from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock
 from sdt.core.vocabulary import HISTORY_KEYS, VAL_ACCURACY, VAL_LOSS, TrialStatus
-from sdt.actions import ArchitectureLimits, TuningOutcome, apply_actions, not_applicable_actions
+from sdt.actions import ActionRecord, ArchitectureLimits, TuningOutcome, apply_actions, not_applicable_actions
 
 # A val_loss objective is capped at this many times ln(num_classes) (the loss of a uniform
 # guess). A diverged or failed training gets the cap: a finite penalty the GP can use
@@ -70,7 +83,13 @@ class Objective:
 
 @dataclass(frozen=True)
 class ControllerState:
-    """Run state between two trials; saved after every trial and restored on resume."""
+    """Run state between two trials; saved after every trial and restored on resume.
+
+    With `edit` guidance `space` and `architecture` are what the next training must use; with
+    `prior` `space` keeps its initial bounds (plus the dimensions of added features),
+    `architecture` is every feature available to the optimiser and `preferences` the regions
+    the applied actions lean towards.
+    """
 
     space: SearchSpace
     architecture: Architecture
@@ -78,6 +97,9 @@ class ControllerState:
     observations: tuple[Observation, ...] = ()
     pending_actions: tuple[ChosenAction, ...] = ()   # applied after the last trial, judged by the next
     best_objective: float | None = None
+    guidance: str = EDIT
+    preferences: tuple[Preference, ...] = ()
+    last_objective: float | None = None              # the last trial's: the pending action's counterfactual
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +109,9 @@ class ControllerState:
             "observations": [o.to_dict() for o in self.observations],
             "pending_actions": [a.to_dict() for a in self.pending_actions],
             "best_objective": self.best_objective,
+            "guidance": self.guidance,
+            "preferences": [p.to_dict() for p in self.preferences],
+            "last_objective": self.last_objective,
         }
 
     @classmethod
@@ -98,6 +123,9 @@ class ControllerState:
             observations=tuple(Observation.from_dict(o) for o in data.get("observations", [])),
             pending_actions=tuple(ChosenAction.from_dict(a) for a in data.get("pending_actions", [])),
             best_objective=data.get("best_objective"),
+            guidance=check_guidance(data.get("guidance", EDIT)),
+            preferences=tuple(Preference.from_dict(p) for p in data.get("preferences", [])),
+            last_objective=data.get("last_objective"),
         )
 
 
@@ -111,6 +139,7 @@ class TrialRecord:
     result: TrainingResult
     objective: float
     improved: bool | None                        # vs the best objective before this trial; None for the first
+    # (what the run reports; the rule learning judges an action against the trial it followed)
     diagnosis: Diagnosis | None = None
     chosen: tuple[ChosenAction, ...] = ()
     outcome: TuningOutcome | None = None
@@ -162,13 +191,14 @@ class Controller:
     `tune=False` gives the baselines: the training is still diagnosed (so every strategy's
     trials carry explanations) but no rule is learned and no action is applied.
     `unsupported_actions` are never chosen (the architecture actions a user's own model does
-    not declare): the rules fall back to the problem's other actions.
+    not declare): the rules fall back to the problem's other actions. `guidance` is `edit`
+    or `prior` (module docstring).
     """
 
     def __init__(self, train: Trainer, symbolic: SymbolicBlock, objective: Objective,
                  limits: ArchitectureLimits, tune: bool = True,
                  prior_strength: float = DEFAULT_PRIOR_STRENGTH,
-                 unsupported_actions: frozenset[str] = frozenset()):
+                 unsupported_actions: frozenset[str] = frozenset(), guidance: str = EDIT):
         self._train = train
         self._symbolic = symbolic
         self.objective = objective
@@ -176,33 +206,39 @@ class Controller:
         self.tune = tune
         self.prior_strength = prior_strength
         self.unsupported_actions = frozenset(unsupported_actions)
+        self.guidance = check_guidance(guidance)
 
     def initial_state(self, space: SearchSpace, architecture: Architecture | None = None) -> ControllerState:
         return ControllerState(space=space, architecture=architecture or Architecture(),
-                               rule_weights=self._symbolic.initial_weights())
+                               rule_weights=self._symbolic.initial_weights(), guidance=self.guidance)
 
     def run_iteration(self, index: int, params: dict[str, Any], state: ControllerState,
                       rng: np.random.Generator,
                       architecture: Architecture | None = None) -> tuple[TrialRecord, ControllerState]:
         """Train `params` on `architecture` (default: the state's), then diagnose and tune.
 
-        Only strategies that do not tune the network pass their own architecture.
+        Only strategies that do not tune the network pass their own architecture, except under
+        `prior` guidance, where the optimiser picks any network within the available features.
         """
         trained_architecture = state.architecture if architecture is None else architecture
-        if self.tune and trained_architecture != state.architecture:
-            raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
+        if self.tune:
+            if self.guidance == EDIT and trained_architecture != state.architecture:
+                raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
+            if self.guidance == PRIOR and not within(trained_architecture, state.architecture):
+                raise ValueError("under prior guidance the trained network may only use the available features")
         result = self._train(params, trained_architecture, index)
         started = time.perf_counter()
         objective = self.objective.value(result)
         improved = None if state.best_objective is None else objective < state.best_objective
         best_objective = objective if state.best_objective is None else min(objective, state.best_objective)
 
-        # LFI: judge the actions applied after the previous trial by this trial's outcome.
+        # LFI: judge the action applied after the previous trial against that trial.
         new_observations: tuple[Observation, ...] = ()
         weights = state.rule_weights
         observations = state.observations
-        if self.tune and state.pending_actions and improved is not None:
-            new_observations = tuple(Observation(a.name, a.problem, improved) for a in state.pending_actions)
+        if self.tune and state.pending_actions and state.last_objective is not None:
+            helped = objective < state.last_objective
+            new_observations = tuple(Observation(a.name, a.problem, helped) for a in state.pending_actions)
             observations = observations + new_observations
             weights = learn_weights(self._symbolic.initial_weights(), list(observations), self.prior_strength)
 
@@ -210,14 +246,19 @@ class Controller:
 
         chosen: tuple[ChosenAction, ...] = ()
         outcome = None
-        space, architecture = state.space, state.architecture
+        space, architecture, preferences = state.space, state.architecture, state.preferences
         if self.tune and diagnosis is not None:
-            blocked = not_applicable_actions(space, architecture, params, self.limits) | self.unsupported_actions
-            chosen = tuple(choose_actions(diagnosis, blocked, rng, self._symbolic.exclusions))
-            outcome = apply_actions([(a.name, a.problem) for a in chosen], space, architecture, params, self.limits)
+            blocked = (not_applicable_actions(space, trained_architecture, params, self.limits)
+                       | self.unsupported_actions)
+            action, declined = self._symbolic.decide_action(diagnosis, blocked, rng)
+            picked = [] if action is None else [(action.name, action.problem)]
+            outcome = apply_actions(picked, space, trained_architecture, params, self.limits)
+            if declined is not None:
+                outcome = replace(outcome, skipped=outcome.skipped + (declined,))
+            if self.guidance == PRIOR:
+                outcome, preferences = self._as_preference(outcome, state, index, action)
             space, architecture = outcome.space, outcome.architecture
-            applied = {record.action for record in outcome.applied}
-            chosen = tuple(a for a in chosen if a.name in applied)
+            chosen = () if action is None or not outcome.applied else (action,)
 
         record = TrialRecord(
             index=index, params=dict(params), architecture=trained_architecture, result=result,
@@ -226,8 +267,35 @@ class Controller:
             symbolic_seconds=time.perf_counter() - started)
         next_state = ControllerState(space=space, architecture=architecture, rule_weights=weights,
                                      observations=observations, pending_actions=chosen,
-                                     best_objective=best_objective)
+                                     best_objective=best_objective, guidance=state.guidance,
+                                     preferences=preferences, last_objective=objective)
         return record, next_state
+
+    @staticmethod
+    def _as_preference(outcome: TuningOutcome, state: ControllerState, index: int,
+                       action: ChosenAction | None) -> tuple[TuningOutcome, tuple[Preference, ...]]:
+        """Under `prior` guidance: keep the space's bounds, make added features available and
+        turn the applied edit into a Preference (its record says so)."""
+        if action is None or not outcome.applied:
+            return replace(outcome, space=state.space, architecture=state.architecture), state.preferences
+        (applied,) = outcome.applied
+        preference = preference_of_changes(applied.action, applied.problem, index, action.probability,
+                                           applied.changes)
+        space = state.space
+        for change in applied.changes:
+            kind, _, name = change.target.partition(".")
+            if kind == "space" and change.before is None:
+                space = space.replace_dimension(outcome.space[name])
+        architecture = available_union(state.architecture, outcome.architecture)
+        added = [c.target.partition(".")[2] for c in applied.changes
+                 if c.target.startswith("space.") and c.before is None]
+        description = (f"{applied.action}: the optimiser now prefers {preference.describe()} "
+                       f"(weight {action.probability:.2f}, fading as trials accumulate)")
+        if added:
+            description += f"; new dimension {', '.join(added)}"
+        record = ActionRecord(applied.action, applied.problem, applied.changes, description)
+        return (replace(outcome, space=space, architecture=architecture, applied=(record,)),
+                state.preferences + (preference,))
 
     def _diagnose(self, result: TrainingResult, weights: RuleWeights) -> Diagnosis | None:
         """Diagnose a training whose curves are complete; a failed training has nothing to read."""

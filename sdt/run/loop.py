@@ -26,12 +26,16 @@ from sdt.run import exports
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
+from sdt.space.preference import EDIT, GUIDANCES, PRIOR, check_guidance
 
 DEFAULT_DATASET = "fashion_mnist_small"
 DEFAULT_MAX_EVALS = 8
 DEFAULT_EPOCHS = 10
 DEFAULT_INITIAL_POINTS = 4
 DEFAULT_EARLY_STOPPING_PATIENCE = 4
+# How the tuning actions guide a symbolic strategy (sdt/space/preference.py); docs/benchmarks.md
+# measures both.
+DEFAULT_GUIDANCE = PRIOR
 # A run stops after this many failed trainings in a row (each failure is recorded first).
 MAX_CONSECUTIVE_FAILURES = 3
 # Files and folders a run writes; --overwrite removes exactly these.
@@ -59,6 +63,8 @@ class RunConfig:
     validation_fraction: float = 0.1
     # A user's model `module:function` (README, "Your own model"); None = the built-in CNN.
     model: str | None = None
+    # How the tuning actions guide a symbolic strategy: PRIOR or EDIT (the paper's).
+    guidance: str = DEFAULT_GUIDANCE
     # The options the strategies declare (sdt/strategies/*.py, `options`), by name; a strategy
     # reads its own, defaults fill in the rest.
     strategy_options: dict[str, Any] = field(default_factory=dict)
@@ -75,12 +81,14 @@ class RunConfig:
         strategies.check_options(self.strategy, self.strategy_options)   # the strategy's name too
         if self.initial_points < 1:
             raise ConfigurationError(f"--initial-points must be >= 1, got {self.initial_points}")
+        check_guidance(self.guidance)
         if self.early_stopping_patience < 0:
             raise ConfigurationError(f"--patience must be >= 0, got {self.early_stopping_patience}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         known = {f for f in cls.__dataclass_fields__}
+        data = {"guidance": EDIT, **data}   # runs stored before guidance existed edited the space
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -293,7 +301,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
                             tune=strategies.tunes_network(config.strategy),
-                            unsupported_actions=context.unsupported_actions)
+                            unsupported_actions=context.unsupported_actions, guidance=config.guidance)
     strategy = make_strategy(context)
 
     if resume:

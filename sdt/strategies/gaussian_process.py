@@ -28,7 +28,8 @@ from skopt.space import Categorical, Integer, Real, Space
 from skopt.utils import cook_estimator
 
 from sdt.core.records import Architecture
-from sdt.space.domain import Domain, sample_params
+from sdt.space.domain import Domain
+from sdt.space.preference import candidate_weights, draw_from_prior, sample_candidates
 from sdt.space.search_space import CATEGORICAL, INTEGER, Dimension, SearchSpace
 from sdt.strategies.base import Strategy, StrategySetup
 
@@ -100,11 +101,16 @@ class ConstrainedGPOptimizer:
         rows = [[point[i] for i in self._gp_columns] for point in points]
         return self._gp_space.transform(rows)
 
-    def ask(self, space: SearchSpace, architecture: Architecture, rng: np.random.Generator) -> dict[str, Any]:
-        """Hyper-parameters for the next training, inside `space`."""
-        if len(self.objectives) < self.n_initial_points:
-            return sample_params(space, 1, rng)[0]
-        candidates = sample_params(space, self.n_candidates, rng)
+    def ask(self, state: Any, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
+        """Hyper-parameters and network of the next training, from `state` (its space, its
+        architecture, and with `prior` guidance its preferences: sdt/space/preference.py).
+
+        The random phase draws from the prior; afterwards expected improvement is weighted by
+        it (EI(x) * π(x) ** (β / n), πBO). Without preferences both are plain GP-EI."""
+        told = len(self.objectives)
+        if told < self.n_initial_points:
+            return draw_from_prior(state, told, rng)
+        candidates = sample_candidates(state, self.n_candidates, rng)
         gp = cook_estimator("GP", space=self._gp_space, noise="gaussian",
                             random_state=int(rng.integers(0, 2**31 - 1)))
         with warnings.catch_warnings():
@@ -112,9 +118,10 @@ class ConstrainedGPOptimizer:
             warnings.simplefilter("ignore")
             gp.fit(self._gp_matrix(self.points), np.asarray(self.objectives))
             expected_improvement = gaussian_ei(
-                self._gp_matrix([self.domain.encode(c, architecture) for c in candidates]),
+                self._gp_matrix([self.domain.encode(p, a) for p, a in candidates]),
                 gp, y_opt=float(np.min(self.objectives)), xi=self.xi)
-        return candidates[int(np.argmax(expected_improvement))]
+        score = np.asarray(expected_improvement) * candidate_weights(state, candidates, told)
+        return candidates[int(np.argmax(score))]
 
     def predict(self, params: dict[str, Any], architecture: Architecture) -> tuple[float, float]:
         """GP mean and standard deviation of the objective at one configuration (for tests and explanations)."""
@@ -139,7 +146,7 @@ class GaussianProcessStrategy(Strategy):
         return cls(setup.domain, setup.initial_points)
 
     def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
-        return self.optimizer.ask(state.space, state.architecture, rng), state.architecture
+        return self.optimizer.ask(state, rng)
 
     def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
         self.optimizer.tell(params, architecture, objective)

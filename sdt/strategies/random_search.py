@@ -1,4 +1,5 @@
-"""Random search: uniform draws (priors respected) from the current space."""
+"""Random search: uniform draws (priors respected) from the current space, resampled by the
+tuning actions' prior under `prior` guidance (sdt/space/preference.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sdt.space.domain import sample_params
+from sdt.space.preference import draw_from_prior
 from sdt.strategies.base import Strategy, StrategySetup
 
 
@@ -15,13 +16,14 @@ class RandomStrategy(Strategy):
     when combined with the symbolic block."""
 
     follows_edited_space = True
+    told = 0                    # trainings told so far (the prior's strength fades with them)
 
     @classmethod
     def build(cls, setup: StrategySetup) -> "RandomStrategy":
         return cls()
 
     def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
-        return sample_params(state.space, 1, rng)[0], state.architecture
+        return draw_from_prior(state, self.told, rng)
 
     def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
-        pass
+        self.told += 1

@@ -11,8 +11,9 @@ One symbolic step, as the controller runs it after each training:
    answer becomes a `Diagnosis`: problems with their explanations in words and numbers,
    candidate actions with their probabilities, every measure, and notes on what the
    evidence could not support.
-2. `choose_actions` picks, for each diagnosed problem, the most probable applicable action,
-   never two actions that the rules file says exclude each other (`SymbolicBlock.exclusions`).
+2. `decide_action` takes the most probable applicable candidate (`choose_actions` ranks one
+   per problem, never two that the rules file says exclude each other:
+   `SymbolicBlock.exclusions`) and applies it with its probability, or declines it.
 
 Weights are learned elsewhere (sdt/symbolic/rule_learning.py) and actions are applied
 elsewhere (sdt/actions.py). Python only measures; every threshold and rule lives in the .pl
@@ -26,7 +27,7 @@ This module never imports Keras or TensorFlow.
 The parts live in their own modules, and this one re-exports their public names:
 records.py (the records), statistics.py (history -> `history_stat` facts), programs.py
 (reading and checking the .pl files), explanations.py (the wording), policy.py
-(`choose_actions`). This module holds the ProbLog evaluation: `SymbolicBlock`.
+(`choose_actions`, `decide_action`). This module holds the ProbLog evaluation: `SymbolicBlock`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from problog.program import PrologString, SimpleProgram
 from sdt.core.errors import ConfigurationError, RulesError
 from sdt.core.vocabulary import ACCURACY, LOSS, VAL_ACCURACY, VAL_LOSS
 from sdt.symbolic.explanations import MeasurePhrases, explain_condition, note_text, without_gates
-from sdt.symbolic.policy import choose_actions
+from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, parse_rules,
     problog_message, read_exclusions, read_phrases, read_program, with_probability,
@@ -112,6 +113,11 @@ class SymbolicBlock:
                        rng: Any) -> list[ChosenAction]:
         """`choose_actions` with the exclusions of this block's rules file."""
         return choose_actions(diagnosis, not_applicable, rng, self.exclusions)
+
+    def decide_action(self, diagnosis: Diagnosis, not_applicable: set[str] | frozenset[str],
+                      rng: Any) -> tuple[ChosenAction | None, tuple[str, str] | None]:
+        """`decide_action` with the exclusions of this block's rules file."""
+        return decide_action(diagnosis, not_applicable, rng, self.exclusions)
 
     def diagnose(self, history: Mapping[str, Any], num_classes: int,
                  weights: RuleWeights) -> Diagnosis:
@@ -250,5 +256,5 @@ __all__ = [
     "PROGRAM_DIR",
     "ActionExclusions", "CandidateAction", "ChosenAction", "Diagnosis", "MeasurePhrases",
     "ProblemFinding", "RuleWeights",
-    "SymbolicBlock", "choose_actions", "history_statistics", "validate_history",
+    "SymbolicBlock", "choose_actions", "decide_action", "history_statistics", "validate_history",
 ]

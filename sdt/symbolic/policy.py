@@ -1,5 +1,11 @@
 """The action policy: which of a diagnosis's candidate actions to apply after one training.
 
+`decide_action` is what the tuner uses: at most ONE action per training, the most probable
+applicable candidate, applied with its probability (the rule's weight is "the probability
+of applying", as the paper frames it): a rule that has learned a low weight mostly does
+nothing, and each applied action gets its own label when the next training judges it.
+`choose_actions` ranks the candidates (one per problem).
+
 Which actions may not be applied together is no decision of this module: the rules file
 declares it (`excludes/2`, read into `ActionExclusions` by programs.py).
 """
@@ -68,3 +74,23 @@ def choose_actions(diagnosis: Diagnosis, not_applicable: set[str] | frozenset[st
         taken.add(pick.name)
         chosen.append(ChosenAction(pick.name, pick.problem, pick.probability))
     return chosen
+
+
+def decide_action(diagnosis: Diagnosis, not_applicable: set[str] | frozenset[str],
+                  rng: np.random.Generator, exclusions: ActionExclusions | None = None
+                  ) -> tuple[ChosenAction | None, tuple[str, str] | None]:
+    """The action to apply after one training, or None, and the declined action with its reason.
+
+    The candidate is the first of `choose_actions` (the most probable applicable action of
+    the most confident problem). It is applied when a uniform draw from `rng` falls below its
+    probability; otherwise it is declined, and the reason quotes both numbers.
+    """
+    ranked = choose_actions(diagnosis, not_applicable, rng, exclusions)
+    if not ranked:
+        return None, None
+    candidate = ranked[0]
+    draw = float(rng.random())
+    if draw < candidate.probability:
+        return candidate, None
+    return None, (candidate.name, f"not applied this time: its weight {candidate.probability:.2f} is the "
+                                  f"probability of applying it and the draw was {draw:.2f}")

@@ -1,0 +1,201 @@
+"""Guidance that the data can overrule (issue 13): the tuning actions as a fading prior (πBO)
+next to the paper's space edits, and rule learning whose labels can tell a helpful action
+from a harmful one."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sdt.actions import ArchitectureLimits, Change
+from sdt.core.errors import ConfigurationError
+from sdt.core.records import Architecture
+from sdt.core.vocabulary import DECR_LR, HIGH_LR, OVERFITTING, REG_L2, UNDERFITTING, VAL_LOSS
+from sdt.run.controller import Controller, ControllerState, Objective
+from sdt.space.domain import Domain
+from sdt.space.preference import (
+    EDIT, PRIOR, Preference, draw_from_prior, preference_of_changes, prior_weight, sample_architectures,
+    sample_candidates, used_params,
+)
+from sdt.space.search_space import all_potential_dimensions, default_search_space
+from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
+from sdt.symbolic.block import SymbolicBlock
+from sdt.symbolic.rule_learning import Observation, learn_weights
+from tests.fake_training import AlwaysApply, FakeTrainer, NeverApply
+
+PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2, "learning_rate": 1e-3,
+          "batch_size": 32, "optimizer": "Adam", "activation": "relu"}
+
+
+@pytest.fixture(scope="module")
+def symbolic():
+    return SymbolicBlock()
+
+
+def controller(symbolic, trainer, guidance):
+    return Controller(trainer, symbolic, Objective(VAL_LOSS, 10), ArchitectureLimits(2, 3), guidance=guidance)
+
+
+# --- the prior -----------------------------------------------------------------------------
+
+def test_a_preference_weights_candidates_outside_its_region_and_fades_with_trials():
+    lower = Preference(DECR_LR, HIGH_LR, 0, 0.9, bounds=(("learning_rate", 1e-5, 5e-4),))
+    inside, outside = {"learning_rate": 1e-4}, {"learning_rate": 1e-3}
+    assert prior_weight(inside, Architecture(), [lower], trials_told=1) == 1.0
+    # π ** (β / n) with β = 4: 0.1 ** 4 after one training, 0.1 ** 0.4 after ten.
+    assert prior_weight(outside, Architecture(), [lower], trials_told=1) == pytest.approx(0.1 ** 4)
+    assert prior_weight(outside, Architecture(), [lower], trials_told=10) == pytest.approx(0.1 ** 0.4)
+    assert prior_weight(outside, Architecture(), [lower], trials_told=1000) > 0.99
+    # A weak rule barely leans: weight 0.2 leaves 0.8 ** 4 = 0.41 even after the first training.
+    weak = Preference(DECR_LR, HIGH_LR, 0, 0.2, bounds=(("learning_rate", 1e-5, 5e-4),))
+    assert prior_weight(outside, Architecture(), [weak], trials_told=1) == pytest.approx(0.8 ** 4)
+    # A hyper-parameter the candidate network does not use is no evidence either way.
+    assert lower.contains({}, Architecture())
+
+
+def test_a_preference_is_the_region_of_the_edit_and_survives_json():
+    changes = [Change("space.learning_rate", [1e-4, 1e-2], [1e-5, 5e-4]), Change("space.l2_factor", None, [1e-6, 1e-2]),
+               Change("architecture.l2", False, True)]
+    preference = preference_of_changes(REG_L2, OVERFITTING, 3, 0.9, changes)
+    assert preference.bounds == (("learning_rate", 1e-5, 5e-4),)      # the added dimension constrains nothing
+    assert preference.minimum == (("l2", 1),)
+    assert not preference.contains({"learning_rate": 1e-4}, Architecture())        # L2 off
+    assert preference.contains({"learning_rate": 1e-4}, Architecture(l2=True))
+    assert Preference.from_dict(preference.to_dict()) == preference
+    with pytest.raises(ConfigurationError):
+        Preference(REG_L2, OVERFITTING, 0, 1.5)
+
+
+def test_candidate_networks_use_only_what_is_available_and_carry_only_their_parameters():
+    available = Architecture(extra_conv_blocks=1, extra_dense_layers=2, l2=True)
+    networks = sample_architectures(available, 400, np.random.default_rng(0))
+    assert {a.extra_conv_blocks for a in networks} == {0, 1}
+    assert {a.extra_dense_layers for a in networks} == {0, 1, 2}
+    assert {a.l2 for a in networks} == {False, True} and not any(a.augmentation for a in networks)
+    params = {**PARAMS, "unit_c3": 64, "unit_d2": 100, "unit_d3": 50, "l2_factor": 1e-4}
+    assert set(used_params(params, Architecture(extra_dense_layers=1))) == set(PARAMS) | {"unit_d2"}
+    assert set(used_params(params, Architecture(extra_conv_blocks=1, l2=True))) == set(PARAMS) | {"unit_c3", "l2_factor"}
+
+
+def test_the_random_phase_draws_from_the_prior():
+    space = default_search_space()
+    region = Preference(DECR_LR, HIGH_LR, 0, 0.9, bounds=(("learning_rate", space["learning_rate"].low, 3e-4),))
+    state = SimpleNamespace(space=space, architecture=Architecture(), guidance=PRIOR, preferences=(region,))
+    plain = SimpleNamespace(space=space, architecture=Architecture(), guidance=PRIOR, preferences=())
+    draws = [draw_from_prior(state, 1, np.random.default_rng([5, i]))[0] for i in range(40)]
+    uniform = [draw_from_prior(plain, 1, np.random.default_rng([5, i]))[0] for i in range(40)]
+    assert sum(p["learning_rate"] <= 3e-4 for p in draws) >= 38
+    assert sum(p["learning_rate"] <= 3e-4 for p in uniform) <= 30
+
+
+def test_expected_improvement_is_weighted_by_the_prior_and_the_data_overrules_it():
+    space = default_search_space()
+    domain = Domain(space, 0, 0)
+    high = 3e-4
+    region = Preference(DECR_LR, HIGH_LR, 0, 0.9, bounds=(("learning_rate", space["learning_rate"].low, high),))
+    state = SimpleNamespace(space=space, architecture=Architecture(), guidance=PRIOR, preferences=(region,))
+
+    def objective(params):   # the truth: larger learning rates are better, the prior is wrong
+        return -math.log10(params["learning_rate"])
+
+    def proposals(told):
+        optimizer = ConstrainedGPOptimizer(domain, n_initial_points=3, n_candidates=400)
+        rng = np.random.default_rng(11)
+        for params, _ in sample_candidates(SimpleNamespace(space=space, architecture=Architecture()), told, rng):
+            optimizer.tell(params, Architecture(), objective(params))
+        return [optimizer.ask(state, np.random.default_rng([told, i]))[0]["learning_rate"] for i in range(6)]
+
+    early, late = proposals(3), proposals(40)
+    assert sum(lr <= high for lr in early) >= 5      # (0.1) ** (4/3): the region wins early...
+    assert sum(lr <= high for lr in late) <= 1       # ...and 40 trainings later the GP's evidence decides
+
+
+# --- the controller under each guidance -----------------------------------------------------
+
+def test_prior_guidance_keeps_the_space_and_makes_the_feature_available(symbolic):
+    tuner = controller(symbolic, FakeTrainer(), PRIOR)
+    state = tuner.initial_state(default_search_space())
+    record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+    assert [a.name for a in record.chosen] == [REG_L2]
+    assert state.architecture.l2                                   # available to the optimiser...
+    assert ("l2", 1) in state.preferences[0].minimum               # ...and preferred
+    assert "l2_factor" in state.space
+    assert all(state.space[d.name] == d for d in default_search_space())   # no bound moved
+    assert "prefers" in record.outcome.applied[0].description
+    # The next training may use L2 or not, but nothing beyond what is available.
+    tuner.run_iteration(1, PARAMS, state, AlwaysApply())
+    with pytest.raises(ValueError, match="available"):
+        tuner.run_iteration(1, PARAMS, state, AlwaysApply(), architecture=Architecture(augmentation=True))
+    assert ControllerState.from_dict(state.to_dict()) == state
+
+
+def test_prior_guidance_turns_a_range_edit_into_a_region(symbolic):
+    tuner = controller(symbolic, FakeTrainer(lambda p, a, i: "nan_loss"), PRIOR)
+    state = tuner.initial_state(default_search_space())
+    record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+    assert [a.name for a in record.chosen] == [DECR_LR]
+    assert state.space["learning_rate"] == default_search_space()["learning_rate"]
+    ((name, low, high),) = state.preferences[0].bounds
+    assert name == "learning_rate" and high < PARAMS["learning_rate"]
+
+
+def test_edit_guidance_edits_the_space(symbolic):
+    tuner = controller(symbolic, FakeTrainer(lambda p, a, i: "nan_loss"), EDIT)
+    state = tuner.initial_state(default_search_space())
+    _, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+    assert state.space["learning_rate"].high < PARAMS["learning_rate"] and state.preferences == ()
+
+
+def test_one_action_per_training_applied_with_its_weight(symbolic):
+    # Overfitting and underfitting together (the fake "both" curve) still apply one action.
+    tuner = controller(symbolic, FakeTrainer(), EDIT)
+    state = tuner.initial_state(default_search_space())
+    record, _ = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+    assert len(record.chosen) == 1
+    declined, next_state = tuner.run_iteration(0, PARAMS, state, NeverApply())
+    assert declined.chosen == () and next_state.space == state.space and next_state.architecture == state.architecture
+    (skipped,) = declined.outcome.skipped
+    assert skipped[0] == REG_L2 and "probability of applying" in skipped[1]
+
+
+def test_an_action_is_judged_against_the_trial_it_followed(symbolic):
+    # Trial 0 overfits; reg_l2 follows. Trial 1 is worse than trial 0 but ...
+    names = iter(["overfitting", "underfitting", "overfitting"])
+    tuner = controller(symbolic, FakeTrainer(lambda p, a, i: next(names)), EDIT)
+    state = tuner.initial_state(default_search_space())
+    first, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+    second, state = tuner.run_iteration(1, {**PARAMS, "l2_factor": 1e-4}, state, AlwaysApply())
+    assert [(o.action, o.improved) for o in second.new_observations] == [(REG_L2, False)]
+    # ... trial 2 beats trial 1 (the one its action followed) without beating the best so far.
+    third, state = tuner.run_iteration(2, {**PARAMS, "l2_factor": 1e-4}, state, AlwaysApply())
+    assert third.improved is False
+    assert [o.improved for o in third.new_observations] == [True]
+
+
+# --- rule learning that can learn -------------------------------------------------------------
+
+def simulated_weights(effect: float, observations: int, seed: int, label: str) -> float:
+    """The weight LFI learns for action(inc_neurons, underfitting) (prior 0.5) when applying it
+    moves the next objective by `effect` standard deviations (negative helps)."""
+    rng = np.random.default_rng(seed)
+    initial = SymbolicBlock().initial_weights()
+    evidence, best = [], rng.normal()
+    for _ in range(observations):
+        before = rng.normal()                    # the diagnosed trial
+        after = rng.normal() + effect            # the trial the action led to
+        judged_against = before if label == "counterfactual" else min(best, before)
+        evidence.append(Observation("inc_neurons", UNDERFITTING, bool(after < judged_against)))
+        best = min(best, before, after)
+    return learn_weights(initial, evidence).weight("inc_neurons", UNDERFITTING)
+
+
+def test_a_helpful_rule_rises_and_a_harmful_one_falls_within_20_observations():
+    seeds = range(40)
+    helpful = [simulated_weights(-0.5, 20, seed, "counterfactual") for seed in seeds]
+    harmful = [simulated_weights(+0.5, 20, seed, "counterfactual") for seed in seeds]
+    assert np.median(helpful) > 0.55 and np.median(harmful) < 0.45
+    assert sum(w > 0.5 for w in helpful) >= 30 and sum(w < 0.5 for w in harmful) >= 30
+    # The original label (beat the best so far) sinks even the helpful rule below its prior.
+    best_so_far = [simulated_weights(-0.5, 20, seed, "best_so_far") for seed in seeds]
+    assert np.median(best_so_far) < 0.5
