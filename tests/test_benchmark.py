@@ -31,14 +31,16 @@ def test_benchmark_writes_table_plot_and_csv(tmp_path):
 
 def test_summary_counts_trainings_to_reach_bo():
     def rows(strategy, accuracies):
-        return [{"strategy": strategy, "seed": 0, "index": i, "val_accuracy": a, "val_loss": 1 - a,
+        return [{"arm": strategy, "strategy": strategy, "seed": 0, "run_budget": 3, "per_budget": False, "index": i,
+                 "status": "completed", "val_accuracy": a, "val_loss": 1 - a, "objective": 1 - a,
                  "test_accuracy": None, "symbolic_seconds": 0.05, "iteration_seconds": 10.0,
                  "run_wall_seconds": 30.0} for i, a in enumerate(accuracies)]
-    table = benchmark.summarise(rows("bo", [0.5, 0.7, 0.6]) + rows("sdt", [0.6, 0.8, 0.8]), ["sdt", "bo"])
-    by_name = {row["strategy"]: row for row in table}
-    assert by_name["sdt"]["trainings to reach BO's best (per seed)"] == "2"
-    assert by_name["bo"]["trainings to reach BO's best (per seed)"] == "2"
-    assert by_name["sdt"]["symbolic share of iteration"] == "0.50 %"
+    summaries = benchmark.summarise(rows("bo", [0.5, 0.7, 0.6]) + rows("sdt", [0.6, 0.8, 0.8]),
+                                    benchmark.parse_arms("sdt,bo"), 3)
+    by_name = {summary.arm.label: benchmark.arm_table_row(summary) for summary in summaries}
+    assert by_name["sdt"]["trainings to reach bo's best (per seed)"] == "2"
+    assert by_name["bo"]["trainings to reach bo's best (per seed)"] == "2"
+    assert by_name["sdt"]["symbolic step, median"] == "50 ms"
     assert by_name["sdt"]["best val_accuracy"].startswith("0.8000")
 
 
