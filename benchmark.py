@@ -1,18 +1,52 @@
-"""Benchmark: Symbolic DNN-Tuner against plain BO, random search and Optuna TPE on equal budgets.
+"""Benchmark: Symbolic DNN-Tuner against plain BO, random search and Optuna TPE, on two budgets.
 
-Every strategy runs through the same tuner (same trainer, same initial space, same budget) once
-per seed, then the results are summarised:
+Every arm runs through the same tuner (same trainer, same initial space, same seeds) once per
+seed, side by side in one benchmark run, and is summarised for each budget of `--budgets`:
 
-  <output>/results.md      the table (medians and min-max over seeds) and the checks
-  <output>/best_so_far.png best-so-far validation accuracy against the trial index
-  <output>/trials.csv      raw per-trial results of every run
-  <output>/runs/<strategy>_seed<seed>/   each run's own log folder
+  <output>/results.md      per budget: the table per arm (median and min-max over seeds), the
+                           per-action table of the symbolic arms and issue 13's checks
+  <output>/best_so_far.png best-so-far validation accuracy against the training, one panel per budget
+  <output>/trials.csv      raw per-trial rows of every run (arm, guidance, seed, index, metrics, actions)
+  <output>/runs/<arm>_seed<seed>/   each run's own log folder (`_b<N>` added: a run for budget N only)
 
-  python3 benchmark.py --quick                 # 13.9 minutes measured on 2 CPU cores
-  python3 benchmark.py --dataset fashion_mnist --seeds 0,1,2 --max-evals 20 --epochs 15
+  python3 benchmark.py --quick       # smoke preset: 2 seeds, budgets 4 and 6, 3 epochs, plus the checks
+  python3 benchmark.py --issue13     # issue 13's measurement: digits, seeds 0-4, budgets 10 and 20, 6 epochs
+  python3 benchmark.py --dataset fashion_mnist --seeds 0,1,2 --budgets 10,20 --epochs 15
+
+Neither preset's time is measured yet. Estimates for 2 CPU cores from the earlier measurements in
+docs/benchmarks.md: --quick about 15 minutes (180 epochs on the Fashion-MNIST subset against 160 in
+13.9 minutes), --issue13 about an hour (500 trainings; the digits benchmark trained 120 of the same
+size in 15.8 minutes). --issue13 keeps that digits benchmark's settings (6 epochs, 3 initial points,
+the default objective val_loss) and raises its 8 trainings to budgets 10 and 20.
+
+Arms (`--strategies`, comma-separated labels): a strategy's name (`sdt`, `bo`, `random`, `tpe`,
+`random-sdt`, `meta-lr`, `evolution`), or a symbolic strategy with its guidance: `sdt-edit`,
+`sdt-prior`, `random-sdt-edit`, `random-sdt-prior` run `sdt` / `random-sdt` with the run option
+`guidance` set to `edit` / `prior`. The option needs a `sdt.run.loop.RunConfig` with a `guidance`
+field; without it such an arm stops the benchmark with an error before anything runs. Default
+arms: sdt-prior, sdt-edit, bo, random, tpe (tpe is skipped when Optuna is not installed).
+
+Two budgets from one run: each arm and seed runs once, to the largest budget, and a smaller budget
+N is read from the first N trainings of that run. This is what a run of budget N would have done
+only when the strategy's choices do not depend on the total budget. The samplers (sdt/strategies/)
+get the budget as `StrategySetup.budget`: the GP (`sdt`, `bo`), random search (`random`,
+`random-sdt`) and TPE never read it; `evolution` and `meta-lr` do (today only to stop at it). The
+symbolic controller does not see the budget. A strategy whose sampler's source mentions the budget
+(`reads_budget`) is therefore run separately for every budget, in `runs/<arm>_seed<seed>_b<N>/`.
+
+The measurements, per arm and budget (all read from validation accuracy, whatever the objective):
+best validation accuracy; the trainings needed to reach plain BO's final best validation accuracy
+of the same seed and budget ("never" when not reached; the median counts "never" as infinitely
+many); wasted trainings (validation accuracy below half the run's best at that budget; failed and
+diverged trainings count as wasted); and, for symbolic arms, per action how often it was applied
+(`chosen` of a trial record) and how often the training that judged it found an improvement (the
+`new_observations` of the next trial record; an action applied after a budget's last training is
+applied but not judged). Issue 13's checks compare every symbolic arm with `bo`: median best at
+least 0.005 above BO's, a wasted share at most BO's, and BO's best reached within 70 % of the
+budget (median over seeds).
 
 Finished runs are kept in the output folder: started again with the same options, the benchmark
-reuses them and runs only what is missing.
+reuses every run whose stored configuration matches and runs only what is missing.
 
 `--checks` adds the measurements the tuner is held to: resident memory after 30 trainings vs
 after 3, and one fixed configuration trained by the tuner vs a bare `model.fit` of the same model.
@@ -23,12 +57,17 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import inspect
 import json
+import math
 import statistics
 import sys
 import time
+from abc import ABC
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_DIR))
@@ -37,155 +76,507 @@ from sdt.neural import backend  # noqa: E402
 
 backend.prepare_environment()   # before anything imports TensorFlow
 
-from sdt.core.errors import TunerError  # noqa: E402
+from sdt.core.errors import ConfigurationError, TunerError  # noqa: E402
+from sdt.core.vocabulary import TrialStatus  # noqa: E402
 from sdt.run.storage import RunStorage  # noqa: E402
+from sdt.strategies import registry  # noqa: E402
+from sdt.strategies.base import Strategy  # noqa: E402
 
-DEFAULT_STRATEGIES = ("sdt", "bo", "random", "tpe")
-QUICK = {"seeds": "0,1", "max_evals": 5, "epochs": 4, "initial_points": 3}
-FULL = {"seeds": "0,1,2", "max_evals": 20, "epochs": 15, "initial_points": 5}
+DEFAULT_ARMS = ("sdt-prior", "sdt-edit", "bo", "random", "tpe")
+GUIDANCE_VALUES = ("edit", "prior")
+REFERENCE_ARM = "bo"
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"dataset": "fashion_mnist_small", "seeds": "0,1,2,3,4", "budgets": "10,20", "epochs": 15,
+                "initial_points": 5},
+    "quick": {"dataset": "fashion_mnist_small", "seeds": "0,1", "budgets": "4,6", "epochs": 3,
+              "initial_points": 2},
+    # Issue 13's measurement; dataset, epochs and initial points (and the default objective,
+    # val_loss) as in the digits benchmark of docs/benchmarks.md, budgets 10 and 20.
+    "issue13": {"dataset": "digits", "seeds": "0,1,2,3,4", "budgets": "10,20", "epochs": 6,
+                "initial_points": 3},
+}
+# Issue 13's bars: a symbolic arm against plain BO at the same budget.
+BEAT_BO_BY = 0.005           # median best validation accuracy at least this much above BO's
+REACH_WITHIN_SHARE = 0.70    # BO's final best reached within this share of the budget (median)
+WASTED_BELOW_SHARE_OF_BEST = 0.5
 FIXED_PARAMS = {"unit_c1": 32, "dr1_2": 0.15, "unit_c2": 96, "unit_d": 384, "dr_f": 0.25,
                 "learning_rate": 1e-3, "batch_size": 64, "optimizer": "Adam", "activation": "relu"}
 
 
 # --------------------------------------------------------------------------------------------
-# Running the strategies
+# Arms: a strategy plus its run options
 # --------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Arm:
+    """One compared arm: its label (`--strategies`, folder names, tables), strategy and guidance."""
+
+    label: str
+    strategy: str
+    guidance: str | None = None
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether the symbolic block applies actions in this arm's runs."""
+        return registry.tunes_network(self.strategy)
+
+
+def parse_arm(label: str) -> Arm:
+    """The arm a `--strategies` label names: a strategy, or a symbolic strategy + `-edit`/`-prior`."""
+    if label in registry.STRATEGIES:
+        return Arm(label, label)
+    for guidance in GUIDANCE_VALUES:
+        base = label.removesuffix(f"-{guidance}")
+        if base != label and base in registry.STRATEGIES and registry.tunes_network(base):
+            return Arm(label, base, guidance)
+    symbolic = [name for name in registry.STRATEGIES if registry.tunes_network(name)]
+    guided = [f"{name}-{guidance}" for name in symbolic for guidance in GUIDANCE_VALUES]
+    raise ConfigurationError(f"--strategies: unknown arm {label!r}; expected one of "
+                             f"{', '.join([*registry.STRATEGIES, *guided])}")
+
+
+def parse_arms(text: str) -> list[Arm]:
+    """The arms of a comma-separated `--strategies` value, in order, each once."""
+    labels = list(dict.fromkeys(label.strip() for label in text.split(",") if label.strip()))
+    if not labels:
+        raise ConfigurationError("--strategies: no arm given")
+    return [parse_arm(label) for label in labels]
+
+
+def run_config_class():
+    """sdt's RunConfig (imported here so that the module imports without the run layer's weight)."""
+    from sdt.run.loop import RunConfig
+    return RunConfig
+
+
+def make_config(arm: Arm, seed: int, max_evals: int, settings: argparse.Namespace, config_class=None):
+    """The RunConfig of one run of `arm`; the one place a run's options are set.
+
+    An arm with a guidance needs a RunConfig with a `guidance` field (ConfigurationError if not).
+    """
+    config_class = config_class or run_config_class()
+    options = dict(dataset=settings.dataset, max_evals=max_evals, epochs=settings.epochs, seed=seed,
+                   strategy=arm.strategy, initial_points=settings.initial_points)
+    if arm.guidance is not None:
+        if "guidance" not in config_class.__dataclass_fields__:
+            raise ConfigurationError(
+                f"arm {arm.label!r} needs the run option 'guidance' ({arm.guidance}), which this version "
+                f"of sdt's RunConfig does not have; use arm {arm.strategy!r} (its built-in behaviour) "
+                f"or an sdt that has --guidance")
+        options["guidance"] = arm.guidance
+    return config_class(**options)
+
+
+def guidance_of(arm: Arm, config) -> str:
+    """The guidance a run of `arm` used ("" for strategies without the symbolic block or without the option)."""
+    return str(getattr(config, "guidance", "") or "") if arm.symbolic else ""
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: which runs cover which budgets
+# --------------------------------------------------------------------------------------------
+
+def reads_budget(strategy: str) -> bool:
+    """Whether strategy's sampler may depend on the run's total budget (StrategySetup.budget).
+
+    Conservative: true when the source of any module of the sampler's classes mentions `budget`.
+    """
+    sampler = registry.entry(strategy).sampler_class()
+    modules = {inspect.getmodule(cls) for cls in sampler.__mro__ if cls not in (Strategy, ABC, object)}
+    return any("budget" in inspect.getsource(module) for module in modules if module is not None)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One tuning run: arm, seed, its number of trainings, and whether it serves only that budget."""
+
+    arm: Arm
+    seed: int
+    max_evals: int
+    per_budget: bool = False
+
+    @property
+    def name(self) -> str:
+        """Its folder's name under runs/."""
+        suffix = f"_b{self.max_evals}" if self.per_budget else ""
+        return f"{self.arm.label}_seed{self.seed}{suffix}"
+
+
+def plan_runs(arms: list[Arm], seeds: list[int], budgets: list[int],
+              budget_dependent: Callable[[str], bool] = reads_budget) -> list[PlannedRun]:
+    """Seed by seed, every arm: one run to the largest budget, or one per budget where the
+    strategy reads the budget."""
+    plan = []
+    for seed in seeds:
+        for arm in arms:
+            if budget_dependent(arm.strategy):
+                plan += [PlannedRun(arm, seed, budget, per_budget=True) for budget in sorted(budgets)]
+            else:
+                plan.append(PlannedRun(arm, seed, max(budgets)))
+    return plan
+
+
+def trials_at_budget(rows: list[dict[str, Any]], budget: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(arm, seed) -> the first `budget` trainings of the run that stands for that budget: the
+    arm's run for exactly this budget where there is one, else its shared run."""
+    runs: dict[tuple[str, int, int, bool], list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault((row["arm"], row["seed"], row["run_budget"], bool(row["per_budget"])), []).append(row)
+    chosen: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for (arm, seed, run_budget, per_budget), trials in runs.items():
+        if per_budget and run_budget != budget:
+            continue
+        if (arm, seed) in chosen and not per_budget:
+            continue          # the run for exactly this budget wins over the shared one
+        chosen[(arm, seed)] = sorted((t for t in trials if t["index"] < budget), key=lambda t: t["index"])
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+def config_json(config) -> dict[str, Any]:
+    """A RunConfig as the run's database stores it (after a JSON round trip)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
 def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float, dict[str, Any]] | None:
-    """(start time, wall seconds, summary) of a finished run of `config` in `folder`, else None."""
+    """(start time, wall seconds, summary) of a finished run of `config` in `folder`, else None.
+
+    Finished: the stored configuration is `config`, and the benchmark wrote the run's timing file
+    when the run returned (or, for runs from before timing files, every training and the test
+    evaluation are stored)."""
     try:
         summary = json.loads((folder / "summary.json").read_text())
         stored = RunStorage.open(folder, read_only=True)
     except (OSError, ValueError, TunerError):
         return None
     with stored:
-        same = stored.run_value("config") == json.loads(json.dumps(config.__dict__))
+        same = stored.run_value("config") == config_json(config)
         trials = stored.stored_trials()
         final = stored.run_value("final")
-    if not same or len(trials) != config.max_evals or final is None:
+    if not same or not trials:
         return None
-    if timing_file.exists():
-        timing = json.loads(timing_file.read_text())
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
+    if timing is not None and json.loads(json.dumps(timing.get("config"))) == config_json(config):
         return timing["started"], timing["wall_seconds"], summary
+    if len(trials) != config.max_evals or final is None:
+        return None
     # Finished before timings were kept: from the first training's start to the last one's end.
     started = trials[0].finished_at - trials[0].record.result.duration_seconds
     return started, trials[-1].finished_at - started, summary
 
 
-def run_strategy(strategy: str, seed: int, args, output: Path) -> list[dict[str, Any]]:
-    """One tuning run; returns its trials as flat rows."""
+def run_tuner(config, folder: Path, timing_file: Path, make_train=None) -> tuple[float, float, dict[str, Any]]:
+    """Run `config` into `folder` (its console lines to `<folder>.log`); (start, wall seconds, summary)."""
     from sdt.cli.console import ConsoleObserver
-    from sdt.run import exports
     from sdt.run import loop as tuner
-    folder = output / "runs" / f"{strategy}_seed{seed}"
-    timing_file = folder.parent / f"{strategy}_seed{seed}.json"
-    config = tuner.RunConfig(dataset=args.dataset, max_evals=args.max_evals, epochs=args.epochs, seed=seed,
-                             strategy=strategy, initial_points=args.initial_points)
+    timing_file.unlink(missing_ok=True)      # a stale one must not mark this run finished if it stops
+    started = time.time()
+    with open(folder.parent / f"{folder.name}.log", "w") as log_stream:
+        summary = tuner.run(config, folder, overwrite=True, observer=ConsoleObserver(log_stream),
+                            make_train=make_train)
+    wall = time.time() - started
+    timing_file.write_text(json.dumps({"config": config_json(config), "started": started, "wall_seconds": wall}))
+    return started, wall, summary
+
+
+def execute(run: PlannedRun, config, output: Path, make_train=None) -> tuple[list[dict[str, Any]], bool]:
+    """One planned run (reused when finished before); its trials as flat rows, and whether it was reused."""
+    folder = output / "runs" / run.name
+    timing_file = folder.parent / f"{run.name}.json"
     finished = finished_run(folder, timing_file, config)
-    if finished is not None:
-        # A finished run of the same configuration (an interrupted benchmark started again): reuse it.
-        started, wall, summary = finished
-    else:
-        started = time.time()
-        with open(folder.parent / f"{strategy}_seed{seed}.log", "w") as log_stream:
-            summary = tuner.run(config, folder, overwrite=True, observer=ConsoleObserver(log_stream))
-        wall = time.time() - started
-        timing_file.write_text(json.dumps({"config": config.__dict__, "started": started, "wall_seconds": wall}))
-    rows = []
-    previous_end = started
+    reused = finished is not None
+    started, wall, summary = finished if reused else run_tuner(config, folder, timing_file, make_train)
     with RunStorage.open(folder, read_only=True) as storage:
         stored_trials = storage.stored_trials()
+    rows, previous_end = [], started
     for trial in stored_trials:
-        record = trial.record
-        fields = exports.record_fields(record)
-        iteration = trial.finished_at - previous_end
+        rows.append(trial_row(run, config, trial.record, trial.finished_at - previous_end, wall, summary))
         previous_end = trial.finished_at
-        rows.append({
-            "strategy": strategy, "seed": seed, "index": record.index, "status": fields["status"],
-            "objective": record.objective, "val_loss": fields["val_loss"],
-            "val_accuracy": fields["val_accuracy"], "epochs_run": fields["epochs_run"],
-            "training_seconds": fields["duration_seconds"], "symbolic_seconds": record.symbolic_seconds,
-            "iteration_seconds": iteration,
-            "problems": ";".join(fields["problems"]),
-            "actions": ";".join(fields["actions"]),
-            "test_accuracy": (summary["best"] or {}).get("test_accuracy")
-            if summary["best"] and summary["best"]["index"] == record.index else None,
-            "run_wall_seconds": wall,
-        })
-    return rows
+    return rows, reused
+
+
+def action_columns(record) -> dict[str, str]:
+    """The symbolic actions of a trial record: applied after it (`chosen`) and, of those applied
+    after the previous trial, judged by this one (`new_observations`) and among them improved."""
+    return {"actions": ";".join(action.name for action in record.chosen),
+            "judged_actions": ";".join(observation.action for observation in record.new_observations),
+            "helped_actions": ";".join(observation.action for observation in record.new_observations
+                                       if observation.improved)}
+
+
+def trial_row(run: PlannedRun, config, record, iteration_seconds: float, wall: float,
+              summary: dict[str, Any]) -> dict[str, Any]:
+    """One trial as a flat row of trials.csv."""
+    from sdt.run import exports
+    fields = exports.record_fields(record)
+    best = summary.get("best") or {}
+    return {
+        "arm": run.arm.label, "strategy": run.arm.strategy, "guidance": guidance_of(run.arm, config),
+        "seed": run.seed, "run": run.name, "run_budget": run.max_evals, "per_budget": run.per_budget,
+        "index": record.index, "status": fields["status"], "objective": record.objective,
+        "val_loss": fields["val_loss"], "val_accuracy": fields["val_accuracy"], "epochs_run": fields["epochs_run"],
+        "training_seconds": fields["duration_seconds"], "symbolic_seconds": record.symbolic_seconds,
+        "iteration_seconds": iteration_seconds, "problems": ";".join(fields["problems"]),
+        **action_columns(record),
+        "test_accuracy": best.get("test_accuracy") if best.get("index") == record.index else None,
+        "run_wall_seconds": wall,
+    }
 
 
 # --------------------------------------------------------------------------------------------
-# Summaries
+# Summaries (from the flat rows of the trials)
 # --------------------------------------------------------------------------------------------
 
-def best_so_far(values: list[float | None]) -> list[float]:
-    best, out = float("-inf"), []
-    for value in values:
-        if value is not None:
-            best = max(best, value)
-        out.append(best if best != float("-inf") else float("nan"))
-    return out
+def completed_accuracy(row: dict[str, Any]) -> float | None:
+    """The validation accuracy of a completed training; None for a failed, diverged or NaN one."""
+    value = row.get("val_accuracy")
+    if row.get("status") != TrialStatus.COMPLETED or value is None or not math.isfinite(value):
+        return None
+    return float(value)
 
 
-def median_range(values: list[float], digits: int = 4) -> str:
+def best_accuracy(trials: list[dict[str, Any]]) -> float:
+    """The run's best validation accuracy (0.0 when no training completed)."""
+    return max((a for a in map(completed_accuracy, trials) if a is not None), default=0.0)
+
+
+def best_loss(trials: list[dict[str, Any]]) -> float | None:
+    """The lowest validation loss of the run's completed trainings (None when none completed)."""
+    return min((t["val_loss"] for t in trials if completed_accuracy(t) is not None and t.get("val_loss") is not None),
+               default=None)
+
+
+def best_so_far(trials: list[dict[str, Any]]) -> list[float]:
+    """Best validation accuracy after each training (NaN before the first completed one)."""
+    best, curve = math.nan, []
+    for accuracy in map(completed_accuracy, trials):
+        if accuracy is not None:
+            best = accuracy if math.isnan(best) else max(best, accuracy)
+        curve.append(best)
+    return curve
+
+
+def trainings_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
+    """How many trainings the run needed until one reached `target` validation accuracy; None: never."""
+    return next((number for number, best in enumerate(best_so_far(trials), start=1) if best >= target), None)
+
+
+def is_wasted(row: dict[str, Any], run_best: float) -> bool:
+    """A training that failed, diverged, has no validation accuracy, or got less than half the run's best."""
+    accuracy = completed_accuracy(row)
+    return accuracy is None or accuracy < WASTED_BELOW_SHARE_OF_BEST * run_best
+
+
+def wasted_count(trials: list[dict[str, Any]]) -> int:
+    """The run's wasted trainings, judged against its own best (at the budget the trials cover)."""
+    run_best = best_accuracy(trials)
+    return sum(is_wasted(row, run_best) for row in trials)
+
+
+def median_trainings(needed: list[int | None]) -> float | None:
+    """Median of trainings-to-reach over seeds, "never" (None) counted as infinitely many: inf when
+    the median is "never", None when there is nothing to take a median of."""
+    if not needed:
+        return None
+    return statistics.median(math.inf if n is None else n for n in needed)
+
+
+def action_counts(trials: list[dict[str, Any]]) -> dict[str, Counter]:
+    """Per action: applied (after a training), judged (by the next training) and helped (judged improved)."""
+    counts: dict[str, Counter] = {}
+    for row in trials:
+        for column, key in (("actions", "applied"), ("judged_actions", "judged"), ("helped_actions", "helped")):
+            for name in filter(None, (row.get(column) or "").split(";")):
+                counts.setdefault(name, Counter())[key] += 1
+    return counts
+
+
+@dataclass
+class ArmSummary:
+    """What one arm did at one budget, over its seeds."""
+
+    arm: Arm
+    budget: int
+    best: dict[int, float]                           # seed -> best validation accuracy
+    best_loss: list[float]
+    test_accuracy: list[float]
+    reach: dict[int, int | None]                     # seed -> trainings to reach the reference's best
+    wasted: int
+    trainings: int
+    symbolic_seconds: list[float]
+    seconds: float
+    actions: dict[str, Counter] = field(default_factory=dict)
+
+    @property
+    def median_best(self) -> float:
+        return statistics.median(self.best.values())
+
+    @property
+    def median_reach(self) -> float | None:
+        return median_trainings(list(self.reach.values()))
+
+
+def best_trial_test_accuracy(trials: list[dict[str, Any]]) -> float | None:
+    """Test accuracy of the budget's best trial (by objective), known when it is the run's evaluated best."""
+    completed = [t for t in trials if t.get("status") == TrialStatus.COMPLETED]
+    if not completed:
+        return None
+    return min(completed, key=lambda t: (t["objective"], t["index"])).get("test_accuracy")
+
+
+def summarise_arm(arm: Arm, runs: dict[tuple[str, int], list[dict[str, Any]]], budget: int,
+                  targets: dict[int, float]) -> ArmSummary | None:
+    """The summary of `arm` from `runs` (trials_at_budget); `targets`: seed -> the reference's best."""
+    mine = {seed: trials for (label, seed), trials in sorted(runs.items()) if label == arm.label and trials}
+    if not mine:
+        return None
+    every = [t for trials in mine.values() for t in trials]
+    losses = [best_loss(trials) for trials in mine.values()]
+    tests = [best_trial_test_accuracy(trials) for trials in mine.values()]
+    return ArmSummary(
+        arm=arm, budget=budget, best={seed: best_accuracy(trials) for seed, trials in mine.items()},
+        best_loss=[v for v in losses if v is not None], test_accuracy=[v for v in tests if v is not None],
+        reach={seed: trainings_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
+        wasted=sum(wasted_count(trials) for trials in mine.values()), trainings=len(every),
+        symbolic_seconds=[t["symbolic_seconds"] for t in every if t.get("symbolic_seconds")],
+        seconds=sum(t.get("iteration_seconds") or 0.0 for t in every),
+        actions=action_counts(every) if arm.symbolic else {})
+
+
+def summarise(rows: list[dict[str, Any]], arms: list[Arm], budget: int) -> list[ArmSummary]:
+    """One summary per arm that has runs, at `budget`; trainings-to-reach against the `bo` arm."""
+    runs = trials_at_budget(rows, budget)
+    targets = {seed: best_accuracy(trials) for (label, seed), trials in runs.items()
+               if label == REFERENCE_ARM and trials}
+    return [s for s in (summarise_arm(arm, runs, budget, targets) for arm in arms) if s is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 13's checks
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One bar for one arm at one budget: met or not (None: cannot be told), with the numbers."""
+
+    arm: str
+    bar: str
+    met: bool | None
+    numbers: str
+
+    def line(self) -> str:
+        verdict = {True: "**met**", False: "**not met**", None: "n/a"}[self.met]
+        return f"- {self.arm}, {self.bar}: {self.numbers}: {verdict}"
+
+
+def format_trainings(value: float | None) -> str:
+    """A count of trainings, or a median of them; "never" for infinity, "n/a" for None."""
+    if value is None:
+        return "n/a"
+    if math.isinf(value):
+        return "never"
+    return f"{value:g}"
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{part / whole * 100:.0f} %" if whole else "n/a"
+
+
+def check_best(arm: ArmSummary, reference: ArmSummary) -> Check:
+    """Median best validation accuracy at least BEAT_BO_BY above the reference's."""
+    bar = reference.median_best + BEAT_BO_BY
+    return Check(arm.arm.label, f"median best val_accuracy >= {reference.arm.label}'s + {BEAT_BO_BY}",
+                 arm.median_best >= bar - 1e-9,
+                 f"{arm.median_best:.4f} vs {reference.median_best:.4f} + {BEAT_BO_BY} = {bar:.4f}")
+
+
+def check_wasted(arm: ArmSummary, reference: ArmSummary) -> Check:
+    """A share of wasted trainings no larger than the reference's."""
+    return Check(arm.arm.label, f"wasted share <= {reference.arm.label}'s",
+                 arm.trainings > 0 and arm.wasted * reference.trainings <= reference.wasted * arm.trainings,
+                 f"{arm.wasted}/{arm.trainings} ({percent(arm.wasted, arm.trainings)}) vs "
+                 f"{reference.wasted}/{reference.trainings} ({percent(reference.wasted, reference.trainings)})")
+
+
+def check_reach(arm: ArmSummary) -> Check:
+    """The reference's final best reached within REACH_WITHIN_SHARE of the budget (median over seeds)."""
+    limit = REACH_WITHIN_SHARE * arm.budget
+    median = arm.median_reach
+    numbers = (f"median {format_trainings(median)} of {arm.budget} trainings"
+               f"{'' if median is None or math.isinf(median) else f' ({percent(median, arm.budget)})'}"
+               f", bar {REACH_WITHIN_SHARE * 100:.0f} % = {limit:g}; per seed "
+               + ", ".join("never" if n is None else str(n) for n in arm.reach.values()))
+    return Check(arm.arm.label, f"{REFERENCE_ARM}'s final best reached within {REACH_WITHIN_SHARE * 100:.0f} % "
+                 "of the trainings", None if median is None else median <= limit + 1e-9, numbers)
+
+
+def issue_checks(summaries: list[ArmSummary]) -> list[Check]:
+    """Issue 13's three bars for every symbolic arm against the `bo` arm (empty without one)."""
+    reference = next((s for s in summaries if s.arm.label == REFERENCE_ARM), None)
+    if reference is None:
+        return []
+    checks = []
+    for summary in summaries:
+        if summary.arm.symbolic:
+            checks += [check_best(summary, reference), check_wasted(summary, reference), check_reach(summary)]
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Report: results.md, best_so_far.png, trials.csv
+# --------------------------------------------------------------------------------------------
+
+def median_range(values, digits: int = 4) -> str:
+    """'median (min–max)' of the finite values; 'n/a' when there are none."""
     values = [v for v in values if v is not None and v == v]
     if not values:
         return "n/a"
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def runs_of(rows: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for row in rows:
-        runs.setdefault((row["strategy"], row["seed"]), []).append(row)
-    for trials in runs.values():
-        trials.sort(key=lambda r: r["index"])
-    return runs
+def arm_table_row(summary: ArmSummary) -> dict[str, str]:
+    """One arm's row of a budget's table."""
+    median = summary.median_reach
+    reach_median = format_trainings(median)
+    if median is not None and not math.isinf(median):
+        reach_median += f" ({percent(median, summary.budget)} of {summary.budget})"
+    return {
+        "arm": summary.arm.label,
+        "seeds": str(len(summary.best)),
+        "best val_accuracy": median_range(summary.best.values()),
+        "best val_loss": median_range(summary.best_loss),
+        "test accuracy of best": median_range(summary.test_accuracy),
+        f"trainings to reach {REFERENCE_ARM}'s best (per seed)":
+            ", ".join("never" if n is None else str(n) for n in summary.reach.values()) or "n/a",
+        "median trainings to reach it": reach_median,
+        "wasted trainings": f"{summary.wasted}/{summary.trainings} ({percent(summary.wasted, summary.trainings)})",
+        "symbolic step, median": (f"{statistics.median(summary.symbolic_seconds) * 1000:.0f} ms"
+                                  if summary.symbolic_seconds else "n/a"),
+        "time of these trainings": f"{summary.seconds / 60:.1f} min",
+    }
 
 
-def summarise(rows: list[dict[str, Any]], strategies: list[str]) -> list[dict[str, str]]:
-    """One table row per strategy."""
-    runs = runs_of(rows)
-    seeds = sorted({seed for _, seed in runs})
+def action_table(summaries: list[ArmSummary]) -> list[dict[str, str]]:
+    """Per symbolic arm and action: applied, judged by a later training, helped (judged improved)."""
     table = []
-    for strategy in strategies:
-        mine = {seed: runs[(strategy, seed)] for seed in seeds if (strategy, seed) in runs}
-        if not mine:
+    for summary in summaries:
+        if not summary.arm.symbolic:
             continue
-        best_accuracy = [max((t["val_accuracy"] or 0.0) for t in trials) for trials in mine.values()]
-        best_loss = [min((t["val_loss"] for t in trials if t["val_loss"] is not None), default=None)
-                     for trials in mine.values()]
-        test_accuracy = [next((t["test_accuracy"] for t in trials if t["test_accuracy"] is not None), None)
-                         for trials in mine.values()]
-        # Trainings needed to reach plain BO's final best validation accuracy (same seed).
-        needed = []
-        for seed, trials in mine.items():
-            if ("bo", seed) not in runs:
-                continue
-            target = max((t["val_accuracy"] or 0.0) for t in runs[("bo", seed)])
-            curve = best_so_far([t["val_accuracy"] for t in trials])
-            reached = next((i + 1 for i, value in enumerate(curve) if value >= target), None)
-            needed.append(reached)
-        symbolic = [t["symbolic_seconds"] for trials in mine.values() for t in trials if t["symbolic_seconds"]]
-        shares = [t["symbolic_seconds"] / t["iteration_seconds"] for trials in mine.values() for t in trials
-                  if t["symbolic_seconds"] and t["iteration_seconds"] > 0]
-        wall = [trials[0]["run_wall_seconds"] for trials in mine.values()]
-        reached_text = (", ".join("not reached" if n is None else str(n) for n in needed) if needed else "n/a")
-        table.append({
-            "strategy": strategy,
-            "best val_accuracy": median_range(best_accuracy),
-            "best val_loss": median_range(best_loss),
-            "test accuracy of best": median_range(test_accuracy),
-            "trainings to reach BO's best (per seed)": reached_text,
-            "total wall time": f"{sum(wall) / 60:.1f} min ({len(wall)} runs)",
-            "symbolic step, median": f"{statistics.median(symbolic) * 1000:.0f} ms" if symbolic else "n/a",
-            "symbolic share of iteration": f"{statistics.median(shares) * 100:.2f} %" if shares else "n/a",
-        })
+        if not summary.actions:
+            table.append({"arm": summary.arm.label, "action": "(none applied)", "applied": "0", "judged": "0",
+                          "helped": "0", "helped / judged": "n/a"})
+        for name, counts in sorted(summary.actions.items(), key=lambda item: (-item[1]["applied"], item[0])):
+            table.append({"arm": summary.arm.label, "action": name, "applied": str(counts["applied"]),
+                          "judged": str(counts["judged"]), "helped": str(counts["helped"]),
+                          "helped / judged": percent(counts["helped"], counts["judged"])})
     return table
 
 
 def markdown_table(table: list[dict[str, str]]) -> str:
+    """A list of same-keyed rows as a Markdown table."""
     if not table:
         return "(no results)\n"
     headers = list(table[0])
@@ -194,35 +585,79 @@ def markdown_table(table: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], strategies: list[str], path: Path, title: str) -> None:
+def budget_section(summaries: list[ArmSummary], budget: int) -> list[str]:
+    """results.md's section of one budget: the arms, the symbolic actions, issue 13's checks."""
+    lines = [f"## Budget {budget} trainings", "", markdown_table([arm_table_row(s) for s in summaries])]
+    actions = action_table(summaries)
+    if actions:
+        lines += ["### Symbolic actions", "",
+                  "Applied: chosen after a training. Judged: the next training (within this budget) judged it. "
+                  "Helped: that training's objective beat the best before the action.", "",
+                  markdown_table(actions)]
+    checks = issue_checks(summaries)
+    lines += [f"### Issue 13's checks at budget {budget}", ""]
+    lines += [check.line() for check in checks] or [
+        f"(need a `{REFERENCE_ARM}` arm and a symbolic arm: nothing to check)"]
+    return lines + [""]
+
+
+def method_notes(plan: list[PlannedRun], budgets: list[int], objective: str) -> list[str]:
+    """How the numbers were obtained: which runs stand for which budget, and the definitions."""
+    separate = sorted({run.arm.label for run in plan if run.per_budget})
+    shared = sorted({run.arm.label for run in plan if not run.per_budget}, key=[r.arm.label for r in plan].index)
+    lines = [f"Objective minimised by every strategy: {objective}; every column reads validation accuracy.", ""]
+    if len(budgets) > 1 and shared:
+        lines.append(f"Budgets {', '.join(map(str, budgets))}: each run of {', '.join(shared)} went to "
+                     f"{max(budgets)} trainings, and a smaller budget N reads its first N trainings (these "
+                     "strategies' choices do not depend on the total budget).")
+    if separate:
+        lines.append(f"{', '.join(separate)} read the budget (StrategySetup.budget): run separately for every "
+                     "budget (folders `_b<N>`).")
+    lines += ["", f"Trainings to reach {REFERENCE_ARM}'s best: the number of trainings until the run's best "
+              f"validation accuracy reached {REFERENCE_ARM}'s final best of the same seed and budget; the median "
+              "counts never as infinitely many. Wasted: validation accuracy below "
+              f"{WASTED_BELOW_SHARE_OF_BEST:g} x the run's best at that budget, failed and diverged trainings "
+              "included.", ""]
+    return lines
+
+
+def plot(rows: list[dict[str, Any]], arms: list[Arm], budgets: list[int], path: Path, title: str) -> None:
+    """best_so_far.png: median (line) and min-max (band) over seeds of each arm, one panel per budget."""
+    import warnings
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
-    runs = runs_of(rows)
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for strategy in strategies:
-        curves = [best_so_far([t["val_accuracy"] for t in trials])
-                  for (name, _), trials in sorted(runs.items()) if name == strategy]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        matrix = np.array([c[:length] for c in curves], dtype=float)
-        x = np.arange(1, length + 1)
-        median = np.nanmedian(matrix, axis=0)
-        axes.plot(x, median, marker="o", label=f"{strategy} (median of {len(curves)})")
-        axes.fill_between(x, np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0), alpha=0.15)
-    axes.set_xlabel("trial")
-    axes.set_ylabel("best-so-far validation accuracy")
-    axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend()
+    figure, axes = plt.subplots(1, len(budgets), figsize=(6.5 * len(budgets), 4.2), dpi=120, squeeze=False)
+    for panel, budget in zip(axes[0], budgets):
+        runs = trials_at_budget(rows, budget)
+        for arm in arms:
+            curves = [best_so_far(trials) for (label, _), trials in sorted(runs.items())
+                      if label == arm.label and trials]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            matrix = np.array([c[:length] for c in curves], dtype=float)
+            x = np.arange(1, length + 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)     # an all-NaN column: no training completed yet
+                panel.plot(x, np.nanmedian(matrix, axis=0), marker="o", label=f"{arm.label} ({len(curves)} seeds)")
+                panel.fill_between(x, np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0), alpha=0.15)
+        panel.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        panel.set_xlabel("training")
+        panel.set_ylabel("best-so-far validation accuracy")
+        panel.set_title(f"budget {budget}", fontsize=10)
+        panel.grid(alpha=0.3)
+        panel.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """trials.csv: every row of every run."""
     with open(path, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -285,77 +720,148 @@ def overhead_check(dataset_name: str, epochs: int = 2, repetitions: int = 3) -> 
 # CLI
 # --------------------------------------------------------------------------------------------
 
+def parse_numbers(text: str, option: str, parser: argparse.ArgumentParser, minimum: int) -> list[int]:
+    """A comma-separated list of integers >= minimum, each once, in the given order."""
+    try:
+        numbers = list(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        parser.error(f"{option} takes comma-separated whole numbers, got {text!r}")
+    if not numbers or min(numbers) < minimum:
+        parser.error(f"{option} takes numbers >= {minimum}, got {text!r}")
+    return numbers
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with the chosen preset's values where an option is not given."""
     parser = argparse.ArgumentParser(prog="benchmark.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small budget: seeds {QUICK['seeds']}, {QUICK['max_evals']} trials of "
-                             f"{QUICK['epochs']} epochs, plus the checks")
-    parser.add_argument("--dataset", default="fashion_mnist_small")
-    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                        help="comma-separated (default: sdt,bo,random,tpe; tpe needs Optuna)")
-    parser.add_argument("--seeds", default=None, help=f"comma-separated seeds (default {FULL['seeds']})")
-    parser.add_argument("--max-evals", type=int, default=None, help=f"trainings per run (default {FULL['max_evals']})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs per training (default {FULL['epochs']})")
-    parser.add_argument("--initial-points", type=int, default=None)
+    presets = parser.add_mutually_exclusive_group()
+    quick, issue13 = PRESETS["quick"], PRESETS["issue13"]
+    presets.add_argument("--quick", action="store_true",
+                         help=f"smoke preset: {quick['dataset']}, seeds {quick['seeds']}, budgets {quick['budgets']}, "
+                              f"{quick['epochs']} epochs, {quick['initial_points']} initial points, plus the checks")
+    presets.add_argument("--issue13", action="store_true",
+                         help=f"issue 13's measurement: {issue13['dataset']}, seeds {issue13['seeds']}, budgets "
+                              f"{issue13['budgets']}, {issue13['epochs']} epochs, "
+                              f"{issue13['initial_points']} initial points")
+    default = PRESETS["default"]
+    parser.add_argument("--dataset", default=None, help=f"default {default['dataset']}")
+    parser.add_argument("--strategies", default=",".join(DEFAULT_ARMS),
+                        help=f"comma-separated arms (default: {','.join(DEFAULT_ARMS)}; tpe needs Optuna); "
+                             "sdt-edit / sdt-prior: sdt with --guidance edit / prior")
+    parser.add_argument("--seeds", default=None, help=f"comma-separated seeds (default {default['seeds']})")
+    parser.add_argument("--budgets", default=None,
+                        help=f"comma-separated numbers of trainings, all read from one run per arm and seed "
+                             f"(default {default['budgets']})")
+    parser.add_argument("--max-evals", type=int, default=None, help="a single budget: the same as --budgets N")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs per training (default {default['epochs']})")
+    parser.add_argument("--initial-points", type=int, default=None,
+                        help="random trainings before a model-based strategy models "
+                             f"(default {default['initial_points']})")
     parser.add_argument("--checks", action="store_true", help="also run the memory and overhead checks")
     parser.add_argument("--output-dir", default="benchmark_results")
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    args.seeds = [int(s) for s in (args.seeds or preset["seeds"]).split(",")]
-    args.max_evals = args.max_evals or preset["max_evals"]
-    args.epochs = args.epochs or preset["epochs"]
-    args.initial_points = args.initial_points or preset["initial_points"]
-    args.strategies = [s for s in args.strategies.split(",") if s]
+    if args.budgets is not None and args.max_evals is not None:
+        parser.error("give --budgets or --max-evals, not both")
+    args.preset = "quick" if args.quick else "issue13" if args.issue13 else "default"
+    preset = PRESETS[args.preset]
+    args.dataset = args.dataset or preset["dataset"]
+    args.seeds = parse_numbers(args.seeds or preset["seeds"], "--seeds", parser, minimum=0)
+    budgets = str(args.max_evals) if args.max_evals is not None else args.budgets or preset["budgets"]
+    args.budgets = sorted(parse_numbers(budgets, "--budgets", parser, minimum=1))
+    args.epochs = preset["epochs"] if args.epochs is None else args.epochs
+    args.initial_points = preset["initial_points"] if args.initial_points is None else args.initial_points
     args.checks = args.checks or args.quick
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def available_arms(arms: list[Arm]) -> list[Arm]:
+    """The arms that can run here: tpe's only with Optuna installed (a note on stderr otherwise)."""
+    if not any(arm.strategy == "tpe" for arm in arms):
+        return arms
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        print("Optuna is not installed (pip install -r requirements-optuna.txt): skipping tpe", file=sys.stderr)
+        return [arm for arm in arms if arm.strategy != "tpe"]
+    return arms
+
+
+def prepared_plan(args: argparse.Namespace) -> tuple[list[Arm], dict[PlannedRun, Any]]:
+    """The arms and every planned run's checked RunConfig, before anything runs (TunerError if wrong)."""
+    arms = available_arms(parse_arms(args.strategies))
+    configs = {run: make_config(run.arm, run.seed, run.max_evals, args)
+               for run in plan_runs(arms, args.seeds, args.budgets)}
+    for config in configs.values():
+        config.validate()
+    return arms, configs
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def run_plan(configs: dict[PlannedRun, Any], args: argparse.Namespace, output: Path,
+             make_train=None) -> list[dict[str, Any]]:
+    """Every planned run in order (finished ones reused), with a progress line before and after each."""
+    started, rows = time.time(), []
+    for number, (run, config) in enumerate(configs.items(), start=1):
+        print(f"[{number}/{len(configs)}] {run.name}: {run.max_evals} trainings of up to {args.epochs} epochs "
+              f"on {args.dataset} (benchmark elapsed {minutes(time.time() - started)}) ...", flush=True)
+        run_rows, reused = execute(run, config, output, make_train)
+        rows += run_rows
+        print(f"    {'reused the finished run: ' if reused else ''}best val_accuracy {best_accuracy(run_rows):.4f}, "
+              f"{wasted_count(run_rows)}/{len(run_rows)} wasted, run time "
+              f"{minutes(run_rows[0]['run_wall_seconds'] if run_rows else 0.0)}", flush=True)
+    return rows
+
+
+def write_report(args: argparse.Namespace, argv: list[str] | None, arms: list[Arm],
+                 configs: dict[PlannedRun, Any], rows: list[dict[str, Any]], output: Path) -> list[str]:
+    """trials.csv, best_so_far.png and the lines of results.md (without the closing ones)."""
+    write_csv(rows, output / "trials.csv")
+    title = (f"{args.dataset}: budgets {', '.join(map(str, args.budgets))} trainings x {args.epochs} epochs, "
+             f"seeds {','.join(map(str, args.seeds))}")
+    plot(rows, arms, args.budgets, output / "best_so_far.png", title)
+    objective = next(iter(configs.values())).objective
+    report = [f"# Benchmark: {title}", "",
+              f"Command: `python3 benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
+    report += method_notes(list(configs), args.budgets, objective)
+    for budget in args.budgets:
+        report += budget_section(summarise(rows, arms, budget), budget)
+    return report + ["![best-so-far validation accuracy](best_so_far.png)", ""]
+
+
+def checks_report(args: argparse.Namespace, output: Path) -> list[str]:
+    """Run the memory and overhead checks; their lines of results.md (checks.json written)."""
+    print("checks: memory over 30 trainings, tuner vs bare model.fit ...", flush=True)
+    memory = memory_check()
+    overhead = overhead_check(args.dataset)
+    (output / "checks.json").write_text(json.dumps({"memory": memory, "overhead": overhead}, indent=2))
+    return ["## Checks", "",
+            f"- resident memory after 3 trainings {memory['rss_after_3_mb']:.0f} MiB, after 30 "
+            f"{memory['rss_after_30_mb']:.0f} MiB: growth {memory['growth_percent']:+.1f} % (bar: within 10 %)",
+            f"- one fixed configuration, 2 epochs: tuner's train() {overhead['tuner_train_seconds']:.1f} s, "
+            f"bare model.fit {overhead['bare_fit_seconds']:.1f} s: overhead {overhead['overhead_percent']:+.1f} % "
+            f"(bar: within 10 %)", ""]
+
+
+def main(argv: list[str] | None = None, make_train=None) -> int:
+    """The benchmark; `make_train` (sdt.run.loop.run's) replaces the Keras trainer, for tests."""
     args = parse_args(argv)
     output = Path(args.output_dir).resolve()
     (output / "runs").mkdir(parents=True, exist_ok=True)
-    if "tpe" in args.strategies:
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
-            print("Optuna is not installed (pip install -r requirements-optuna.txt): skipping tpe", file=sys.stderr)
-            args.strategies.remove("tpe")
     started = time.time()
-    rows: list[dict[str, Any]] = []
-    total = len(args.strategies) * len(args.seeds)
     try:
-        for number, (seed, strategy) in enumerate(
-                ((seed, strategy) for seed in args.seeds for strategy in args.strategies), start=1):
-            print(f"[{number}/{total}] {strategy}, seed {seed}: {args.max_evals} trainings of up to "
-                  f"{args.epochs} epochs on {args.dataset} ...", flush=True)
-            run_rows = run_strategy(strategy, seed, args, output)
-            rows += run_rows
-            best = max((r["val_accuracy"] or 0.0) for r in run_rows)
-            print(f"    best val_accuracy {best:.4f} in {run_rows[0]['run_wall_seconds'] / 60:.1f} min", flush=True)
+        arms, configs = prepared_plan(args)
+        rows = run_plan(configs, args, output, make_train)
     except TunerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-    write_csv(rows, output / "trials.csv")
-    title = (f"{args.dataset}: {args.max_evals} trainings x {args.epochs} epochs, "
-             f"seeds {','.join(map(str, args.seeds))}")
-    plot(rows, args.strategies, output / "best_so_far.png", title)
-    report = [f"# Benchmark: {title}", "",
-              f"Command: `python3 benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-              markdown_table(summarise(rows, args.strategies))]
+    report = write_report(args, argv, arms, configs, rows, output)
     if args.checks:
-        print("checks: memory over 30 trainings, tuner vs bare model.fit ...", flush=True)
-        memory = memory_check()
-        overhead = overhead_check(args.dataset)
-        report += ["## Checks", "",
-                   f"- resident memory after 3 trainings {memory['rss_after_3_mb']:.0f} MiB, after 30 "
-                   f"{memory['rss_after_30_mb']:.0f} MiB: growth {memory['growth_percent']:+.1f} % (bar: within 10 %)",
-                   f"- one fixed configuration, 2 epochs: tuner's train() {overhead['tuner_train_seconds']:.1f} s, "
-                   f"bare model.fit {overhead['bare_fit_seconds']:.1f} s: overhead {overhead['overhead_percent']:+.1f} % "
-                   f"(bar: within 10 %)", ""]
-        (output / "checks.json").write_text(json.dumps({"memory": memory, "overhead": overhead}, indent=2))
-    report.append(f"Total benchmark time: {(time.time() - started) / 60:.1f} min.\n")
+        report += checks_report(args, output)
+    report.append(f"Total benchmark time: {minutes(time.time() - started)}.\n")
     (output / "results.md").write_text("\n".join(report))
     print("\n".join(report))
     print(f"written: {output / 'results.md'}, {output / 'best_so_far.png'}, {output / 'trials.csv'}")

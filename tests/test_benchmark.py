@@ -1,4 +1,5 @@
-"""A smoke test so the benchmark cannot silently rot: a tiny real comparison on digits."""
+"""The benchmark end to end: with the fake trainer (two budgets, per-budget runs, reuse, the guidance
+error) and, marked slow, a tiny real comparison on digits so it cannot silently rot."""
 
 import csv
 import subprocess
@@ -31,14 +32,16 @@ def test_benchmark_writes_table_plot_and_csv(tmp_path):
 
 def test_summary_counts_trainings_to_reach_bo():
     def rows(strategy, accuracies):
-        return [{"strategy": strategy, "seed": 0, "index": i, "val_accuracy": a, "val_loss": 1 - a,
+        return [{"arm": strategy, "strategy": strategy, "seed": 0, "run_budget": 3, "per_budget": False, "index": i,
+                 "status": "completed", "val_accuracy": a, "val_loss": 1 - a, "objective": 1 - a,
                  "test_accuracy": None, "symbolic_seconds": 0.05, "iteration_seconds": 10.0,
                  "run_wall_seconds": 30.0} for i, a in enumerate(accuracies)]
-    table = benchmark.summarise(rows("bo", [0.5, 0.7, 0.6]) + rows("sdt", [0.6, 0.8, 0.8]), ["sdt", "bo"])
-    by_name = {row["strategy"]: row for row in table}
-    assert by_name["sdt"]["trainings to reach BO's best (per seed)"] == "2"
-    assert by_name["bo"]["trainings to reach BO's best (per seed)"] == "2"
-    assert by_name["sdt"]["symbolic share of iteration"] == "0.50 %"
+    summaries = benchmark.summarise(rows("bo", [0.5, 0.7, 0.6]) + rows("sdt", [0.6, 0.8, 0.8]),
+                                    benchmark.parse_arms("sdt,bo"), 3)
+    by_name = {summary.arm.label: benchmark.arm_table_row(summary) for summary in summaries}
+    assert by_name["sdt"]["trainings to reach bo's best (per seed)"] == "2"
+    assert by_name["bo"]["trainings to reach bo's best (per seed)"] == "2"
+    assert by_name["sdt"]["symbolic step, median"] == "50 ms"
     assert by_name["sdt"]["best val_accuracy"].startswith("0.8000")
 
 
@@ -52,3 +55,65 @@ def test_a_started_again_benchmark_reuses_finished_runs(tmp_path):
     assert benchmark.main(arguments) == 0                      # nothing left to run
     assert database.stat().st_mtime_ns == written
     assert "| bo |" in (tmp_path / "bench" / "results.md").read_text()
+
+
+def varied_history(params, architecture, index):
+    """Fake curves that depend on the proposal, so strategies differ and the symbolic block acts."""
+    if params["learning_rate"] > 1e-2:
+        return "high_lr"
+    if params["learning_rate"] < 3e-4:
+        return "low_lr"
+    return "healthy" if params["batch_size"] < 128 else "overfitting"
+
+
+def fake_benchmark(output, strategies="sdt,bo,evolution", budgets="2,3"):
+    from tests.fake_training import FakeTrainer, fake_factory
+    arguments = ["--dataset", "digits", "--strategies", strategies, "--seeds", "0", "--budgets", budgets,
+                 "--epochs", "1", "--initial-points", "1", "--output-dir", str(output)]
+    return benchmark.main(arguments, make_train=fake_factory(FakeTrainer(varied_history)))
+
+
+def test_two_budgets_from_one_run_per_arm_and_seed_with_the_fake_trainer(tmp_path, capsys):
+    output = tmp_path / "bench"
+    assert fake_benchmark(output) == 0
+    progress = capsys.readouterr().out
+    assert "[1/4] sdt_seed0: 3 trainings" in progress and "[4/4] evolution_seed0_b3: 3 trainings" in progress
+    assert "benchmark elapsed" in progress
+    # sdt and bo ran once to the largest budget; evolution, which reads the budget, once per budget.
+    runs = sorted(p.name for p in (output / "runs").iterdir() if p.is_dir())
+    assert runs == ["bo_seed0", "evolution_seed0_b2", "evolution_seed0_b3", "sdt_seed0"]
+    with open(output / "trials.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(r["run"], r["index"]) for r in rows if r["arm"] == "evolution"] == [
+        ("evolution_seed0_b2", "0"), ("evolution_seed0_b2", "1"),
+        ("evolution_seed0_b3", "0"), ("evolution_seed0_b3", "1"), ("evolution_seed0_b3", "2")]
+    assert len([r for r in rows if r["arm"] == "sdt"]) == 3
+    assert {"arm", "guidance", "seed", "index", "val_accuracy", "objective", "status", "actions"} <= set(rows[0])
+    report = (output / "results.md").read_text()
+    budget_2, budget_3 = report.split("## Budget 2 trainings")[1].split("## Budget 3 trainings")
+    for section in (budget_2, budget_3):
+        assert "| sdt | 1 |" in section and "| bo | 1 |" in section and "| evolution | 1 |" in section
+        assert "### Symbolic actions" in section
+        assert section.count("- sdt, ") == 3 and "evolution, median best" not in section
+    assert "evolution read the budget" in report
+    assert (output / "best_so_far.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_started_again_fake_benchmark_reuses_its_finished_runs(tmp_path, capsys):
+    output = tmp_path / "bench"
+    assert fake_benchmark(output, strategies="bo,evolution") == 0
+    databases = sorted((output / "runs").glob("*/run.sqlite"))
+    written = [database.stat().st_mtime_ns for database in databases]
+    capsys.readouterr()
+    assert fake_benchmark(output, strategies="bo,evolution") == 0
+    assert capsys.readouterr().out.count("reused the finished run") == 3
+    assert [database.stat().st_mtime_ns for database in databases] == written
+
+
+def test_a_guided_arm_needs_the_guidance_run_option(tmp_path, capsys):
+    from sdt.run.loop import RunConfig
+    if "guidance" in RunConfig.__dataclass_fields__:
+        pytest.skip("this sdt has the guidance run option")
+    assert fake_benchmark(tmp_path / "bench", strategies="sdt-edit,bo") == 2
+    assert "'sdt-edit' needs the run option 'guidance'" in capsys.readouterr().err
+    assert not any((tmp_path / "bench" / "runs").iterdir())      # stopped before any run

@@ -1,0 +1,304 @@
+"""benchmark.py's summaries on synthetic trials with known answers: trainings to reach BO's best,
+wasted trainings, budgets read from a run's first trainings, the symbolic actions' counts, issue 13's
+checks; arm labels, run configurations and the run plan."""
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+import benchmark
+from sdt.core.errors import ConfigurationError
+from sdt.core.records import Architecture, TrainingResult
+from sdt.core.vocabulary import TrialStatus
+from sdt.run.controller import TrialRecord
+from sdt.symbolic.records import ChosenAction
+from sdt.symbolic.rule_learning import Observation
+
+FAILED, DIVERGED = "failed", "diverged"
+
+
+def rows(arm, accuracies, seed=0, run_budget=None, per_budget=False, actions=None):
+    """Trial rows of one run: an accuracy, or FAILED / DIVERGED, per training; objective = 1 - accuracy."""
+    out = []
+    for index, accuracy in enumerate(accuracies):
+        status = accuracy if accuracy in (FAILED, DIVERGED) else TrialStatus.COMPLETED
+        value = None if status != TrialStatus.COMPLETED else accuracy
+        out.append({"arm": arm, "strategy": arm, "seed": seed, "run_budget": run_budget or len(accuracies),
+                    "per_budget": per_budget, "index": index, "status": status, "val_accuracy": value,
+                    "val_loss": None if value is None else 1 - value,
+                    "objective": 3.0 if value is None else 1 - value, "symbolic_seconds": 0.05,
+                    "iteration_seconds": 10.0, "test_accuracy": None,
+                    **((actions or {}).get(index, {}))})
+    return out
+
+
+# ---------------------------------------------------------------------------- single runs
+
+def test_trainings_to_reach_counts_failed_trainings_and_says_never():
+    trials = rows("sdt", [0.5, FAILED, 0.7, 0.9])
+    assert benchmark.trainings_to_reach(trials, 0.7) == 3          # reaching it exactly counts
+    assert benchmark.trainings_to_reach(trials, 0.5) == 1
+    assert benchmark.trainings_to_reach(trials, 0.95) is None
+    assert benchmark.trainings_to_reach(rows("sdt", [FAILED, DIVERGED]), 0.0) is None
+
+
+def test_wasted_trainings_are_below_half_the_best_or_not_completed():
+    trials = rows("bo", [0.9, 0.44, 0.45, FAILED, DIVERGED])
+    trials.append({**trials[0], "index": 5, "val_accuracy": math.nan})   # completed, but NaN accuracy
+    assert [benchmark.is_wasted(t, 0.9) for t in trials] == [False, True, False, True, True, True]
+    assert benchmark.wasted_count(trials) == 4
+    assert benchmark.wasted_count(rows("bo", [FAILED, FAILED])) == 2
+
+
+def test_median_of_trainings_counts_never_as_infinitely_many():
+    assert benchmark.median_trainings([2, None, 3]) == 3
+    assert math.isinf(benchmark.median_trainings([2, None, None]))
+    assert math.isinf(benchmark.median_trainings([2, None]))       # the upper middle value is never
+    assert benchmark.median_trainings([4, 2]) == 3
+    assert benchmark.median_trainings([]) is None
+    assert benchmark.format_trainings(math.inf) == "never" and benchmark.format_trainings(3.0) == "3"
+
+
+# ---------------------------------------------------------------------------- budgets
+
+def test_a_smaller_budget_reads_the_first_trainings_of_the_shared_run():
+    trials = rows("bo", [0.5, 0.6, 0.9, 0.4], run_budget=4)
+    at_2 = benchmark.trials_at_budget(trials, 2)
+    assert [t["index"] for t in at_2[("bo", 0)]] == [0, 1]
+    assert [t["index"] for t in benchmark.trials_at_budget(trials, 4)[("bo", 0)]] == [0, 1, 2, 3]
+    assert benchmark.best_accuracy(at_2[("bo", 0)]) == 0.6
+
+
+def test_a_per_budget_run_stands_for_its_own_budget_only():
+    trials = (rows("evolution", [0.1, 0.2], run_budget=2, per_budget=True)
+              + rows("evolution", [0.7, 0.8, 0.9], run_budget=3, per_budget=True))
+    assert [t["val_accuracy"] for t in benchmark.trials_at_budget(trials, 2)[("evolution", 0)]] == [0.1, 0.2]
+    assert [t["val_accuracy"] for t in benchmark.trials_at_budget(trials, 3)[("evolution", 0)]] == [0.7, 0.8, 0.9]
+
+
+def test_summary_per_budget_measures_against_bo_at_the_same_budget():
+    trials = (rows("bo", [0.5, 0.7, 0.6, 0.9]) + rows("sdt", [0.6, 0.8, 0.8, 0.85])
+              + rows("bo", [0.8, 0.6, 0.6, 0.6], seed=1) + rows("sdt", [0.3, 0.7, 0.81, 0.2], seed=1))
+    arms = [benchmark.Arm("sdt", "sdt"), benchmark.Arm("bo", "bo")]
+    at_2 = {s.arm.label: s for s in benchmark.summarise(trials, arms, 2)}
+    at_4 = {s.arm.label: s for s in benchmark.summarise(trials, arms, 4)}
+    # Budget 2: bo's best is 0.7 (seed 0) and 0.8 (seed 1); sdt reaches 0.7 at 2, never 0.8 in 2.
+    assert at_2["sdt"].reach == {0: 2, 1: None}
+    assert at_2["bo"].reach == {0: 2, 1: 1}
+    assert at_2["sdt"].best == {0: 0.8, 1: 0.7}
+    # Budget 4: bo's best is 0.9 (seed 0, never reached by sdt) and 0.8 (seed 1, reached at 3).
+    assert at_4["sdt"].reach == {0: None, 1: 3}
+    assert math.isinf(at_4["sdt"].median_reach)
+    assert at_4["sdt"].wasted == 2 and at_4["sdt"].trainings == 8      # 0.3 and 0.2 < 0.81 / 2
+    assert at_4["bo"].median_best == pytest.approx(0.85)
+    row = benchmark.arm_table_row(at_4["sdt"])
+    assert row["trainings to reach bo's best (per seed)"] == "never, 3"
+    assert row["median trainings to reach it"] == "never"
+    assert row["wasted trainings"] == "2/8 (25 %)"
+    assert row["best val_accuracy"] == "0.8300 (0.8100–0.8500)"
+    assert benchmark.arm_table_row(at_2["bo"])["median trainings to reach it"] == "1.5 (75 % of 2)"
+
+
+def test_without_a_bo_arm_nothing_is_reached_or_checked():
+    summaries = benchmark.summarise(rows("sdt", [0.5, 0.6]), [benchmark.Arm("sdt", "sdt")], 2)
+    assert summaries[0].reach == {} and summaries[0].median_reach is None
+    assert benchmark.issue_checks(summaries) == []
+
+
+# ---------------------------------------------------------------------------- symbolic actions
+
+def record(index, accuracy, chosen=(), judged=()):
+    """A trial record: `chosen` = (action, problem) applied after it; `judged` = (action, problem, improved)."""
+    result = TrainingResult(status=TrialStatus.COMPLETED, val_loss=1 - accuracy, val_accuracy=accuracy)
+    return TrialRecord(index=index, params={}, architecture=Architecture(), result=result, objective=1 - accuracy,
+                       improved=None if index == 0 else True,
+                       chosen=tuple(ChosenAction(name, problem, 0.5) for name, problem in chosen),
+                       new_observations=tuple(Observation(*o) for o in judged))
+
+
+def test_actions_are_counted_applied_from_chosen_and_helped_from_the_next_record():
+    records = [
+        record(0, 0.5, chosen=[("inc_lr", "low_lr"), ("inc_neurons", "underfitting")]),
+        record(1, 0.6, chosen=[("inc_lr", "low_lr")],
+               judged=[("inc_lr", "low_lr", True), ("inc_neurons", "underfitting", False)]),
+        record(2, 0.55, chosen=[("reg_l2", "overfitting")], judged=[("inc_lr", "low_lr", False)]),
+        record(3, 0.7, chosen=[("decr_lr", "high_lr")], judged=[("reg_l2", "overfitting", True)]),
+    ]
+    columns = [benchmark.action_columns(r) for r in records]
+    assert columns[1] == {"actions": "inc_lr", "judged_actions": "inc_lr;inc_neurons", "helped_actions": "inc_lr"}
+    trials = rows("sdt-prior", [0.5, 0.6, 0.55, 0.7], actions=dict(enumerate(columns)))
+    arm = benchmark.Arm("sdt-prior", "sdt", "prior")
+    counts = {budget: benchmark.summarise(trials, [arm], budget)[0].actions for budget in (3, 4)}
+    # Budget 3: reg_l2, applied after the third training, is applied but not judged within the budget.
+    assert {name: dict(c) for name, c in counts[3].items()} == {
+        "inc_lr": {"applied": 2, "judged": 2, "helped": 1},
+        "inc_neurons": {"applied": 1, "judged": 1},
+        "reg_l2": {"applied": 1}}
+    assert dict(counts[4]["reg_l2"]) == {"applied": 1, "judged": 1, "helped": 1}
+    assert dict(counts[4]["decr_lr"]) == {"applied": 1}
+    table = benchmark.action_table(benchmark.summarise(trials, [arm], 4))
+    assert table[0] == {"arm": "sdt-prior", "action": "inc_lr", "applied": "2", "judged": "2", "helped": "1",
+                        "helped / judged": "50 %"}
+
+
+def test_only_symbolic_arms_get_an_action_table():
+    trials = rows("bo", [0.5, 0.6], actions={0: {"actions": "inc_lr"}}) + rows("sdt", [0.5, 0.6])
+    summaries = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"), benchmark.Arm("bo", "bo")], 2)
+    assert benchmark.action_table(summaries) == [{"arm": "sdt", "action": "(none applied)", "applied": "0",
+                                                  "judged": "0", "helped": "0", "helped / judged": "n/a"}]
+
+
+# ---------------------------------------------------------------------------- issue 13's checks
+
+def checks(sdt_runs, bo_runs, budget):
+    trials = [t for seed, accuracies in enumerate(sdt_runs) for t in rows("sdt-edit", accuracies, seed=seed)]
+    trials += [t for seed, accuracies in enumerate(bo_runs) for t in rows("bo", accuracies, seed=seed)]
+    summaries = benchmark.summarise(trials, [benchmark.Arm("sdt-edit", "sdt", "edit"), benchmark.Arm("bo", "bo")],
+                                    budget)
+    return {check.bar.split(" ")[1] if check.bar.startswith("median") else check.bar.split(" ")[0]: check
+            for check in benchmark.issue_checks(summaries)}
+
+
+def test_checks_are_met_at_their_bars():
+    # Median best 0.9772 = 0.9722 + 0.005 exactly; wasted 1/10 each; bo's best reached at 7 of 10 (70 %).
+    sdt = [0.2, 0.6, 0.6, 0.6, 0.6, 0.6, 0.9772, 0.6, 0.6, 0.6]
+    bo = [0.6, 0.9722, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.2]
+    found = checks([sdt], [bo], 10)
+    assert [c.met for c in found.values()] == [True, True, True]
+    assert found["best"].numbers == "0.9772 vs 0.9722 + 0.005 = 0.9772"
+    assert found["wasted"].numbers == "1/10 (10 %) vs 1/10 (10 %)"
+    assert found["bo's"].numbers == "median 7 of 10 trainings (70 %), bar 70 % = 7; per seed 7"
+    assert found["best"].line() == ("- sdt-edit, median best val_accuracy >= bo's + 0.005: "
+                                    "0.9772 vs 0.9722 + 0.005 = 0.9772: **met**")
+
+
+def test_checks_are_not_met_just_past_their_bars():
+    sdt = [0.2, 0.2, 0.6, 0.6, 0.6, 0.6, 0.6, 0.9771, 0.6, 0.6]
+    bo = [0.6, 0.9722, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.2]
+    found = checks([sdt], [bo], 10)
+    assert [c.met for c in found.values()] == [False, False, False]
+    assert found["bo's"].line().endswith("median 8 of 10 trainings (80 %), bar 70 % = 7; per seed 8: **not met**")
+    assert found["wasted"].numbers == "2/10 (20 %) vs 1/10 (10 %)"
+    never = checks([[0.6] * 10], [bo], 10)["bo's"]
+    assert (never.met, never.numbers) == (False, "median never of 10 trainings, bar 70 % = 7; per seed never")
+
+
+def test_the_reach_check_takes_the_median_over_seeds():
+    bo = [[0.5, 0.8, 0.6, 0.6], [0.5, 0.8, 0.6, 0.6], [0.5, 0.8, 0.6, 0.6]]
+    reached_early = [[0.9, 0.6, 0.6, 0.6], [0.5, 0.5, 0.5, 0.5], [0.6, 0.85, 0.6, 0.6]]   # 1, never, 2
+    assert checks(reached_early, bo, 4)["bo's"].met is True                                 # median 2 <= 2.8
+    reached_late = [[0.9, 0.6, 0.6, 0.6], [0.5, 0.5, 0.5, 0.5], [0.6, 0.6, 0.6, 0.85]]     # 1, never, 4
+    assert checks(reached_late, bo, 4)["bo's"].met is False
+
+
+def test_budget_section_prints_the_tables_and_checks():
+    trials = rows("sdt", [0.5, 0.9], actions={0: {"actions": "inc_lr"}, 1: {"judged_actions": "inc_lr",
+                                                                             "helped_actions": "inc_lr"}})
+    trials += rows("bo", [0.5, 0.8])
+    lines = benchmark.budget_section(benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"),
+                                                                   benchmark.Arm("bo", "bo")], 2), 2)
+    text = "\n".join(lines)
+    assert lines[0] == "## Budget 2 trainings"
+    assert "| sdt | 1 | 0.9000 (0.9000–0.9000) |" in text
+    assert "| sdt | inc_lr | 1 | 1 | 1 | 100 % |" in text
+    assert "- sdt, median best val_accuracy >= bo's + 0.005: 0.9000 vs 0.8000 + 0.005 = 0.8050: **met**" in text
+
+
+# ---------------------------------------------------------------------------- arms, configurations, plan
+
+def test_arm_labels_name_a_strategy_or_a_symbolic_strategy_with_its_guidance():
+    assert benchmark.parse_arm("bo") == benchmark.Arm("bo", "bo", None)
+    assert benchmark.parse_arm("sdt") == benchmark.Arm("sdt", "sdt", None)
+    assert benchmark.parse_arm("sdt-edit") == benchmark.Arm("sdt-edit", "sdt", "edit")
+    assert benchmark.parse_arm("sdt-prior") == benchmark.Arm("sdt-prior", "sdt", "prior")
+    assert benchmark.parse_arm("random-sdt-prior") == benchmark.Arm("random-sdt-prior", "random-sdt", "prior")
+    assert benchmark.parse_arm("random-sdt") == benchmark.Arm("random-sdt", "random-sdt", None)
+    for wrong in ("bo-edit", "tpe-prior", "sdt-other", "gp"):
+        with pytest.raises(ConfigurationError, match="unknown arm"):
+            benchmark.parse_arm(wrong)
+    assert [a.label for a in benchmark.parse_arms("sdt-edit, bo,sdt-edit,,random")] == ["sdt-edit", "bo", "random"]
+    assert benchmark.parse_arm("sdt-edit").symbolic and not benchmark.parse_arm("tpe").symbolic
+
+
+@dataclass(frozen=True)
+class ConfigWithGuidance:
+    dataset: str
+    max_evals: int
+    epochs: int
+    seed: int
+    strategy: str
+    initial_points: int
+    guidance: str = "prior"
+
+
+@dataclass(frozen=True)
+class ConfigWithoutGuidance:
+    dataset: str
+    max_evals: int
+    epochs: int
+    seed: int
+    strategy: str
+    initial_points: int
+
+
+def settings():
+    return benchmark.parse_args(["--issue13"])
+
+
+def test_a_guided_arm_sets_the_guidance_run_option():
+    config = benchmark.make_config(benchmark.parse_arm("sdt-edit"), 3, 20, settings(), ConfigWithGuidance)
+    assert (config.strategy, config.guidance, config.seed, config.max_evals) == ("sdt", "edit", 3, 20)
+    assert (config.dataset, config.epochs, config.initial_points) == ("digits", 6, 3)
+    plain = benchmark.make_config(benchmark.parse_arm("sdt"), 0, 10, settings(), ConfigWithGuidance)
+    assert plain.guidance == "prior"                  # the run option's own default
+    assert benchmark.guidance_of(benchmark.parse_arm("sdt"), plain) == "prior"
+    assert benchmark.guidance_of(benchmark.parse_arm("bo"), plain) == ""
+
+
+def test_a_guided_arm_without_the_guidance_option_is_a_clear_error():
+    with pytest.raises(ConfigurationError, match="'sdt-prior' needs the run option 'guidance'"):
+        benchmark.make_config(benchmark.parse_arm("sdt-prior"), 0, 10, settings(), ConfigWithoutGuidance)
+    config = benchmark.make_config(benchmark.parse_arm("sdt"), 0, 10, settings(), ConfigWithoutGuidance)
+    assert config.strategy == "sdt" and benchmark.guidance_of(benchmark.parse_arm("sdt"), config) == ""
+
+
+def test_sdts_run_config_is_used_by_default():
+    from sdt.run.loop import RunConfig
+    if "guidance" in RunConfig.__dataclass_fields__:
+        assert benchmark.make_config(benchmark.parse_arm("sdt-edit"), 0, 10, settings()).guidance == "edit"
+    else:
+        with pytest.raises(ConfigurationError, match="guidance"):
+            benchmark.make_config(benchmark.parse_arm("sdt-edit"), 0, 10, settings())
+    config = benchmark.make_config(benchmark.parse_arm("bo"), 1, 10, settings())
+    assert isinstance(config, RunConfig) and config.objective == "val_loss"
+
+
+def test_samplers_that_read_the_budget_are_found():
+    assert not any(benchmark.reads_budget(name) for name in ("sdt", "bo", "random", "random-sdt", "tpe"))
+    assert benchmark.reads_budget("evolution") and benchmark.reads_budget("meta-lr")
+
+
+def test_a_budget_reading_strategy_is_run_once_per_budget():
+    arms = benchmark.parse_arms("sdt-prior,bo,evolution")
+    plan = benchmark.plan_runs(arms, [0, 1], [20, 10])
+    assert [(run.name, run.max_evals) for run in plan] == [
+        ("sdt-prior_seed0", 20), ("bo_seed0", 20), ("evolution_seed0_b10", 10), ("evolution_seed0_b20", 20),
+        ("sdt-prior_seed1", 20), ("bo_seed1", 20), ("evolution_seed1_b10", 10), ("evolution_seed1_b20", 20)]
+    single = benchmark.plan_runs(arms, [0], [5], budget_dependent=lambda strategy: False)
+    assert [run.name for run in single] == ["sdt-prior_seed0", "bo_seed0", "evolution_seed0"]
+
+
+def test_presets_and_budgets():
+    quick = benchmark.parse_args(["--quick"])
+    assert (quick.seeds, quick.budgets, quick.epochs, quick.checks) == ([0, 1], [4, 6], 3, True)
+    issue13 = benchmark.parse_args(["--issue13", "--epochs", "2"])
+    assert (issue13.dataset, issue13.seeds, issue13.budgets, issue13.epochs, issue13.initial_points) == (
+        "digits", [0, 1, 2, 3, 4], [10, 20], 2, 3)
+    assert issue13.strategies == "sdt-prior,sdt-edit,bo,random,tpe"
+    assert benchmark.parse_args(["--budgets", "20,10,20"]).budgets == [10, 20]
+    assert benchmark.parse_args(["--max-evals", "7"]).budgets == [7]
+    for wrong in (["--budgets", "10", "--max-evals", "5"], ["--budgets", "0,5"], ["--seeds", "a"],
+                  ["--quick", "--issue13"]):
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(wrong)
