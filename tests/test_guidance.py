@@ -67,6 +67,15 @@ def test_a_preference_is_the_region_of_the_edit_and_survives_json():
         Preference(REG_L2, OVERFITTING, 0, 1.5)
 
 
+def test_a_narrowed_category_list_is_a_preference_for_the_remaining_categories():
+    changes = [Change("space.optimizer", ["Adam", "Adadelta"], ["Adam"])]
+    preference = preference_of_changes("change_optimizer", "stuck_at_chance", 0, 0.8, changes)
+    assert preference.choices == (("optimizer", ("Adam",)),) and preference.bounds == ()
+    assert preference.contains({"optimizer": "Adam"}, Architecture())
+    assert preference.factor({"optimizer": "Adadelta"}, Architecture()) == pytest.approx(0.2)
+    assert Preference.from_dict(preference.to_dict()) == preference
+
+
 def test_candidate_networks_use_only_what_is_available_and_carry_only_their_parameters():
     available = Architecture(extra_conv_blocks=1, extra_dense_layers=2, l2=True)
     networks = sample_architectures(available, 400, np.random.default_rng(0))
@@ -138,6 +147,18 @@ def test_prior_guidance_turns_a_range_edit_into_a_region(symbolic):
     assert state.space["learning_rate"] == default_search_space()["learning_rate"]
     ((name, low, high),) = state.preferences[0].bounds
     assert name == "learning_rate" and high < PARAMS["learning_rate"]
+
+
+def test_prior_guidance_widens_a_range_to_reach_the_preferred_region(symbolic):
+    # The trial diverged at the initial range's lowest rate: the preferred rates lie below the
+    # range, so the range widens down to them (it never narrows).
+    tuner = controller(symbolic, FakeTrainer(lambda p, a, i: "nan_loss"), PRIOR)
+    state = tuner.initial_state(default_search_space())
+    _, state = tuner.run_iteration(0, {**PARAMS, "learning_rate": 1e-4}, state, AlwaysApply())
+    ((_, low, high),) = state.preferences[0].bounds
+    assert high < 1e-4
+    assert state.space["learning_rate"].low == pytest.approx(low)
+    assert state.space["learning_rate"].high == default_search_space()["learning_rate"].high
 
 
 def test_edit_guidance_edits_the_space(symbolic):

@@ -37,7 +37,7 @@ from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
     EDIT, PRIOR, Preference, available_union, check_guidance, preference_of_changes, within,
 )
-from sdt.space.search_space import SearchSpace
+from sdt.space.search_space import CATEGORICAL, SearchSpace
 from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock
 from sdt.core.vocabulary import HISTORY_KEYS, VAL_ACCURACY, VAL_LOSS, TrialStatus
 from sdt.actions import ActionRecord, ArchitectureLimits, TuningOutcome, apply_actions, not_applicable_actions
@@ -274,8 +274,10 @@ class Controller:
     @staticmethod
     def _as_preference(outcome: TuningOutcome, state: ControllerState, index: int,
                        action: ChosenAction | None) -> tuple[TuningOutcome, tuple[Preference, ...]]:
-        """Under `prior` guidance: keep the space's bounds, make added features available and
-        turn the applied edit into a Preference (its record says so)."""
+        """Under `prior` guidance: never narrow the space (a range only widens, to the hull of its
+        bounds and the preferred region, so the region stays reachable: inc_lr may prefer rates
+        above the initial range), make added features available and turn the applied edit into
+        a Preference (its record says so)."""
         if action is None or not outcome.applied:
             return replace(outcome, space=state.space, architecture=state.architecture), state.preferences
         (applied,) = outcome.applied
@@ -286,6 +288,10 @@ class Controller:
             kind, _, name = change.target.partition(".")
             if kind == "space" and change.before is None:
                 space = space.replace_dimension(outcome.space[name])
+            elif kind == "space" and space[name].kind != CATEGORICAL:
+                # Never cut, but reach the preferred region: the hull of both.
+                current, (low, high) = space[name], change.after
+                space = space.replace_dimension(current.with_bounds(min(current.low, low), max(current.high, high)))
         architecture = available_union(state.architecture, outcome.architecture)
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]

@@ -4,9 +4,10 @@ Two ways for a tuning action to guide the optimiser (`--guidance`):
 
 - `edit`, the paper's: the action edits the search space (a range jumps, a layer is added for
   good) and the next candidates come only from the edited space.
-- `prior` (Hvarfner et al., "πBO", ICLR 2022): the action leaves the space whole and records a
-  `Preference`, the region the edit would have cut the space down to. Candidates come from
-  the whole space; their acquisition value is multiplied by
+- `prior` (Hvarfner et al., "πBO", ICLR 2022): the action never narrows the space (a range
+  only widens, to take in a region beyond it, e.g. learning rates above the initial range) and
+  records a `Preference`, the region the edit would have cut the space down to. Candidates
+  come from the whole space; their acquisition value is multiplied by
 
       π(x) ** (PRIOR_STRENGTH / n)        π(x) = Π over preferences of (1 if x in its region
                                                                        else 1 - weight)
@@ -59,9 +60,10 @@ def check_guidance(guidance: str) -> str:
 class Preference:
     """The region one applied action leans towards, and how strongly (`weight`, in (0, 1)).
 
-    `bounds`: (hyper-parameter, low, high) the value should lie in; a hyper-parameter the
-    candidate network does not use is no evidence either way. `minimum`: (architecture
-    feature, value) the network should reach (a switch: 1 = on).
+    `bounds`: (hyper-parameter, low, high) a number should lie in; `choices`: (hyper-parameter,
+    categories) a category should be one of; a hyper-parameter the candidate network does not
+    use is no evidence either way. `minimum`: (architecture feature, value) the network should
+    reach (a switch: 1 = on).
     """
 
     action: str
@@ -70,6 +72,7 @@ class Preference:
     weight: float
     bounds: tuple[tuple[str, float, float], ...] = ()
     minimum: tuple[tuple[str, int], ...] = ()
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
@@ -83,6 +86,8 @@ class Preference:
             slack = _BOUND_TOLERANCE * max(abs(low), abs(high), 1e-12)
             if not low - slack <= value <= high + slack:
                 return False
+        if any(name in params and params[name] not in allowed for name, allowed in self.choices):
+            return False
         return all(int(getattr(architecture, name)) >= value for name, value in self.minimum)
 
     def factor(self, params: Mapping[str, Any], architecture: Architecture) -> float:
@@ -91,20 +96,23 @@ class Preference:
 
     def describe(self) -> str:
         parts = [f"{name} in [{low:.4g}, {high:.4g}]" for name, low, high in self.bounds]
+        parts += [f"{name} in {{{', '.join(allowed)}}}" for name, allowed in self.choices]
         parts += [f"{name} {'on' if value == 1 and _is_switch(name) else f'>= {value}'}"
                   for name, value in self.minimum]
         return " and ".join(parts) or "nothing"
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "problem": self.problem, "trial": self.trial, "weight": self.weight,
-                "bounds": [list(b) for b in self.bounds], "minimum": [list(m) for m in self.minimum]}
+                "bounds": [list(b) for b in self.bounds], "minimum": [list(m) for m in self.minimum],
+                "choices": [[name, list(allowed)] for name, allowed in self.choices]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Preference":
         return cls(action=str(data["action"]), problem=data.get("problem"), trial=int(data["trial"]),
                    weight=float(data["weight"]),
                    bounds=tuple((str(n), float(lo), float(hi)) for n, lo, hi in data.get("bounds", ())),
-                   minimum=tuple((str(n), int(v)) for n, v in data.get("minimum", ())))
+                   minimum=tuple((str(n), int(v)) for n, v in data.get("minimum", ())),
+                   choices=tuple((str(n), tuple(str(c) for c in allowed)) for n, allowed in data.get("choices", ())))
 
 
 def _is_switch(name: str) -> bool:
@@ -133,17 +141,21 @@ def preference_of_changes(action: str, problem: str | None, trial: int, weight: 
                           changes: Iterable[Any]) -> Preference:
     """The region an edit would have cut the space to, from its before -> after changes.
 
-    A moved range gives its new bounds, a switched-on or added feature its new value as a
-    minimum; a dimension the edit only added (before None) constrains nothing."""
-    bounds, minimum = [], []
+    A moved range gives its new bounds, a narrowed category list its new categories, a
+    switched-on or added feature its new value as a minimum; a dimension the edit only added
+    (before None) constrains nothing."""
+    bounds, minimum, choices = [], [], []
     for change in changes:
         kind, _, name = change.target.partition(".")
         if kind == "space" and change.before is not None:
+            if all(isinstance(v, str) for v in change.after):
+                choices.append((name, tuple(change.after)))
+                continue
             low, high = change.after
             bounds.append((name, float(low), float(high)))
         elif kind == "architecture":
             minimum.append((name, int(change.after)))
-    return Preference(action, problem, trial, float(weight), tuple(bounds), tuple(minimum))
+    return Preference(action, problem, trial, float(weight), tuple(bounds), tuple(minimum), tuple(choices))
 
 
 def available_union(available: Architecture, other: Architecture) -> Architecture:

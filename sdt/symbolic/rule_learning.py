@@ -1,9 +1,11 @@
 """Learning the weights of the tuning rules with ProbLog LFI (Learning From Interpretations).
 
-After each training the controller records, for every action it applied after the
-previous training, an `Observation(action, problem, improved)`. The controller decides
-`improved` as: the next training's objective beat the best objective seen before the
-action. `learn_weights` turns all observations of the run so far into new `RuleWeights`.
+After each training the controller records, for the action it applied after the previous
+training (at most one), an `Observation(action, problem, improved)`. The controller decides
+`improved` against the action's counterfactual, the training it was meant to fix: the next
+training's objective beat that training's. A neutral action is then a coin flip and a
+helpful one is judged improved more often than not, so its weight rises (tests/test_guidance.py
+simulates it). `learn_weights` turns all observations of the run so far into new `RuleWeights`.
 
 How: one interpretation per observation of the rule `action(A, P)` (evidence
 `problem(P)` true and `action(A, P)` true if the result improved, false if not) is given
@@ -72,8 +74,8 @@ _MAX_LFI_ITERATIONS = 50
 class Observation:
     """Evidence for one applied rule: did `action`, applied for `problem`, improve the result?
 
-    The controller sets `improved` when the next training's objective beat the best
-    objective seen before the action was applied.
+    The controller sets `improved` when the next training's objective beat the objective of
+    the training the action was chosen after (the one it was meant to fix).
     """
 
     action: str
