@@ -287,9 +287,10 @@ def test_a_real_tiny_run(tmp_path):
 
 
 def test_switches_a_model_does_not_support_stay_off():
-    # A user's model without reg_l2 / data_augmentation in its `supports`: no L2, BN or augmentation.
+    # A user's model without reg_l2 / add_batch_norm / data_augmentation in its `supports`: no L2, BN
+    # or augmentation.
     strategy = make_strategy("evolution", domain(0, 0), 4, unsupported_actions=frozenset(
-        {"reg_l2", "data_augmentation", "new_fc_layer", "new_conv_layer"}))
+        {"reg_l2", "add_batch_norm", "data_augmentation", "new_fc_layer", "new_conv_layer"}))
     problem = strategy.problem
     assert problem.fixed_features == {"l2", "batch_norm", "augmentation"}
     assert problem.applicable_operators(Architecture()) == []

@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdt.core.vocabulary import DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus
+from sdt.core.vocabulary import (
+    ADD_BATCH_NORM, DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus,
+)
 
 # Hard limits on what the architecture actions may add. The conv limit is further
 # bounded by the input size (a block is added only while its max-pool still halves a
@@ -71,7 +73,7 @@ ARCHITECTURE_FEATURES = (
                         maximum=MAX_EXTRA_DENSE_LAYERS, width_name=extra_dense_width_name),
     ArchitectureFeature("l2", SWITCH, REG_L2, "L2 kernel regularisation on every conv/dense kernel",
                         parameters=(L2_FACTOR,)),
-    ArchitectureFeature("batch_norm", SWITCH, REG_L2, "batch normalisation after every hidden activation"),
+    ArchitectureFeature("batch_norm", SWITCH, ADD_BATCH_NORM, "batch normalisation after every hidden activation"),
     ArchitectureFeature("augmentation", SWITCH, DATA_AUGMENTATION,
                         "random shift (and flip where sensible) layers, training only"),
 )

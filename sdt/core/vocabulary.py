@@ -24,9 +24,10 @@ INC_NEURONS = "inc_neurons"
 NEW_FC_LAYER = "new_fc_layer"
 NEW_CONV_LAYER = "new_conv_layer"
 INC_BATCH_SIZE = "inc_batch_size"
+ADD_BATCH_NORM = "add_batch_norm"     # issue 13: batch normalisation on its own, no longer part of reg_l2
 ACTIONS = (
     REG_L2, INC_DROPOUT, DATA_AUGMENTATION, DECR_LR, INC_LR,
-    INC_NEURONS, NEW_FC_LAYER, NEW_CONV_LAYER, INC_BATCH_SIZE,
+    INC_NEURONS, NEW_FC_LAYER, NEW_CONV_LAYER, INC_BATCH_SIZE, ADD_BATCH_NORM,
 )
 
 # Hyper-parameters the tool itself reads by name (the paper's, SoftwareX Listing 3). The actions
