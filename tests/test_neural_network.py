@@ -166,7 +166,7 @@ def test_layer_counts_follow_the_architecture(extra_conv, extra_dense):
     blocks = 2 + extra_conv
     hidden_dense = 1 + extra_dense
     assert len(layers_of(model, keras.layers.Conv2D)) == 2 * blocks
-    assert len(layers_of(model, keras.layers.MaxPooling2D)) == blocks
+    assert len(layers_of(model, keras.layers.MaxPooling2D)) == 2   # only the paper's blocks pool
     assert len(layers_of(model, keras.layers.Dense)) == hidden_dense + 1
     assert len(layers_of(model, keras.layers.Activation)) == 2 * blocks + hidden_dense
     assert len(layers_of(model, keras.layers.Dropout)) == blocks + hidden_dense
@@ -203,15 +203,34 @@ def test_output_is_a_probability_per_class():
     np.testing.assert_allclose(np.sum(probabilities, axis=1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("input_shape, expected", [
-    ((28, 28, 1), 2), ((32, 32, 3), 2), ((8, 8, 1), 0), ((16, 16, 1), 1),
-    ((512, 512, 3), MAX_EXTRA_CONV_BLOCKS),
-])
-def test_max_extra_conv_blocks(input_shape, expected):
-    assert max_extra_conv_blocks(input_shape) == expected
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (8, 8, 1), (16, 16, 1), (3, 3, 1),
+                                         (512, 512, 3)])
+def test_max_extra_conv_blocks_is_the_hard_limit_for_every_input(input_shape):
+    # Added blocks do not pool (issue 13), so no input is too small for them.
+    assert max_extra_conv_blocks(input_shape) == MAX_EXTRA_CONV_BLOCKS
 
 
-@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (16, 16, 1), (64, 48, 3)])
+def test_max_extra_conv_blocks_still_checks_the_input_shape():
+    with pytest.raises(ConfigurationError, match="input_shape"):
+        max_extra_conv_blocks((28, 28))
+
+
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (8, 8, 1)])
+def test_an_added_conv_block_adds_parameters_and_keeps_the_features_reaching_the_dense_layer(input_shape):
+    # Added blocks used to end with a 2x2 max-pool: on 28x28 the network then shrank (1.06M ->
+    # 0.45M parameters at the paper's widths) and 8x8 inputs could take no block at all.
+    models = [tiny_model(Architecture(extra_conv_blocks=extra), input_shape=input_shape)
+              for extra in range(MAX_EXTRA_CONV_BLOCKS + 1)]
+    counts = [model.count_params() for model in models]
+    assert all(fewer < more for fewer, more in zip(counts, counts[1:])), counts
+    flattened = {model.get_layer("flatten").output.shape[-1] for model in models}
+    assert len(flattened) == 1, flattened
+    for extra, model in enumerate(models[1:], start=1):
+        block = model.get_layer(f"block_extra{extra}_dropout")
+        assert block.output.shape == model.get_layer("block2_dropout").output.shape
+
+
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3), (8, 8, 1), (16, 16, 1), (64, 48, 3)])
 def test_every_allowed_number_of_extra_blocks_builds(input_shape):
     for extra in range(max_extra_conv_blocks(input_shape) + 1):
         model = tiny_model(Architecture(extra_conv_blocks=extra), input_shape=input_shape)
@@ -223,12 +242,11 @@ def test_small_digits_input_builds_and_runs():
     assert model(np.zeros((2, 8, 8, 1), np.float32)).shape == (2, NUM_CLASSES)
 
 
-@pytest.mark.parametrize("input_shape, extra", [((28, 28, 1), 3), ((8, 8, 1), 1),
-                                                ((32, 32, 3), 3)])
-def test_too_many_extra_conv_blocks_is_a_configuration_error(input_shape, extra):
-    # More added blocks than the input can pool: the build must refuse, not fail inside Keras.
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (8, 8, 1), (32, 32, 3)])
+def test_too_many_extra_conv_blocks_is_a_configuration_error(input_shape):
+    # More added blocks than the hard limit: the build must refuse, whatever the input.
     with pytest.raises(ConfigurationError, match="extra_conv_blocks"):
-        tiny_model(Architecture(extra_conv_blocks=extra), input_shape=input_shape)
+        tiny_model(Architecture(extra_conv_blocks=MAX_EXTRA_CONV_BLOCKS + 1), input_shape=input_shape)
 
 
 def test_numpy_scalars_from_scikit_optimize_are_accepted():
@@ -351,9 +369,9 @@ def test_train_names_a_missing_training_hyper_parameter():
               model_path=None)
 
 
-def test_train_refuses_too_many_conv_blocks_for_the_input():
+def test_train_refuses_too_many_conv_blocks():
     with pytest.raises(ConfigurationError, match="extra_conv_blocks"):
-        tiny_train(toy_dataset(side=8), Architecture(extra_conv_blocks=1))
+        tiny_train(toy_dataset(side=8), Architecture(extra_conv_blocks=MAX_EXTRA_CONV_BLOCKS + 1))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -16,9 +16,9 @@ from sdt.core.vocabulary import (
     ADD_BATCH_NORM, DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus,
 )
 
-# Hard limits on what the architecture actions may add. The conv limit is further
-# bounded by the input size (a block is added only while its max-pool still halves a
-# feature map of at least 2x2): see sdt/neural/network.py max_extra_conv_blocks.
+# Hard limits on what the architecture actions may add. Added conv blocks keep the size
+# of the feature map (no pool), so the conv limit holds for every input size: see
+# sdt/neural/network.py max_extra_conv_blocks.
 MAX_EXTRA_CONV_BLOCKS = 3
 MAX_EXTRA_DENSE_LAYERS = 3
 

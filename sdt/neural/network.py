@@ -195,8 +195,9 @@ def _check_architecture(architecture: Architecture, input_shape: tuple[int, int,
     if not 0 <= architecture.extra_conv_blocks <= limit:
         raise ConfigurationError(
             f"architecture.extra_conv_blocks must be in [0, {limit}] for input "
-            f"{input_shape[0]}x{input_shape[1]}x{input_shape[2]} (each added block needs a "
-            f"feature map of at least 2x2 to pool), got {architecture.extra_conv_blocks}")
+            f"{input_shape[0]}x{input_shape[1]}x{input_shape[2]} (added blocks keep the feature "
+            f"map's size, so every input takes up to {MAX_EXTRA_CONV_BLOCKS}), "
+            f"got {architecture.extra_conv_blocks}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,17 +224,16 @@ def _paper_blocks_plan(height: int, width: int) -> tuple[list[tuple[str, bool]],
 def max_extra_conv_blocks(input_shape: Iterable[Any]) -> int:
     """How many conv blocks can be added after the paper's two for this (H, W, C) input.
 
-    Added blocks use 'same' padding, so only their 2x2 max-pool shrinks the map; a block is
-    possible while the map entering it is still at least 2x2. 28x28 -> 2, 32x32 -> 2, 8x8 -> 0;
-    never more than MAX_EXTRA_CONV_BLOCKS.
+    Added blocks use 'same' padding and do not pool (issue 13), so they keep the size of the
+    map they get and fit after the paper's blocks on any input: MAX_EXTRA_CONV_BLOCKS for every
+    valid input shape (8x8 digits included). Added blocks used to end with a 2x2 max-pool, which
+    shrank what reached the dense layer (a 28x28 network lost parameters: 1.06M -> 0.45M) and
+    left 8x8 inputs no block at all; an added block now only adds parameters. The input shape is
+    still checked (ConfigurationError), and the function stays so the limit may depend on the
+    input again.
     """
-    height, width, _ = _check_input_shape(input_shape)
-    _, height, width = _paper_blocks_plan(height, width)
-    count = 0
-    while count < MAX_EXTRA_CONV_BLOCKS and min(height, width) >= _MIN_SIZE_FOR_POOL:
-        height, width = height // 2, width // 2
-        count += 1
-    return count
+    _check_input_shape(input_shape)
+    return MAX_EXTRA_CONV_BLOCKS
 
 
 def _hidden_activation(x, name: str, activation: str, batch_norm: bool):
@@ -270,7 +270,7 @@ def build_model(params: dict, architecture: Architecture, input_shape, num_class
 
     Layer names: `augment_translate` / `augment_flip` (only active in training), `block1_*` and
     `block2_*` (the paper's blocks, widths unit_c1 / unit_c2), `block_extraK_*` (the K-th added
-    block, width unit_c{K+2}), `dense` (unit_d), `dense_extraK` (the K-th added dense layer, width
+    block, width unit_c{K+2}; 'same' padding and no pool, so it keeps the map's size), `dense` (unit_d), `dense_extraK` (the K-th added dense layer, width
     unit_d{K+1}), `output`. Every hidden conv/dense layer is followed by `<name>_act` and, with
     batch_norm, `<name>_bn`. With architecture.l2 every conv and dense kernel (the output layer
     included) carries an L2 penalty of `l2_factor`, which reaches the loss through `model.losses`.
@@ -308,9 +308,10 @@ def _build(values: dict[str, Any], architecture: Architecture, shape: tuple[int,
                         second_padding=second_padding, pool=pool, dropout=values[DROPOUTS[0]],
                         **layer_options)
     for index in range(architecture.extra_conv_blocks):
-        # _check_architecture guaranteed a map of at least 2x2 here, so every block pools.
+        # Added blocks keep the map's size ('same' padding, no pool): they add capacity and
+        # leave the number of features reaching the dense layer unchanged (issue 13).
         x = _conv_block(x, f"block_extra{index + 1}", values[extra_conv_width_name(index)],
-                        second_padding="same", pool=True, dropout=values[DROPOUTS[0]],
+                        second_padding="same", pool=False, dropout=values[DROPOUTS[0]],
                         **layer_options)
 
     x = keras.layers.Flatten(name="flatten")(x)
