@@ -35,9 +35,10 @@ inc_neurons        Every integer width dimension (unit_c1, unit_c2, unit_d, unit
                    low -> low + max(1, ceil(NEURON_STEP_FRACTION * (high - low))), clipped;
                    high -> max(high, new low). The trial's widths play no part.
                    Not applicable: no width dimension, or every width low at its domain top.
-reg_l2             architecture.l2 and architecture.batch_norm -> True; adds the l2_factor
-                   dimension (l2_factor_dimension(): log scale around 1e-4) if the space lacks it.
-                   Not applicable: l2 already on.
+reg_l2             architecture.l2 -> True (L2 only; batch normalisation is add_batch_norm); adds
+                   the l2_factor dimension (l2_factor_dimension(): log scale around 1e-4) if the
+                   space lacks it. Not applicable: l2 already on.
+add_batch_norm     architecture.batch_norm -> True. Not applicable: already on.
 data_augmentation  architecture.augmentation -> True. Not applicable: already on.
 new_fc_layer       architecture.extra_dense_layers += 1; adds the new layer's width unit_d{k+2}
                    (the bounds of unit_d). Not applicable: limits.max_extra_dense_layers reached.

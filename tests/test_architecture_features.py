@@ -9,7 +9,7 @@ from sdt.core.records import (
     ARCHITECTURE_ACTIONS, ARCHITECTURE_FEATURES, COUNT, SWITCH, Architecture, switches_of_actions,
 )
 from sdt.core.user_code import unsupported_actions
-from sdt.core.vocabulary import ACTIONS, DATA_AUGMENTATION, REG_L2
+from sdt.core.vocabulary import ACTIONS, ADD_BATCH_NORM, DATA_AUGMENTATION, REG_L2
 from sdt.space.search_space import all_potential_dimensions, default_search_space
 from sdt.strategies.evolution import ARCHITECTURE_OPERATORS
 
@@ -30,12 +30,20 @@ def test_every_feature_action_is_a_vocabulary_action_with_a_function():
 def test_switch_actions_turn_on_exactly_their_declared_features():
     space = default_search_space(training_size=1000)
     limits = actions.ArchitectureLimits(max_extra_conv_blocks=0)
-    for action in (REG_L2, DATA_AUGMENTATION):
+    for action in (REG_L2, ADD_BATCH_NORM, DATA_AUGMENTATION):
         features = {f.name for f in ARCHITECTURE_FEATURES if f.kind == SWITCH and f.action == action}
         outcome = actions.apply_actions([(action, None)], space, Architecture(), {}, limits)
         assert {name for name, on in outcome.architecture.to_dict().items() if on is True} == features
         added = {name for f in ARCHITECTURE_FEATURES if f.name in features for name in f.parameters}
         assert set(outcome.space.names) - set(space.names) == added
+
+
+def test_batch_norm_has_its_own_action_and_reg_l2_is_l2_only():
+    # Issue 13: reg_l2 used to switch batch normalisation on too.
+    switched = {f.action: f.name for f in ARCHITECTURE_FEATURES if f.kind == SWITCH}
+    assert switched[ADD_BATCH_NORM] == "batch_norm" and switched[REG_L2] == "l2"
+    assert switches_of_actions({REG_L2}) == {"l2"}
+    assert switches_of_actions({ADD_BATCH_NORM}) == {"batch_norm"}
 
 
 def test_a_model_without_an_action_keeps_its_switches_off():

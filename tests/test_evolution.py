@@ -19,7 +19,8 @@ from tests.fake_training import FakeTrainer, fake_factory
 
 
 def domain(max_conv_blocks=2, max_dense_layers=MAX_EXTRA_DENSE_LAYERS):
-    """The domain tuner.prepare builds for a 28x28 input (two extra conv blocks fit)."""
+    """A domain like tuner.prepare's, with two extra conv blocks (every input now takes three; two
+    keep the number of shapes to build small)."""
     space = default_search_space()
     return Domain(all_potential_dimensions(space, max_conv_blocks, max_dense_layers),
                   max_conv_blocks, max_dense_layers)
@@ -85,8 +86,8 @@ def test_decoded_mutants_build_for_28x28_inputs():
     assert len(built) >= 20        # of the 3 x 4 x 2 x 2 = 48 shapes
 
 
-def test_a_small_input_gets_no_extra_conv_block():
-    # 8x8 (digits): neural_network.max_extra_conv_blocks is 0, so the domain allows none.
+def test_a_domain_without_conv_blocks_gets_no_extra_conv_block():
+    # A user's model without new_conv_layer: the domain allows no extra conv block.
     problem = ArchitectureProblem(domain(max_conv_blocks=0))
     genomes = mutants(problem, 300)
     assert all(g.architecture.extra_conv_blocks == 0 for g in genomes)
@@ -248,7 +249,8 @@ def test_runs_end_to_end_training_its_own_architectures(tmp_path):
     assert summary["strategy"] == "evolution" and len(summary["trials"]) == len(trainer.calls) == 10
     context = tuner.prepare(config(), tmp_path / "run")
     problem = ArchitectureProblem(context.domain)
-    assert context.domain.max_extra_conv_blocks == 0 and context.domain.max_extra_dense_layers == 3  # 8x8 digits
+    # 8x8 digits take every extra conv block too: added blocks do not pool (issue 13)
+    assert context.domain.max_extra_conv_blocks == 3 and context.domain.max_extra_dense_layers == 3
     for params, architecture, _ in trainer.calls:
         assert_valid(problem, Genome(params, architecture))
     assert len({architecture for _, architecture, _ in trainer.calls}) > 1
@@ -287,9 +289,10 @@ def test_a_real_tiny_run(tmp_path):
 
 
 def test_switches_a_model_does_not_support_stay_off():
-    # A user's model without reg_l2 / data_augmentation in its `supports`: no L2, BN or augmentation.
+    # A user's model without reg_l2 / add_batch_norm / data_augmentation in its `supports`: no L2, BN
+    # or augmentation.
     strategy = make_strategy("evolution", domain(0, 0), 4, unsupported_actions=frozenset(
-        {"reg_l2", "data_augmentation", "new_fc_layer", "new_conv_layer"}))
+        {"reg_l2", "add_batch_norm", "data_augmentation", "new_fc_layer", "new_conv_layer"}))
     problem = strategy.problem
     assert problem.fixed_features == {"l2", "batch_norm", "augmentation"}
     assert problem.applicable_operators(Architecture()) == []

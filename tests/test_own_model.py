@@ -22,7 +22,7 @@ from tests.fake_training import FakeTrainer, fake_factory
 REPO = Path(__file__).resolve().parent.parent
 MLP = f"{REPO / 'examples' / 'mlp.py'}:build_mlp"
 MLP_SPACE = str(REPO / "examples" / "mlp_space.json")
-ARCHITECTURE_ACTIONS = {"reg_l2", "data_augmentation", "new_fc_layer", "new_conv_layer"}
+ARCHITECTURE_ACTIONS = {"reg_l2", "add_batch_norm", "data_augmentation", "new_fc_layer", "new_conv_layer"}
 
 
 def config(**changes):
@@ -141,7 +141,8 @@ def test_a_dotted_module_is_found_in_the_working_directory(tmp_path, monkeypatch
     """)
     monkeypatch.chdir(tmp_path)
     function = user_code.load_callable("my_models_for_test:build")
-    assert user_code.unsupported_actions(function) == {"reg_l2", "data_augmentation", "new_conv_layer"}
+    assert user_code.unsupported_actions(function) == {"reg_l2", "add_batch_norm", "data_augmentation",
+                                                        "new_conv_layer"}
     assert user_code.normalise_spec("my_models_for_test:build") == "my_models_for_test:build"
     assert user_code.normalise_spec("examples/mlp.py:build_mlp") == f"{tmp_path}/examples/mlp.py:build_mlp"
 
@@ -266,6 +267,9 @@ def test_a_compiled_model_keeps_its_compile_and_an_uncompiled_one_gets_the_param
             params, Architecture(), TinyDataset(), epochs=2, seed=0, tensorboard_dir=None, model_path=path,
             model_builder=lambda p, a, s, k, c=compiled: build(p, a, s, k, c))
         assert result.status == "completed" and len(result.history["val_accuracy"]) == 2
+        # a user's model is evaluated on the training subset in inference mode too
+        assert all(len(result.history[key]) == 2 and all(np.isfinite(result.history[key]))
+                   for key in ("train_eval_loss", "train_eval_accuracy"))
         optimizer = keras.models.load_model(path).optimizer
         assert type(optimizer).__name__ == expected
         if not compiled:

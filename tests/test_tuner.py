@@ -30,9 +30,10 @@ def test_a_diagnosis_applies_an_action_and_the_next_trial_reflects_it(tmp_path):
     summary = run(tmp_path, trainer)
     first, second = summary["trials"][0], summary["trials"][1]
     assert "overfitting" in first["problems"] and first["actions"] == ["reg_l2"]
-    # The next training really ran with L2 and batch norm on and an L2 factor chosen by the optimiser.
+    # The next training really ran with L2 on (and only L2: batch norm is add_batch_norm's) and an
+    # L2 factor chosen by the optimiser.
     params, architecture = trainer.calls[1][0], trainer.calls[1][1]
-    assert architecture.l2 and architecture.batch_norm
+    assert architecture.l2 and not architecture.batch_norm
     assert 1e-6 <= params["l2_factor"] <= 1e-2
     assert second["architecture"]["l2"] is True
     # Later trials keep applying other overfitting remedies (reg_l2 is no longer applicable).

@@ -18,7 +18,7 @@ from sdt.space.search_space import (
 )
 from sdt.core.errors import TunerError
 from sdt.core.vocabulary import (
-    ACTIONS, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
+    ACTIONS, ADD_BATCH_NORM, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
     NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
 )
 
@@ -108,7 +108,9 @@ def allowed_targets(action: str, space0: SearchSpace, arch0: Architecture) -> se
     if action == INC_NEURONS:
         return {f"space.{d.name}" for d in space0 if d.name.startswith("unit_")}
     if action == REG_L2:
-        return {"architecture.l2", "architecture.batch_norm", f"space.{L2_FACTOR}"}
+        return {"architecture.l2", f"space.{L2_FACTOR}"}
+    if action == ADD_BATCH_NORM:
+        return {"architecture.batch_norm"}
     if action == DATA_AUGMENTATION:
         return {"architecture.augmentation"}
     if action == NEW_FC_LAYER:
@@ -149,7 +151,9 @@ def check_direction(action, space0, arch0, space1, arch1, params) -> None:
                     assert new.low > d.low, d.name
                 assert new.high >= d.high
     elif action == REG_L2:
-        assert arch1.l2 and arch1.batch_norm and L2_FACTOR in space1
+        assert arch1.l2 and L2_FACTOR in space1
+    elif action == ADD_BATCH_NORM:
+        assert arch1.batch_norm
     elif action == DATA_AUGMENTATION:
         assert arch1.augmentation
     elif action == NEW_FC_LAYER:
@@ -387,10 +391,10 @@ def test_inc_neurons_moves_a_collapsed_range_with_its_high():
 # Architecture actions
 # ---------------------------------------------------------------------------------------
 
-def test_reg_l2_switches_l2_and_batch_norm_on_and_adds_the_factor_once():
+def test_reg_l2_switches_only_l2_on_and_adds_the_factor_once():
     space0 = default_search_space()
     space1, arch1, record = apply_and_check(REG_L2, space0, Architecture(), base_params(), problem="overfitting")
-    assert arch1 == Architecture(l2=True, batch_norm=True)
+    assert arch1 == Architecture(l2=True)          # batch normalisation is add_batch_norm's (issue 13)
     assert space1.names == space0.names + [L2_FACTOR]
     factor = space1[L2_FACTOR]
     assert factor.prior == LOG_UNIFORM and factor.low < 1e-4 < factor.high
@@ -408,6 +412,19 @@ def test_reg_l2_records_only_what_changed():
     space1, arch1, record = apply_and_check(REG_L2, space, Architecture(batch_norm=True), base_params())
     assert record.changes == (tm.Change("architecture.l2", False, True),)
     assert space1[L2_FACTOR] == space[L2_FACTOR]   # an existing factor dimension is kept as it is
+
+
+def test_add_batch_norm_switches_only_batch_norm_on_once():
+    space0 = default_search_space()
+    space1, arch1, record = apply_and_check(ADD_BATCH_NORM, space0, Architecture(l2=True), base_params(),
+                                            problem="fluctuating_loss")
+    assert arch1 == Architecture(l2=True, batch_norm=True) and space1 == space0
+    assert record.changes == (tm.Change("architecture.batch_norm", False, True),)
+    with pytest.raises(tm.ActionNotApplicable, match="already on"):
+        tm.apply_action(ADD_BATCH_NORM, space1, arch1, base_params(), LIMITS)
+    # and reg_l2 stays applicable after it: the two switches are independent
+    _, arch2, _ = apply_and_check(REG_L2, space0, Architecture(batch_norm=True), base_params())
+    assert arch2 == Architecture(l2=True, batch_norm=True)
 
 
 def test_data_augmentation_once():
@@ -522,7 +539,7 @@ def test_apply_actions_applies_in_order_and_records_skipped():
     assert [a for a, _ in outcome.skipped] == [DECR_LR, NEW_FC_LAYER]
     assert "already applied" in outcome.skipped[0][1] and "increasing_loss" in outcome.skipped[0][1]
     assert "limit 0" in outcome.skipped[1][1]
-    assert outcome.architecture == Architecture(extra_conv_blocks=1, l2=True, batch_norm=True)
+    assert outcome.architecture == Architecture(extra_conv_blocks=1, l2=True)
     # the outcome equals applying the same actions one by one
     s, a = space, arch
     for action in outcome.applied_actions:

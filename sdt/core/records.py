@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdt.core.vocabulary import DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus
+from sdt.core.vocabulary import (
+    ADD_BATCH_NORM, DATA_AUGMENTATION, L2_FACTOR, NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2, TrialStatus,
+)
 
-# Hard limits on what the architecture actions may add. The conv limit is further
-# bounded by the input size (a block is added only while its max-pool still halves a
-# feature map of at least 2x2): see sdt/neural/network.py max_extra_conv_blocks.
+# Hard limits on what the architecture actions may add. Added conv blocks keep the size
+# of the feature map (no pool), so the conv limit holds for every input size: see
+# sdt/neural/network.py max_extra_conv_blocks.
 MAX_EXTRA_CONV_BLOCKS = 3
 MAX_EXTRA_DENSE_LAYERS = 3
 
@@ -71,7 +73,7 @@ ARCHITECTURE_FEATURES = (
                         maximum=MAX_EXTRA_DENSE_LAYERS, width_name=extra_dense_width_name),
     ArchitectureFeature("l2", SWITCH, REG_L2, "L2 kernel regularisation on every conv/dense kernel",
                         parameters=(L2_FACTOR,)),
-    ArchitectureFeature("batch_norm", SWITCH, REG_L2, "batch normalisation after every hidden activation"),
+    ArchitectureFeature("batch_norm", SWITCH, ADD_BATCH_NORM, "batch normalisation after every hidden activation"),
     ArchitectureFeature("augmentation", SWITCH, DATA_AUGMENTATION,
                         "random shift (and flip where sensible) layers, training only"),
 )
@@ -126,7 +128,8 @@ class TrainingResult:
     """Outcome of one training of one configuration.
 
     `history` holds the per-epoch Keras metrics (loss, accuracy, val_loss, val_accuracy) of
-    every epoch that ran. `val_loss` / `val_accuracy` are those of the weights the model was
+    every epoch that ran and, since issue 13, train_eval_loss / train_eval_accuracy (a fixed
+    training subset evaluated in inference mode after each epoch; absent from older records). `val_loss` / `val_accuracy` are those of the weights the model was
     left with (EarlyStopping restores the best epoch), i.e. of `best_epoch` (0-based).
     For a diverged or failed training they may be NaN; the objective layer turns that into
     a finite penalty.
