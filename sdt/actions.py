@@ -45,6 +45,9 @@ new_fc_layer       architecture.extra_dense_layers += 1; adds the new layer's wi
 new_conv_layer     architecture.extra_conv_blocks += 1; adds the new block's filters unit_c{k+3}
                    (the bounds of unit_c2). Not applicable: limits.max_extra_conv_blocks reached
                    (the caller derives it from the input size; it may be 0).
+change_optimizer   optimizer (categorical): the optimiser the trial used leaves the choices.
+                   Not applicable: no categorical optimizer dimension, the trial's optimiser
+                   is not among the choices, or it is the only one left.
 
 Why these rules. The learning-rate edits move the window around the value that was just
 diagnosed as too high (too low): the next trials search strictly below (above) it, down
@@ -68,11 +71,11 @@ from sdt.core.records import (
     ARCHITECTURE_FEATURES, MAX_EXTRA_CONV_BLOCKS, MAX_EXTRA_DENSE_LAYERS, SWITCH, Architecture,
 )
 from sdt.space.search_space import (
-    INTEGER, LOG_UNIFORM, REAL, Dimension, SearchSpace,
+    CATEGORICAL, INTEGER, LOG_UNIFORM, REAL, Dimension, SearchSpace,
     extra_conv_width_dimension, extra_dense_width_dimension, feature_parameter_dimension,
 )
 from sdt.core.vocabulary import (
-    ACTIONS, BATCH_SIZE, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, LEARNING_RATE, NEW_CONV_LAYER,
+    ACTIONS, BATCH_SIZE, CHANGE_OPTIMIZER, OPTIMIZER, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, LEARNING_RATE, NEW_CONV_LAYER,
     NEW_FC_LAYER,
 )
 
@@ -454,6 +457,24 @@ def add_conv_block(space: SearchSpace, architecture: Architecture, params: dict[
                               [extra_conv_width_dimension(index, space)])
 
 
+def change_optimizer(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
+                     limits: ArchitectureLimits) -> tuple[SearchSpace, Architecture, ActionRecord]:
+    """change_optimizer: the optimiser the trial used leaves the optimizer choices."""
+    if OPTIMIZER not in space or space[OPTIMIZER].kind != CATEGORICAL:
+        raise ActionNotApplicable(f"the search space has no categorical {OPTIMIZER} dimension")
+    old = space[OPTIMIZER]
+    used = params.get(OPTIMIZER)
+    if used not in old.categories:
+        raise ActionNotApplicable(f"the trial's optimizer {used!r} is not among the choices {old.describe_bounds()}")
+    if len(old.categories) == 1:
+        raise ActionNotApplicable(f"{used} is the only optimizer left")
+    new = replace(old, categories=tuple(c for c in old.categories if c != used))
+    change = Change(f"space.{OPTIMIZER}", list(old.categories), list(new.categories))
+    description = (f"{CHANGE_OPTIMIZER}: {OPTIMIZER} choices {old.describe_bounds()} -> "
+                   f"{new.describe_bounds()} (trial used {used})")
+    return space.replace_dimension(new), architecture, ActionRecord(CHANGE_OPTIMIZER, None, (change,), description)
+
+
 ActionFunction = Callable[[SearchSpace, Architecture, dict, ArchitectureLimits],
                           tuple[SearchSpace, Architecture, ActionRecord]]
 
@@ -465,6 +486,7 @@ ACTION_FUNCTIONS: dict[str, ActionFunction] = {
     NEW_FC_LAYER: add_dense_layer,
     NEW_CONV_LAYER: add_conv_block,
     INC_BATCH_SIZE: increase_batch_size,
+    CHANGE_OPTIMIZER: change_optimizer,
     # every action that only switches features on (declared with the features, sdt/core/records.py)
     **{feature.action: switch_action(feature.action) for feature in ARCHITECTURE_FEATURES if feature.kind == SWITCH},
 }

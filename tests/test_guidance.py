@@ -3,6 +3,7 @@ next to the paper's space edits, and rule learning whose labels can tell a helpf
 from a harmful one."""
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -220,3 +221,39 @@ def test_a_helpful_rule_rises_and_a_harmful_one_falls_within_20_observations():
     # The original label (beat the best so far) sinks even the helpful rule below its prior.
     best_so_far = [simulated_weights(-0.5, 20, seed, "best_so_far") for seed in seeds]
     assert np.median(best_so_far) < 0.5
+
+
+# --- stuck at chance: the optimiser is a cause too ---------------------------------------------
+
+def test_change_optimizer_drops_the_stuck_trainings_optimizer():
+    from sdt.actions import ActionNotApplicable, apply_action
+    space = default_search_space()
+    params = {**PARAMS, "optimizer": "Adadelta"}
+    edited, _, record = apply_action("change_optimizer", space, Architecture(), params, ArchitectureLimits(2, 3))
+    assert edited["optimizer"].categories == ("Adam", "Adamax", "RMSprop")
+    assert edited["optimizer"].domain_categories == space["optimizer"].domain_categories
+    assert record.changes[0].before == list(space["optimizer"].categories) and "Adadelta" in record.description
+    with pytest.raises(ActionNotApplicable):          # not among the choices any more
+        apply_action("change_optimizer", edited, Architecture(), params, ArchitectureLimits(2, 3))
+    alone = space.replace_dimension(replace(space["optimizer"], categories=("Adadelta",)))
+    with pytest.raises(ActionNotApplicable):          # the only one left
+        apply_action("change_optimizer", alone, Architecture(), params, ArchitectureLimits(2, 3))
+
+
+def test_a_training_stuck_at_chance_leads_away_from_its_optimizer(symbolic):
+    from sdt.core.records import TrainingResult
+    from sdt.core.vocabulary import TrialStatus
+    flat = {"loss": [2.3026, 2.3025, 2.3027, 2.3026], "accuracy": [0.10, 0.11, 0.10, 0.10],
+            "val_loss": [2.3026, 2.3026, 2.3026, 2.3026], "val_accuracy": [0.10, 0.10, 0.10, 0.10]}
+
+    def stuck(params, architecture, index):
+        return TrainingResult(status=TrialStatus.COMPLETED, history=flat, val_loss=2.3026, val_accuracy=0.1,
+                              best_epoch=3, epochs_run=4)
+
+    tuner = controller(symbolic, stuck, PRIOR)
+    state = tuner.initial_state(default_search_space())
+    record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"}, state, AlwaysApply())
+    assert record.diagnosis.problem_names() == ("stuck_at_chance",)
+    assert [a.name for a in record.chosen] == ["change_optimizer"]
+    assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
+    assert state.space["optimizer"] == default_search_space()["optimizer"]     # still reachable

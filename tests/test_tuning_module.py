@@ -18,7 +18,7 @@ from sdt.space.search_space import (
 )
 from sdt.core.errors import TunerError
 from sdt.core.vocabulary import (
-    ACTIONS, ADD_BATCH_NORM, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
+    ACTIONS, ADD_BATCH_NORM, CHANGE_OPTIMIZER, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
     NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
 )
 
@@ -82,6 +82,10 @@ def actual_changes(space0, arch0, space1, arch1) -> set:
             changes.add((f"space.{d.name}", None, (d.low, d.high)))
         elif space0[d.name].to_dict() != d.to_dict():
             old = space0[d.name]
+            if d.kind == CATEGORICAL:
+                assert old.domain_categories == d.domain_categories, "only the current categories may change"
+                changes.add((f"space.{d.name}", tuple(old.categories), tuple(d.categories)))
+                continue
             assert (old.kind, old.prior, old.domain_low, old.domain_high) == (d.kind, d.prior, d.domain_low, d.domain_high), \
                 "only bounds may change"
             changes.add((f"space.{d.name}", (old.low, old.high), (d.low, d.high)))
@@ -117,6 +121,8 @@ def allowed_targets(action: str, space0: SearchSpace, arch0: Architecture) -> se
         return {"architecture.extra_dense_layers", f"space.unit_d{arch0.extra_dense_layers + 2}"}
     if action == NEW_CONV_LAYER:
         return {"architecture.extra_conv_blocks", f"space.unit_c{arch0.extra_conv_blocks + 3}"}
+    if action == CHANGE_OPTIMIZER:
+        return {"space.optimizer"}
     raise AssertionError(action)
 
 
@@ -162,6 +168,9 @@ def check_direction(action, space0, arch0, space1, arch1, params) -> None:
     elif action == NEW_CONV_LAYER:
         assert arch1.extra_conv_blocks == arch0.extra_conv_blocks + 1
         assert set(arch1.extra_width_names()) <= set(space1.names)
+    elif action == CHANGE_OPTIMIZER:
+        assert params["optimizer"] not in space1["optimizer"].categories
+        assert set(space1["optimizer"].categories) < set(space0["optimizer"].categories)
 
 
 def apply_and_check(action, space0, arch0, params, limits=LIMITS, problem=None):

@@ -149,8 +149,19 @@ t(0.9)::action(decr_lr, high_lr) :- problem(high_lr).
 % action(inc_lr, stuck_at_chance): raise the learning-rate range. Prior 0.7:
 % a loss that never left ln(K) is most often a step far too small for its
 % optimiser (Adadelta at 1e-4..1e-3); never a capacity action, since the
-% weights never moved. (The GP still chooses the optimiser itself.)
+% weights never moved. change_optimizer, below, addresses the other cause.
 t(0.7)::action(inc_lr, stuck_at_chance) :- problem(stuck_at_chance).
+
+% action(change_optimizer, stuck_at_chance): the optimiser the training used
+% leaves the choices (under prior guidance: the optimiser prefers the
+% others). Prior 0.8, above inc_lr: in the paper's space the trainings stuck
+% at chance are Adadelta's, whose effective step at rates of 1e-4..1e-3 is
+% far too small to move the weights in a few epochs, and a learning rate ten
+% times larger is still too small for it; every other optimiser of the space
+% trains at those rates. The tuner applies one action per training, so the
+% weights decide which of the two causes is tried first, and learning
+% corrects the order when the run shows otherwise.
+t(0.8)::action(change_optimizer, stuck_at_chance) :- problem(stuck_at_chance).
 
 
 %% --------------------------------------------------------------------------
