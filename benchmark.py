@@ -592,7 +592,7 @@ def budget_section(summaries: list[ArmSummary], budget: int) -> list[str]:
     if actions:
         lines += ["### Symbolic actions", "",
                   "Applied: chosen after a training. Judged: the next training (within this budget) judged it. "
-                  "Helped: that training's objective beat the best before the action.", "",
+                  "Helped: that training's objective beat the objective of the training the action followed (the rule learning's label).", "",
                   markdown_table(actions)]
     checks = issue_checks(summaries)
     lines += [f"### Issue 13's checks at budget {budget}", ""]

@@ -14,7 +14,7 @@ from sdt.core.errors import ConfigurationError
 from sdt.core.records import Architecture
 from sdt.core.vocabulary import DECR_LR, HIGH_LR, OVERFITTING, REG_L2, UNDERFITTING, VAL_LOSS
 from sdt.run.controller import Controller, ControllerState, Objective
-from sdt.space.domain import Domain
+from sdt.space.domain import Domain, sample_params
 from sdt.space.preference import (
     EDIT, PRIOR, Preference, draw_from_prior, preference_of_changes, prior_weight, sample_architectures,
     sample_candidates, used_params,
@@ -97,6 +97,8 @@ def test_the_random_phase_draws_from_the_prior():
     uniform = [draw_from_prior(plain, 1, np.random.default_rng([5, i]))[0] for i in range(40)]
     assert sum(p["learning_rate"] <= 3e-4 for p in draws) >= 38
     assert sum(p["learning_rate"] <= 3e-4 for p in uniform) <= 30
+    # Without preferences the draw is every strategy's random draw (common random numbers).
+    assert uniform == [sample_params(space, 1, np.random.default_rng([5, i]))[0] for i in range(40)]
 
 
 def test_expected_improvement_is_weighted_by_the_prior_and_the_data_overrules_it():

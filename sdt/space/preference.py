@@ -218,9 +218,14 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
                     n_candidates: int = PRIOR_SAMPLE_CANDIDATES) -> tuple[dict[str, Any], Architecture]:
     """One point drawn from the prior: uniform candidates resampled by their prior weight.
 
-    Without preferences this is one uniform draw (the same draw as `sample_params(space, 1)`)."""
-    if not getattr(state, "preferences", ()) and getattr(state, "guidance", EDIT) != PRIOR:
-        return sample_params(state.space, 1, rng)[0], state.architecture
+    Without preferences this is one uniform draw (the same draw as `sample_params(space, 1)`,
+    so the random phases of all strategies start alike)."""
+    if not getattr(state, "preferences", ()):
+        # The same draw as every other strategy's random phase (common random numbers).
+        params = sample_params(state.space, 1, rng)[0]
+        if getattr(state, "guidance", EDIT) == PRIOR:
+            params = used_params(params, state.architecture)
+        return params, state.architecture
     candidates = sample_candidates(state, n_candidates, rng)
     weights = candidate_weights(state, candidates, trials_told)
     total = float(weights.sum())
