@@ -257,6 +257,9 @@ def test_a_compiled_model_keeps_its_compile_and_an_uncompiled_one_gets_the_param
             params, Architecture(), TinyDataset(), epochs=2, seed=0, tensorboard_dir=None, model_path=path,
             model_builder=lambda p, a, s, k, c=compiled: build(p, a, s, k, c))
         assert result.status == "completed" and len(result.history["val_accuracy"]) == 2
+        # a user's model is evaluated on the training subset in inference mode too
+        assert all(len(result.history[key]) == 2 and all(np.isfinite(result.history[key]))
+                   for key in ("train_eval_loss", "train_eval_accuracy"))
         optimizer = keras.models.load_model(path).optimizer
         assert type(optimizer).__name__ == expected
         if not compiled:

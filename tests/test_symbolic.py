@@ -265,6 +265,36 @@ def test_extra_history_keys_are_ignored(block):
     assert diagnose(block, history, num_classes).problem_names() == ()
 
 
+def test_training_fit_is_judged_on_the_inference_mode_numbers_when_the_history_has_them(block):
+    # Issue 13: Keras' accuracy (dropout on, averaged over the epoch) says 0.75; the same
+    # weights evaluated in inference mode on training examples say 0.99. Underfitting is judged
+    # on the latter when the history has it, and only on Keras' numbers when it does not.
+    keras_only = smooth_history(12, final_loss=0.9, final_accuracy=0.75)
+    with_clean = {**keras_only, "train_eval_loss": [0.05] * 12, "train_eval_accuracy": [0.99] * 12}
+    assert UNDERFITTING in diagnose(block, keras_only).problem_names()
+    diagnosis = diagnose(block, with_clean)
+    assert UNDERFITTING not in diagnosis.problem_names()
+    assert diagnosis.measures["final_train_accuracy"] == pytest.approx(0.99)
+    assert diagnosis.measures["final_train_loss"] == pytest.approx(0.05)
+    # The curve statistics stay on Keras' loss.
+    assert diagnosis.measures["last_train_loss"] == pytest.approx(keras_only["loss"][-1])
+    # Same final window: the mean of the last 3 epochs.
+    window = {**keras_only, "train_eval_loss": [0.05] * 9 + [0.3, 0.2, 0.1],
+              "train_eval_accuracy": [0.99] * 9 + [0.9, 0.8, 0.7]}
+    assert diagnose(block, window).measures["final_train_accuracy"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("key, values, message", [
+    ("train_eval_accuracy", [0.5] * 11, "differ in length"),
+    ("train_eval_accuracy", [1.5] * 12, "accuracy in"),
+    ("train_eval_loss", ["x"] * 12, "must be a number"),
+])
+def test_malformed_inference_mode_curves_are_refused(block, key, values, message):
+    history = {**smooth_history(12, final_loss=0.9, final_accuracy=0.75), key: values}
+    with pytest.raises(ConfigurationError, match=message):
+        diagnose(block, history)
+
+
 # ---------------------------------------------------------------------------------------
 # Explanations and scaling
 # ---------------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ class TrainingResult:
     """Outcome of one training of one configuration.
 
     `history` holds the per-epoch Keras metrics (loss, accuracy, val_loss, val_accuracy) of
-    every epoch that ran. `val_loss` / `val_accuracy` are those of the weights the model was
+    every epoch that ran and, since issue 13, train_eval_loss / train_eval_accuracy (a fixed
+    training subset evaluated in inference mode after each epoch; absent from older records). `val_loss` / `val_accuracy` are those of the weights the model was
     left with (EarlyStopping restores the best epoch), i.e. of `best_epoch` (0-based).
     For a diverged or failed training they may be NaN; the objective layer turns that into
     a finite penalty.

@@ -42,12 +42,19 @@ DENSE_WIDTH = "unit_d"                    # units of its dense layer
 DROPOUTS = ("dr1_2", "dr_f")              # dropout after the conv blocks, before the output
 L2_FACTOR = "l2_factor"                   # the L2 weight-decay factor, once reg_l2 switched L2 on
 
-# Keys of a training history (Keras History.history names).
+# Keys of a training history (Keras History.history names): what every history must hold.
 LOSS = "loss"
 ACCURACY = "accuracy"
 VAL_LOSS = "val_loss"
 VAL_ACCURACY = "val_accuracy"
 HISTORY_KEYS = (LOSS, ACCURACY, VAL_LOSS, VAL_ACCURACY)
+# Optional keys of a training history (issue 13): loss and accuracy on a fixed subset of the
+# training data, measured after every epoch in inference mode (no dropout, batch norm's moving
+# statistics), like the validation numbers. Keras' loss/accuracy are measured with dropout on and
+# averaged over the epoch. Histories without them (older runs, a saved Keras history) still diagnose.
+TRAIN_EVAL_LOSS = "train_eval_loss"
+TRAIN_EVAL_ACCURACY = "train_eval_accuracy"
+TRAIN_EVAL_KEYS = (TRAIN_EVAL_LOSS, TRAIN_EVAL_ACCURACY)
 
 
 class TrialStatus:

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS trials (
     params            TEXT NOT NULL,     -- JSON: hyper-parameters used
     architecture      TEXT NOT NULL,     -- JSON: Architecture used
     point             TEXT NOT NULL,     -- JSON: the point told to the optimiser (domain coordinates)
-    history           TEXT NOT NULL,     -- JSON: per-epoch loss/accuracy/val_loss/val_accuracy
+    history           TEXT NOT NULL,     -- JSON: per-epoch loss/accuracy/val_loss/val_accuracy (+ train_eval_*)
     improved          INTEGER,           -- 1 if this trial beat the best objective before it
     finished_at       REAL NOT NULL,     -- unix time
     record            TEXT NOT NULL      -- JSON: the whole TrialRecord (controller.TrialRecord.to_dict)

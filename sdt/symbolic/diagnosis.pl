@@ -3,7 +3,8 @@
 %% ==========================================================================
 %%
 %% This program reads the per-epoch curves of ONE training (the Keras history:
-%% loss, accuracy, val_loss, val_accuracy) and names the problems they show
+%% loss, accuracy, val_loss, val_accuracy, and where the tuner trained it
+%% train_eval_loss, train_eval_accuracy) and names the problems they show
 %% (SoftwareX Table 1). It is the "Diagnosis" part of the symbolic program:
 %% sdt/symbolic/block.py joins the facts of one training with this file and with
 %% tuning_rules.pl (at the current rule weights) and asks ProbLog for
@@ -65,8 +66,22 @@ chance_loss(L) :- num_classes(K), L is log(K).
 %%   final_val_loss               does not decide; NaN epochs are skipped
 %%   non_finite_loss_epochs       epochs whose loss or val_loss is NaN or inf
 %%   first_non_finite_loss_epoch  first such epoch (1-based), if any
+%% The TRAINING accuracy and loss behind final_train_accuracy and
+%% final_train_loss are measured like the validation ones when the history
+%% has them (train_eval_accuracy, train_eval_loss; the tuner records them
+%% since issue 13): after every epoch, in inference mode (no dropout, batch
+%% norm's moving statistics), on a fixed subset of the training data (its
+%% first 1024 examples, TRAIN_EVAL_EXAMPLES of sdt/neural/network.py).
+%% Keras' own accuracy and loss are measured with dropout on and averaged
+%% over the epoch while the weights still change, so they make a model look
+%% worse on its training data than it is: more underfitting, less
+%% overfitting. A history without the clean keys (an older run, a Keras
+%% history saved by hand) falls back on Keras' numbers.
+%%
 %% The curve statistics below describe the TRAINING loss up to its first
-%% NaN/inf value (the "curve"), and exist only when it has 2 or more epochs:
+%% NaN/inf value (the "curve"), and exist only when it has 2 or more epochs.
+%% They always read Keras' loss, measured over the training batches as the
+%% optimiser descends: its shape is that of the descent itself.
 %%   train_loss_curve_epochs      epochs in the curve
 %%   first_train_loss, last_train_loss, peak_train_loss
 %%   train_loss_steps             epoch-to-epoch steps in the curve
@@ -194,8 +209,10 @@ measure(train_loss_late_drop_share, S) :-
 % 0.072 for 10 classes, 0.04 for 2. The original used a flat 0.2, which
 % passes a 0.95 vs 0.76 model; the bias/variance table of the lecture (seed
 % 003) calls a 1% vs 12% (and even a 12% vs 20%) error split high variance.
-% Keras measures the training accuracy with dropout on and averaged over the
-% epoch, so the gap it shows is, if anything, too small.
+% Both accuracies are measured in inference mode (section 2), so the gap
+% compares like with like; on a history without train_eval_accuracy the
+% training accuracy is Keras' (dropout on, averaged over the epoch) and the
+% gap, if anything, too small.
 threshold_factor(max_train_val_accuracy_gap, 0.08).
 threshold(max_train_val_accuracy_gap, T) :-
     threshold_factor(max_train_val_accuracy_gap, F), chance_accuracy(C),

@@ -15,7 +15,9 @@ import numpy as np
 from problog.logic import Constant, Term
 
 from sdt.core.errors import ConfigurationError
-from sdt.core.vocabulary import ACCURACY, HISTORY_KEYS, LOSS, VAL_ACCURACY, VAL_LOSS
+from sdt.core.vocabulary import (
+    ACCURACY, HISTORY_KEYS, LOSS, TRAIN_EVAL_ACCURACY, TRAIN_EVAL_KEYS, TRAIN_EVAL_LOSS, VAL_ACCURACY, VAL_LOSS,
+)
 
 # Statistics of a history that `history_facts` writes as `history_stat(Name, Value)` facts;
 # diagnosis.pl (section 2) documents each one. A statistic that cannot be measured is
@@ -34,10 +36,12 @@ HISTORY_STATS = (
 # noisy epoch does not decide a diagnosis.
 FINAL_WINDOW_EPOCHS = 3
 
-_ACCURACY_KEYS = (ACCURACY, VAL_ACCURACY)
+_ACCURACY_KEYS = (ACCURACY, VAL_ACCURACY, TRAIN_EVAL_ACCURACY)
+
 
 def validate_history(history: object, num_classes: object) -> dict[str, np.ndarray]:
-    """Check a Keras history and return its four curves as float arrays (None -> NaN).
+    """Check a Keras history and return its four curves as float arrays (None -> NaN), plus
+    the optional inference-mode training curves (train_eval_loss, train_eval_accuracy) it has.
 
     Raises ConfigurationError naming the fault: not a dict, a missing key, an empty or
     non-list curve, curves of different lengths, a non-number, an accuracy outside [0, 1],
@@ -56,7 +60,7 @@ def validate_history(history: object, num_classes: object) -> dict[str, np.ndarr
             f"the history lacks {', '.join(repr(k) for k in missing)}: expected the keys "
             f"{', '.join(HISTORY_KEYS)} (Keras History.history with validation data)")
     curves: dict[str, np.ndarray] = {}
-    for key in HISTORY_KEYS:
+    for key in (*HISTORY_KEYS, *(key for key in TRAIN_EVAL_KEYS if key in history)):
         values = history[key]
         if isinstance(values, np.ndarray):
             values = values.tolist()
@@ -95,8 +99,14 @@ def history_statistics(curves: Mapping[str, np.ndarray]) -> dict[str, float]:
     stats: dict[str, float] = {"epochs": epochs}
 
     window = max(1, min(FINAL_WINDOW_EPOCHS, epochs // 3))
-    for key, name in ((ACCURACY, "final_train_accuracy"), (VAL_ACCURACY, "final_val_accuracy"),
-                      (LOSS, "final_train_loss"), (VAL_LOSS, "final_val_loss")):
+    # How well the model fits its training data: measured in inference mode on a fixed training
+    # subset when the history has it (train_eval_*), like the validation numbers; Keras' own
+    # accuracy and loss (dropout on, averaged over the epoch) otherwise. The curve statistics
+    # below stay on Keras' loss.
+    train_accuracy = TRAIN_EVAL_ACCURACY if TRAIN_EVAL_ACCURACY in curves else ACCURACY
+    train_loss = TRAIN_EVAL_LOSS if TRAIN_EVAL_LOSS in curves else LOSS
+    for key, name in ((train_accuracy, "final_train_accuracy"), (VAL_ACCURACY, "final_val_accuracy"),
+                      (train_loss, "final_train_loss"), (VAL_LOSS, "final_val_loss")):
         tail = curves[key][-window:]
         tail = tail[np.isfinite(tail)]
         if tail.size:
