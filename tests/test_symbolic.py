@@ -137,8 +137,10 @@ def test_two_epoch_history_has_note_and_no_shape_diagnosis(block):
     assert any(note.startswith("short_history") for note in diagnosis.notes)
     assert "2 epoch" in diagnosis.notes[0]
     assert not (SHAPE_PROBLEMS | {HIGH_LR}) & set(diagnosis.problem_names())
-    # The final-value tests still run: after 2 epochs the model does not fit its data.
-    assert UNDERFITTING in diagnosis.problem_names()
+    # After 2 epochs the model does not fit its data, but underfitting also needs a curve that
+    # has flattened (issue 13), which 2 epochs cannot show: the note says it was not applied.
+    assert UNDERFITTING not in diagnosis.problem_names()
+    assert "underfitting" in diagnosis.notes[0]
 
 
 def test_two_epoch_history_still_shows_a_gap(block):
@@ -199,7 +201,74 @@ def test_a_slow_high_loss_that_fell_is_underfitting_not_stuck(block):
 
 def test_stuck_needs_enough_epochs_to_see_the_curve(block):
     names = diagnose(block, stuck_history(epochs=2)).problem_names()
-    assert STUCK_AT_CHANCE not in names and UNDERFITTING in names   # too short to tell: final values only
+    # too short to tell; underfitting needs the curve too (issue 13)
+    assert STUCK_AT_CHANCE not in names and UNDERFITTING not in names
+
+
+# ---------------------------------------------------------------------------------------
+# Underfitting needs a flattened curve (issue 13)
+# ---------------------------------------------------------------------------------------
+
+def still_improving_history() -> dict:
+    """Six epochs of a loss falling about as fast at the end as at the start, accuracy still low."""
+    loss = [2.2, 1.95, 1.72, 1.5, 1.3, 1.1]
+    accuracy = [0.2, 0.28, 0.36, 0.43, 0.5, 0.56]
+    return {"loss": loss, "accuracy": accuracy, "val_loss": [v + 0.05 for v in loss],
+            "val_accuracy": [a - 0.02 for a in accuracy]}
+
+
+def test_a_short_training_still_improving_is_not_underfitting_and_says_why(block):
+    diagnosis = diagnose(block, still_improving_history())
+    share = diagnosis.measures["train_loss_still_falling_share"]
+    assert share >= 0.2                                         # still falling at the end
+    assert diagnosis.measures["train_accuracy_above_chance"] < 0.8  # the final-value evidence holds
+    assert UNDERFITTING not in diagnosis.problem_names()
+    assert not {"inc_neurons", "new_fc_layer", "new_conv_layer"} & {a.name for a in diagnosis.actions}
+    [note] = [n for n in diagnosis.notes if n.startswith("still_improving")]
+    assert "still improving" in note and f"{share:.3g}" in note and "more epochs" in note
+    assert "underfitting was not diagnosed" in note
+
+
+def test_a_flattened_curve_with_low_training_accuracy_is_underfitting(block):
+    history = smooth_history(12, final_loss=1.6, final_accuracy=0.45)
+    diagnosis = diagnose(block, history)
+    assert diagnosis.measures["train_loss_still_falling_share"] < 0.2
+    assert UNDERFITTING in diagnosis.problem_names()
+    assert not any(n.startswith("still_improving") for n in diagnosis.notes)
+    finding = next(p for p in diagnosis.problems if p.name == UNDERFITTING)
+    assert "max_late_drop_share_for_underfitting" in finding.explanation
+
+
+def test_a_loss_that_did_not_fall_counts_as_flattened(block):
+    # A loss that stalled on a plateau from the first epoch (above chance level's accuracy, so not
+    # stuck at chance) has no late-drop share at all: it is not still falling.
+    loss = [1.6, 1.61, 1.6, 1.62, 1.61, 1.62, 1.61, 1.62]
+    history = {"loss": loss, "accuracy": [0.45] * 8, "val_loss": loss, "val_accuracy": [0.44] * 8}
+    diagnosis = diagnose(block, history)
+    assert "train_loss_late_drop_share" not in diagnosis.measures
+    assert diagnosis.measures["train_loss_still_falling_share"] == 0
+    assert UNDERFITTING in diagnosis.problem_names()
+
+
+def test_the_same_curve_trained_on_until_it_flattens_is_underfitting(block):
+    # The still-improving curve above, continued until its loss levels off at a high value.
+    history = still_improving_history()
+    tail = [1.0, 0.95, 0.93, 0.92, 0.915, 0.91, 0.91, 0.905, 0.905, 0.9]
+    history = {"loss": history["loss"] + tail, "accuracy": history["accuracy"] + [0.6] * len(tail),
+               "val_loss": history["val_loss"] + [v + 0.05 for v in tail],
+               "val_accuracy": history["val_accuracy"] + [0.58] * len(tail)}
+    diagnosis = diagnose(block, history)
+    assert UNDERFITTING in diagnosis.problem_names()
+    assert not any(n.startswith("still_improving") for n in diagnosis.notes)
+
+
+def test_a_well_fitted_training_still_improving_gets_no_note(block):
+    history = still_improving_history()
+    history["accuracy"] = [0.9, 0.93, 0.95, 0.96, 0.97, 0.98]
+    history["loss"] = [0.5, 0.4, 0.32, 0.24, 0.17, 0.1]
+    diagnosis = diagnose(block, history)
+    assert UNDERFITTING not in diagnosis.problem_names()
+    assert not any(n.startswith("still_improving") for n in diagnosis.notes)
 
 
 def test_one_epoch_history(block):

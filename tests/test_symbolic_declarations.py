@@ -84,9 +84,9 @@ def test_explanation_text_is_unchanged(block):
         "overfitting: training accuracy 0.982 vs validation 0.717, gap 0.265 > threshold 0.072 "
         "(max_train_val_accuracy_gap); validation loss 1.54 vs training loss 0.0429, gap 1.49 "
         "> threshold 0.23 (max_train_val_loss_gap)")
+    # (No underfitting beside it since issue 13: this loss still falls at the end, see
+    # test_symbolic.py, "Underfitting needs a flattened curve".)
     assert explain(block, "fluctuating_loss") == {
-        UNDERFITTING: "underfitting: final training accuracy 0.672 got 0.636 of the way from chance "
-                      "(0.1) to 1 < threshold 0.8 (min_train_accuracy_above_chance)",
         FLUCTUATING_LOSS: "fluctuating_loss: 14 rising vs 15 falling steps, balance 0.933 >= threshold "
                           "0.5 (min_up_down_balance_for_fluctuation) and rises totalling 3.33 against "
                           "falls of 3.92, rise share 0.459 >= threshold 0.25 "

@@ -192,6 +192,20 @@ measure(train_loss_late_drop_share, S) :-
     history_stat(first_train_loss, F), history_stat(last_train_loss, L),
     F > L, S is D / (F - L).
 
+% train_loss_still_falling_share: how steeply the training loss was still
+% falling at the end, for the underfitting test: train_loss_late_drop_share
+% when the loss fell measurably over the curve (the fall the learning-rate
+% shape tests need, min_train_loss_drop_for_shape), and 0 when it did not
+% (it rose, stayed flat, or fell by noise alone): a curve that never came
+% down is not still coming down, and the share of a fall of noise is noise.
+measure(train_loss_still_falling_share, S) :-
+    measure(train_loss_drop_over_chance_loss, D),
+    threshold(min_train_loss_drop_for_shape, T), D > T,
+    measure(train_loss_late_drop_share, S).
+measure(train_loss_still_falling_share, 0) :-
+    measure(train_loss_drop_over_chance_loss, D),
+    threshold(min_train_loss_drop_for_shape, T), D =< T.
+
 
 %% --------------------------------------------------------------------------
 %% 3. Thresholds
@@ -236,8 +250,19 @@ threshold(min_train_accuracy_above_chance, 0.80).
 % version ln(K), which only catches a model that learned nothing).
 threshold(max_train_loss_over_chance_loss, 0.50).
 
-% Curve-shape tests (increasing loss, learning rate) need at least 3 epochs:
-% with 2 there is a single step, and every curve is a straight line.
+% Underfitting, flattened curve (issue 13): the last third of the epochs
+% must have brought less than a fifth of the whole fall of the training loss
+% (a straight line brings a third; a converged curve almost nothing). A
+% curve still falling that steeply at the end is under-trained: more epochs
+% would lower it further, while more capacity would only be trained as
+% briefly. The same share, seen from the other side, as
+% min_late_drop_share_for_low_lr. The test needs a curve of at least
+% min_epochs_for_shape_tests epochs: with 2 every curve is a straight line.
+threshold(max_late_drop_share_for_underfitting, 0.20).
+
+% Curve-shape tests (increasing loss, learning rate, underfitting's
+% flattened curve) need at least 3 epochs: with 2 there is a single step,
+% and every curve is a straight line.
 threshold(min_epochs_for_shape_tests, 3).
 
 % The fluctuation test counts directions, which means little below 4 steps.
@@ -356,11 +381,20 @@ all_hold([C | Cs]) :- holds(C), all_hold(Cs).
 cause(overfitting, [above(train_val_accuracy_gap, max_train_val_accuracy_gap)]).
 cause(overfitting, [above(train_val_loss_gap, max_train_val_loss_gap)]).
 
-% Underfitting (high bias): poor performance on the TRAINING data itself.
-% A model that fits its training data almost perfectly is never underfitting,
-% however badly it generalises.
-cause(underfitting, [below(train_accuracy_above_chance, min_train_accuracy_above_chance)]).
-cause(underfitting, [above(train_loss_over_chance_loss, max_train_loss_over_chance_loss)]).
+% Underfitting (high bias): poor performance on the TRAINING data itself,
+% once training has run its course. A model that fits its training data
+% almost perfectly is never underfitting, however badly it generalises. A
+% training whose loss was still falling steeply at the end has not run its
+% course: it lacks epochs, not capacity, and is not underfitting (the note
+% still_improving says so, section 6); nor is a history too short to tell.
+cause(underfitting,
+      [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
+       below(train_accuracy_above_chance, min_train_accuracy_above_chance),
+       below(train_loss_still_falling_share, max_late_drop_share_for_underfitting)]).
+cause(underfitting,
+      [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
+       above(train_loss_over_chance_loss, max_train_loss_over_chance_loss),
+       below(train_loss_still_falling_share, max_late_drop_share_for_underfitting)]).
 
 % Stuck at chance (issue 13): the training never left chance level. The loss
 % sat at ln(K) from the first epoch (it neither fell measurably nor
@@ -458,12 +492,27 @@ problem(underfitting) :- because(underfitting, _), \+ because(stuck_at_chance, _
 %                            the fluctuation test
 %   non_finite_loss          the loss became NaN or inf; the curve tests only
 %                            see the epochs before
+%   still_improving          the final values say underfitting, but the
+%                            training loss was still falling steeply at the
+%                            end, so underfitting was not diagnosed: more
+%                            epochs, not more capacity, would help
 note(short_history) :-
     measure(epochs, N), threshold(min_epochs_for_shape_tests, M), N < M.
 note(no_fluctuation_test) :-
     measure(epochs, N), threshold(min_epochs_for_shape_tests, M),
     threshold(min_epochs_for_fluctuation_test, F), N >= M, N < F.
 note(non_finite_loss) :- measure(non_finite_loss_epochs, N), N > 0.
+note(still_improving) :-
+    underfitting_evidence,
+    holds(at_least(train_loss_curve_epochs, min_epochs_for_shape_tests)),
+    holds(at_least(train_loss_still_falling_share, max_late_drop_share_for_underfitting)).
+
+% underfitting_evidence: a final-value test of underfitting holds (the
+% conditions of the causes of underfitting other than the flattened curve).
+underfitting_evidence :-
+    holds(below(train_accuracy_above_chance, min_train_accuracy_above_chance)).
+underfitting_evidence :-
+    holds(above(train_loss_over_chance_loss, max_train_loss_over_chance_loss)).
 
 
 %% --------------------------------------------------------------------------
@@ -532,6 +581,12 @@ phrase(train_loss_area_ratio,
        ["area between the training-loss curve and its chord {value} of the triangle under ",
         "the chord"]).
 phrase(train_loss_late_drop_share, "the last third of the epochs brought {value} of the fall").
+
+% Underfitting, flattened curve: the same share (0 for a loss that did not
+% fall measurably).
+phrase(train_loss_still_falling_share,
+       ["the last third of the epochs brought {value} of the fall of the training loss ",
+        "(0: no measurable fall)"]).
 
 % Lengths of the history (the explanations leave out the conditions that
 % only gate the curve tests, but a user's cause may quote them).

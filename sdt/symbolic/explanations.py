@@ -120,10 +120,10 @@ def note_text(note: str, measures: Mapping[str, float], thresholds: Mapping[str,
     if note == "short_history" and epochs is not None:
         needed = thresholds.get("min_epochs_for_shape_tests")
         return (f"short_history: only {fmt(epochs)} epoch(s); the curve-shape tests "
-                f"(increasing_loss, fluctuating_loss, low_lr, high_lr from the curve shape) "
-                f"need at least {fmt(needed) if needed is not None else 'more'} and were "
-                f"not applied; only the final-value tests (overfitting, underfitting, "
-                f"divergence) were")
+                f"(increasing_loss, fluctuating_loss, low_lr, high_lr from the curve shape, "
+                f"and underfitting, which needs a curve that has flattened) need at least "
+                f"{fmt(needed) if needed is not None else 'more'} and were not applied; only the "
+                f"final-value tests (overfitting, divergence) were")
     if note == "no_fluctuation_test" and epochs is not None:
         needed = thresholds.get("min_epochs_for_fluctuation_test")
         return (f"no_fluctuation_test: {fmt(epochs)} epochs; the fluctuating_loss test needs "
@@ -138,6 +138,15 @@ def note_text(note: str, measures: Mapping[str, float], thresholds: Mapping[str,
         if curve is not None:
             text += f"; the curve tests only saw the {fmt(curve)} epoch(s) of finite training loss before"
         return text
+    if note == "still_improving" and "train_loss_still_falling_share" in measures:
+        limit = thresholds.get("max_late_drop_share_for_underfitting")
+        return (f"still_improving: the training was still improving at the end: the last third of "
+                f"the epochs brought {fmt(measures['train_loss_still_falling_share'])} of the fall of "
+                f"the training loss"
+                + (f" (underfitting needs less than {fmt(limit)}, "
+                   f"max_late_drop_share_for_underfitting)" if limit is not None else "")
+                + ". The final training accuracy or loss is poor, but more epochs, not more "
+                  "capacity, would help, so underfitting was not diagnosed")
     return note
 
 
