@@ -164,8 +164,8 @@ class ActionRecord:
 class ArchitectureLimits:
     """How far the architecture actions may grow the network.
 
-    The caller computes `max_extra_conv_blocks` from the input size (the neural block knows
-    how many halving max-pools still fit; it may be 0). Both limits must stay within the hard
+    The caller computes `max_extra_conv_blocks` (the neural block's limit for the input; 0
+    for a model that cannot add conv blocks). Both limits must stay within the hard
     caps of sdt.core.records, because the optimiser's domain only covers dimensions up to them.
     """
 
@@ -416,9 +416,9 @@ def increase_neurons(space: SearchSpace, architecture: Architecture, params: dic
 
 def switch_action(action: str) -> "ActionFunction":
     """The action that switches on every SWITCH feature declared with `action` (sdt/core/records.py)
-    and adds the dimensions of the hyper-parameters they read: reg_l2 (L2 on every kernel plus
-    batch normalisation; l2_factor becomes a dimension), data_augmentation (random shifts, and
-    flips where sensible). Not applicable once the first of its features is on."""
+    and adds the dimensions of the hyper-parameters they read: reg_l2 (L2 on every kernel;
+    l2_factor becomes a dimension), add_batch_norm (batch normalisation after every hidden
+    activation), data_augmentation (random shifts, and flips where sensible). Not applicable once the first of its features is on."""
     features = [f for f in ARCHITECTURE_FEATURES if f.kind == SWITCH and f.action == action]
 
     def switch_on(space: SearchSpace, architecture: Architecture, params: dict[str, Any],

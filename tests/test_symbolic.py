@@ -188,7 +188,7 @@ def stuck_history(epochs: int = 10) -> dict:
 def test_a_training_stuck_at_chance_is_diagnosed_as_such_and_gets_no_capacity_action(block):
     diagnosis = diagnose(block, stuck_history())
     assert diagnosis.problem_names() == (STUCK_AT_CHANCE,)      # not underfitting
-    assert {action.name for action in diagnosis.actions} == {"inc_lr"}
+    assert {action.name for action in diagnosis.actions} == {"inc_lr", "change_optimizer"}
     problem = diagnosis.problems[0]
     assert "max_train_accuracy_above_chance_when_stuck" in problem.explanation
 

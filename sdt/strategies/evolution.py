@@ -8,7 +8,7 @@ As in DLOPT (Camero, Toutouh and Alba), the *problem* is kept apart from the *al
   bound comes from the run's `Domain`: the *current* bounds of its hyper-parameters (the
   initial space plus the l2_factor / unit_c3.. / unit_d2.. templates, the same ranges the
   other strategies start from) and its max_extra_conv_blocks / max_extra_dense_layers
-  (already reduced to what fits the input size).
+  (0 where the model cannot add such layers).
 - `EvolutionStrategy` knows nothing of networks: a population, tournament selection,
   mutation of the winner, steady-state replacement with elitism, a budget of trainings.
 
