@@ -62,7 +62,9 @@ def fake_runs(tmp_path_factory):
     folders = {}
     for name, history in (("overfitting", "overfitting"), ("high_lr", "high_lr")):
         folder = tmp_path_factory.mktemp(f"fake_{name}") / "run"
-        main.run(main.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, initial_points=2), folder,
+        # Edit guidance: the dashboard's bounds figure must show decr_lr moving the range.
+        main.run(main.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, initial_points=2,
+                                guidance="edit"), folder,
                  make_train=fake_factory(FakeTrainer(lambda p, a, i, h=history: h)))
         folders[name] = folder
     return folders

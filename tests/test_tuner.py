@@ -59,14 +59,14 @@ def test_summary_and_database_agree(tmp_path):
 
 def test_space_edits_keep_every_trial_in_the_optimiser(tmp_path):
     trainer = FakeTrainer(lambda p, a, i: "high_lr")     # decr_lr moves the learning-rate range each time
-    summary = run(tmp_path, trainer, max_evals=5)
+    summary = run(tmp_path, trainer, max_evals=5, guidance="edit")
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
         spaces = [json.loads(r[0]) for r in storage._connection.execute(
             "SELECT space FROM search_spaces ORDER BY trial_index")]
     highs = [next(d for d in s["dimensions"] if d["name"] == "learning_rate")["high"] for s in spaces]
     assert highs[-1] < highs[0]                          # the range really moved down
     # Resume rebuilds the optimiser from every stored trial, also those outside the edited space.
-    context = tuner.prepare(config(), tmp_path / "run")
+    context = tuner.prepare(config(guidance="edit"), tmp_path / "run")
     strategy = tuner.make_strategy(context)
     with RunStorage.open(tmp_path / "run", read_only=True) as storage:
         for record in storage.records():
@@ -240,5 +240,6 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
     assert lines[1].startswith("[1/2] val_loss ") and "| best objective " in lines[1] and "left" in lines[1]
     assert lines[2].startswith("    params: ")
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
-    assert any(line.startswith("    action reg_l2: l2 off -> on") for line in lines)
+    assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on (weight 0.90") or
+               line.startswith("    skipped reg_l2: not applied this time") for line in lines)
     assert lines[-1] == "no completed trial: no best model to evaluate"
