@@ -1,21 +1,34 @@
 """Issue 14: symbolic early stopping. After each epoch the history so far goes through the stop
-rules of diagnosis.pl (`stop_training/1`); a training that cannot succeed is stopped with its
-reason. The stop rules run on synthetic histories."""
+rules of diagnosis.pl (`stop_training/1`); a training that cannot succeed is stopped, recorded as
+`pruned` with its reason, and is a trial like any other. `--epoch-budget` ends a run on the epochs
+trained; `--prune / --no-prune` switch the stop rules on and off (on by default for sdt and
+random-sdt only).
+
+The stop rules run on synthetic histories; the loop runs with the fake trainer, which hands the
+stop check its curves epoch by epoch as the Keras trainer does; one tiny real training (marked
+slow) checks the Keras side end to end."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from sdt.core.errors import ConfigurationError, RulesError
-from sdt.core.records import TrainingResult
+from sdt.core.records import Architecture, TrainingResult
 from sdt.core.vocabulary import (
     LOW_LR, STOP_DIVERGED, STOP_OVERSHOT, STOP_STUCK_AT_CHANCE, STUCK_AT_CHANCE, TrialStatus,
 )
+from sdt.run import loop as tuner
+from sdt.run.controller import Objective, TrialRecord
+from sdt.run.storage import RunStorage
 from sdt.symbolic.block import DEFAULT_DIAGNOSIS_PATH, StopDecision, SymbolicBlock
-from tests.fake_training import canned_history
+from tests.fake_training import FakeTrainer, canned_history, fake_factory
 
 CLASSES = 10
 CHANCE_LOSS = math.log(CLASSES)
@@ -217,3 +230,291 @@ def test_the_stop_records_round_trip_and_old_records_still_load():
     old["status"] = TrialStatus.COMPLETED
     loaded = TrainingResult.from_dict(old)
     assert loaded.stop_reason is None and loaded.stop_epoch is None and loaded.stop_explanation is None
+
+
+# ---------------------------------------------------------------------------------------------
+# A pruned training is a trial: its objective, its place among the best
+# ---------------------------------------------------------------------------------------------
+
+def record(index: int, status: str, objective: float) -> TrialRecord:
+    result = TrainingResult(status=status, val_loss=objective, val_accuracy=0.5, epochs_run=4)
+    return TrialRecord(index=index, params={}, architecture=Architecture(), result=result,
+                       objective=objective, improved=None)
+
+
+def test_a_pruned_training_is_scored_like_a_completed_one():
+    objective = Objective("val_loss", CLASSES)
+    pruned = TrainingResult(status=TrialStatus.PRUNED, val_loss=1.2, val_accuracy=0.6)
+    assert objective.value(pruned) == objective.value(replace(pruned, status=TrialStatus.COMPLETED)) == 1.2
+    assert Objective("val_accuracy", CLASSES).value(pruned) == -0.6
+    assert objective.value(replace(pruned, status=TrialStatus.DIVERGED)) == objective.loss_cap
+
+
+def test_a_pruned_training_is_the_best_only_when_it_beats_every_other():
+    assert tuner.best_record([record(0, TrialStatus.COMPLETED, 0.5), record(1, TrialStatus.PRUNED, 0.4)]).index == 1
+    # On a tie the completed one wins, even when it came later.
+    assert tuner.best_record([record(0, TrialStatus.PRUNED, 0.5), record(1, TrialStatus.COMPLETED, 0.5)]).index == 1
+    assert tuner.best_record([record(0, TrialStatus.DIVERGED, 0.1), record(1, TrialStatus.PRUNED, 0.9)]).index == 1
+    trials = [{"index": 0, "status": TrialStatus.PRUNED, "objective": 0.5},
+              {"index": 1, "status": TrialStatus.COMPLETED, "objective": 0.5}]
+    assert tuner.best_trial(trials)["index"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration: --prune / --no-prune, --epoch-budget
+# ---------------------------------------------------------------------------------------------
+
+def test_pruning_is_on_by_default_for_the_symbolic_strategies_only():
+    assert tuner.RunConfig(strategy="sdt").pruning and tuner.RunConfig(strategy="random-sdt").pruning
+    for strategy in ("bo", "random", "meta-lr", "evolution"):
+        assert not tuner.RunConfig(strategy=strategy).pruning, strategy
+    assert tuner.RunConfig(strategy="bo", prune=True).pruning
+    assert not tuner.RunConfig(strategy="sdt", prune=False).pruning
+    # A run stored before pruning existed never pruned, and resumes without it.
+    stored = {k: v for k, v in tuner.RunConfig(strategy="sdt").__dict__.items() if k not in ("prune", "epoch_budget")}
+    assert not tuner.RunConfig.from_dict(stored).pruning
+
+
+def test_the_command_line_flags():
+    from sdt.cli.main import build_parser
+    parse = build_parser().parse_args
+    assert parse([]).prune is None and parse(["--prune"]).prune is True and parse(["--no-prune"]).prune is False
+    assert parse(["--epoch-budget", "30"]).epoch_budget == 30 and parse([]).epoch_budget is None
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_bad_epoch_budget_is_one_error_line_and_nothing_is_written(tmp_path, capsys, value):
+    from sdt.cli.main import main
+    folder = tmp_path / "run"
+    assert main(["--dataset", "digits", "--epoch-budget", value, "--log-folder", str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"error: --epoch-budget must be a whole number >= 1, got {value}"]
+    assert not folder.exists()
+    with pytest.raises(ConfigurationError, match="--epoch-budget"):
+        tuner.RunConfig(epoch_budget=int(value)).validate()
+
+
+def test_a_resume_may_raise_the_budgets():
+    by_epochs = tuner.RunConfig(max_evals=tuner.default_max_evals(20, 8), epoch_budget=20)
+    assert by_epochs.max_evals == 20
+    # A trial budget that could never end the run first is raised along with the epoch budget...
+    assert tuner.resumed_config(by_epochs, epoch_budget=40).max_evals == 40
+    # ...one that could is the user's, and stays.
+    both = tuner.RunConfig(max_evals=5, epoch_budget=20)
+    assert tuner.resumed_config(both, epoch_budget=40) == replace(both, epoch_budget=40)
+    assert tuner.resumed_config(both, max_evals=9) == replace(both, max_evals=9)
+    assert tuner.resumed_config(both) == both
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop, with a fake trainer that honours the stop check
+# ---------------------------------------------------------------------------------------------
+
+def config(**changes) -> tuner.RunConfig:
+    base = dict(dataset="digits", max_evals=4, epochs=10, seed=1, initial_points=2)
+    base.update(changes)
+    return tuner.RunConfig(**base)
+
+
+def stuck_trainer() -> FakeTrainer:
+    return FakeTrainer(lambda params, architecture, index: stuck_history(10))
+
+
+def run(folder: Path, trainer: FakeTrainer, **changes) -> dict:
+    return tuner.run(config(**changes), folder, make_train=fake_factory(trainer, honour_stop=True))
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_a_pruned_trial_is_recorded_with_its_reason_everywhere(tmp_path):
+    from sdt.api import TuningResult
+    from sdt.cli.console import ConsoleObserver
+    from sdt.dashboard import data
+    from sdt.dashboard.pages import decisions, hyperparams
+    folder = tmp_path / "run"
+    stream = io.StringIO()
+    summary = tuner.run(config(max_evals=2), folder, observer=ConsoleObserver(stream),
+                        make_train=fake_factory(stuck_trainer(), honour_stop=True))
+    assert summary["prune"] is True and summary["epochs_spent"] == 2 * STUCK_STOP_EPOCH
+    for trial in summary["trials"]:
+        assert trial["status"] == TrialStatus.PRUNED and trial["epochs_run"] == STUCK_STOP_EPOCH
+        assert trial["stop"]["reason"] == STOP_STUCK_AT_CHANCE and trial["stop"]["epoch"] == STUCK_STOP_EPOCH
+        assert trial["stop"]["explanation"].startswith("stuck_at_chance: 4 epochs in a row at chance level")
+        assert trial["problems"] == [STUCK_AT_CHANCE]          # diagnosed on the epochs it ran
+    with RunStorage.open(folder, read_only=True) as storage:
+        for stored in storage.records():
+            # Its objective: the validation loss of the best of the epochs it ran.
+            assert stored.objective == stored.result.val_loss == min(stored.result.history["val_loss"])
+            assert len(stored.result.history["loss"]) == stored.result.stop_epoch == STUCK_STOP_EPOCH
+    assert summary["trials"][0]["actions"]                       # tuned like any other trial
+    assert summary["best"] is not None                          # a pruned training can be the best
+    rows = read_csv(folder / "trials.csv")
+    assert [row["status"] for row in rows] == ["pruned", "pruned"]
+    assert all(row["stop"].startswith("stuck_at_chance: ") and row["epochs_run"] == "4" for row in rows)
+    result = TuningResult.from_log_folder(folder)
+    assert [t.status for t in result.trials] == ["pruned", "pruned"] and result.epochs_spent == 8
+    assert result.trials[0].stop_reason == STOP_STUCK_AT_CHANCE and result.trials[0].stop_epoch == 4
+    assert result.to_rows()[0]["stop"] == rows[0]["stop"]
+    lines = stream.getvalue().splitlines()
+    assert any(line.startswith("[1/2] val_loss ") and "PRUNED (stuck_at_chance)" in line for line in lines)
+    assert any(line.startswith("    pruned after epoch 4 (stuck_at_chance): 4 epochs in a row") for line in lines)
+    store = data.load_run(folder)
+    columns, table = hyperparams.params_table(store)
+    assert table[0]["status"] == "pruned" and table[0]["stopped"] == "stuck_at_chance after epoch 4"
+    assert decisions.decision_timeline(store)[0]["stop"].startswith("stuck_at_chance: ")
+
+
+def test_the_epoch_budget_ends_the_run_after_the_training_that_crosses_it(tmp_path):
+    from sdt.cli.console import ConsoleObserver
+    stream = io.StringIO()
+    trainer = stuck_trainer()
+    summary = tuner.run(config(max_evals=20, epoch_budget=10), tmp_path / "run", observer=ConsoleObserver(stream),
+                        make_train=fake_factory(trainer, honour_stop=True))
+    # 4 + 4 epochs leave the budget unspent; the third training crosses it and still finishes.
+    assert [t["epochs_run"] for t in summary["trials"]] == [4, 4, 4]
+    assert summary["epochs_spent"] == 12 and summary["epoch_budget"] == 10 and len(trainer.calls) == 3
+    assert "epoch budget spent: 12 of 10 epochs trained in 3 trainings" in stream.getvalue()
+    assert "| 8/10 epochs of the budget |" in stream.getvalue()
+
+
+def test_no_prune_never_stops_a_training(tmp_path):
+    trainer = stuck_trainer()
+    summary = run(tmp_path / "run", trainer, max_evals=3, prune=False, epoch_budget=25)
+    assert [t["status"] for t in summary["trials"]] == ["completed"] * 3
+    assert [t["epochs_run"] for t in summary["trials"]] == [10, 10, 10] and trainer.should_stop is None
+    assert summary["prune"] is False and summary["epochs_spent"] == 30
+
+
+def test_a_baseline_does_not_prune_unless_asked(tmp_path):
+    default = run(tmp_path / "bo", stuck_trainer(), strategy="bo", max_evals=2)
+    assert [t["status"] for t in default["trials"]] == ["completed", "completed"]
+    asked = run(tmp_path / "bo_pruned", stuck_trainer(), strategy="bo", max_evals=2, prune=True)
+    assert [t["status"] for t in asked["trials"]] == ["pruned", "pruned"]
+    assert all(t["actions"] == [] for t in asked["trials"])          # a baseline still never tunes
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_pruned_trials_counts_their_epochs_and_continues_as_if_never_interrupted(tmp_path):
+    def history_for(params, architecture, index):
+        return stuck_history(10) if index % 2 == 0 else "overfitting"      # pruned at 4, completed at 30
+    reference = run(tmp_path / "a", FakeTrainer(history_for), max_evals=10, epoch_budget=60)
+
+    def crash_on_third(params, architecture, index):
+        if index == 2:
+            raise Interrupt()
+        return history_for(params, architecture, index)
+    with pytest.raises(Interrupt):
+        run(tmp_path / "b", FakeTrainer(crash_on_third), max_evals=10, epoch_budget=60)
+    with RunStorage.open(tmp_path / "b", read_only=True) as storage:
+        assert [r.result.status for r in storage.records()] == ["pruned", "completed"]
+
+    resumed = FakeTrainer(history_for)
+    summary = tuner.run(config(max_evals=10, epoch_budget=60), tmp_path / "b", resume=True,
+                        make_train=fake_factory(resumed, honour_stop=True))
+    # 4 + 30 stored epochs, then 4 + 30 more cross 60: the same four trainings as the reference.
+    assert [c[2] for c in resumed.calls] == [2, 3]
+    assert [t["epochs_run"] for t in summary["trials"]] == [4, 30, 4, 30] and summary["epochs_spent"] == 68
+    assert [t["status"] for t in summary["trials"]] == [t["status"] for t in reference["trials"]]
+    assert [t["params"] for t in summary["trials"]] == [t["params"] for t in reference["trials"]]
+    # A resumed run whose epoch budget is spent trains nothing; a raised one trains on.
+    again = FakeTrainer(history_for)
+    tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(again, honour_stop=True))
+    assert again.calls == []
+    raised = tuner.run(config(), tmp_path / "b", resume=True, resume_epoch_budget=70,
+                       make_train=fake_factory(again, honour_stop=True))
+    assert [c[2] for c in again.calls] == [4] and raised["epochs_spent"] == 72 and raised["epoch_budget"] == 70
+
+
+# ---------------------------------------------------------------------------------------------
+# The Keras side: the callback, and one real training
+# ---------------------------------------------------------------------------------------------
+
+class _Recorder:
+    def __init__(self, history: dict):
+        self.history = history
+
+
+class _Model:
+    stop_training = False
+
+
+def stopper(should_stop, history: dict, epochs: int):
+    from sdt.neural.network import _StopWhenTold
+    callback = _StopWhenTold(should_stop, _Recorder(history), epochs)
+    callback.set_model(_Model())
+    return callback
+
+
+def test_the_callback_asks_after_every_epoch_but_the_last_and_stops_at_the_first_answer():
+    asked = []
+
+    def should_stop(history):
+        asked.append(len(history["loss"]))
+        return ("stuck_at_chance", "stuck_at_chance: why") if len(history["loss"]) == 2 else None
+    history = {"loss": []}
+    callback = stopper(should_stop, history, epochs=5)
+    for epoch in range(3):
+        history["loss"].append(2.3)
+        callback.on_epoch_end(epoch)
+    assert asked == [1, 2] and callback.decision == ("stuck_at_chance", "stuck_at_chance: why", 2)
+    assert callback.model.stop_training is True
+    last = stopper(should_stop, {"loss": [2.3] * 5}, epochs=5)
+    last.on_epoch_end(4)                          # the last epoch: nothing left to save
+    assert last.decision is None and asked == [1, 2]
+
+
+def test_a_stop_check_that_fails_never_costs_the_training(caplog):
+    def broken(history):
+        raise RuntimeError("ProbLog fell over")
+    callback = stopper(broken, {"loss": [2.3]}, epochs=5)
+    callback.on_epoch_end(0)
+    callback.on_epoch_end(1)
+    assert callback.decision is None and callback.model.stop_training is False
+    assert "the stop check failed after epoch 1" in caplog.text
+
+
+def write_space(path: Path) -> Path:
+    """A tiny CNN that cannot learn: Adadelta only, the learning rate fixed at 1e-6 (inc_lr may
+    widen it, never past 1e-5, still far too small for Adadelta in a few epochs)."""
+    dimensions = [
+        {"name": "unit_c1", "type": "integer", "low": 8, "high": 8},
+        {"name": "dr1_2", "type": "real", "low": 0.0, "high": 0.1},
+        {"name": "unit_c2", "type": "integer", "low": 8, "high": 8},
+        {"name": "unit_d", "type": "integer", "low": 16, "high": 16},
+        {"name": "dr_f", "type": "real", "low": 0.0, "high": 0.1},
+        {"name": "learning_rate", "type": "real", "low": 1e-6, "high": 1e-6, "prior": "log-uniform",
+         "domain": [1e-6, 1e-5]},
+        {"name": "batch_size", "type": "integer", "low": 64, "high": 64},
+        {"name": "optimizer", "type": "categorical", "categories": ["Adadelta"]},
+        {"name": "activation", "type": "categorical", "categories": ["relu"]},
+    ]
+    path.write_text(json.dumps({"dimensions": dimensions}))
+    return path
+
+
+@pytest.mark.slow
+def test_real_trainings_that_cannot_learn_are_pruned_within_4_epochs_with_their_reason(tmp_path):
+    folder = tmp_path / "run"
+    summary = tuner.run(config(max_evals=3, epochs=10, seed=0, initial_points=2,
+                               search_space_path=str(write_space(tmp_path / "space.json"))), folder)
+    assert len(summary["trials"]) == 3
+    for trial in summary["trials"]:
+        assert trial["status"] == "pruned" and trial["epochs_run"] <= STUCK_STOP_EPOCH, trial
+        assert trial["stop"]["reason"] == STOP_STUCK_AT_CHANCE and trial["stop"]["epoch"] == trial["epochs_run"]
+        assert trial["stop"]["explanation"].startswith("stuck_at_chance: ")
+    rows = read_csv(folder / "trials.csv")
+    assert [row["status"] for row in rows] == ["pruned"] * 3
+    assert all(row["stop"].startswith("stuck_at_chance: ") for row in rows)
+    with RunStorage.open(folder, read_only=True) as storage:
+        for stored in storage.records():
+            history = stored.result.history
+            # Recorded as trained: the epochs it ran, the clean training curves the rules read.
+            assert len(history["loss"]) == len(history["train_eval_loss"]) == stored.result.epochs_run
+            assert Path(stored.result.model_path).is_file()
+    assert summary["best"]["test_accuracy"] is not None      # the best pruned model was evaluated
