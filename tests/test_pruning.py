@@ -518,3 +518,15 @@ def test_real_trainings_that_cannot_learn_are_pruned_within_4_epochs_with_their_
             assert len(history["loss"]) == len(history["train_eval_loss"]) == stored.result.epochs_run
             assert Path(stored.result.model_path).is_file()
     assert summary["best"]["test_accuracy"] is not None      # the best pruned model was evaluated
+
+
+def test_the_api_takes_prune_and_epoch_budget_as_run_options(tmp_path, monkeypatch):
+    from sdt.api import tune
+    monkeypatch.setattr(tuner, "make_trainer", fake_factory(stuck_trainer(), honour_stop=True))
+    result = tune(dataset="digits", epochs=10, epoch_budget=10, log_folder=tmp_path / "a", initial_points=2)
+    # No max_evals: as many trainings as the epoch budget allows; 4 + 4 + 4 epochs cross 10.
+    assert [t.status for t in result.trials] == ["pruned"] * 3 and result.epochs_spent == 12
+    assert result.best_val_loss is not None and result.trials[0].stop_reason == STOP_STUCK_AT_CHANCE
+    unpruned = tune(dataset="digits", epochs=10, max_evals=2, prune=False, log_folder=tmp_path / "b",
+                    initial_points=2)
+    assert [t.status for t in unpruned.trials] == ["completed"] * 2 and unpruned.epochs_spent == 20
