@@ -37,13 +37,19 @@ symbolic controller does not see the budget. A strategy whose sampler's source m
 The measurements, per arm and budget (all read from validation accuracy, whatever the objective):
 best validation accuracy; the trainings needed to reach plain BO's final best validation accuracy
 of the same seed and budget ("never" when not reached; the median counts "never" as infinitely
-many); wasted trainings (validation accuracy below half the run's best at that budget; failed and
-diverged trainings count as wasted); and, for symbolic arms, per action how often it was applied
+many); the epochs spent (every epoch the budget's trainings trained, pruned ones included) and the
+epochs needed to reach BO's final best (those of the trainings up to and including the one that
+reached it); wasted trainings (validation accuracy below half the run's best at that budget; failed
+and diverged trainings count as wasted, a pruned one by its accuracy); and, for symbolic arms, per action how often it was applied
 (`chosen` of a trial record) and how often the training that judged it found an improvement (the
 `new_observations` of the next trial record; an action applied after a budget's last training is
 applied but not judged). Issue 13's checks compare every symbolic arm with `bo`: median best at
 least 0.005 above BO's, a wasted share at most BO's, and BO's best reached within 70 % of the
 budget (median over seeds).
+
+Pruning (issue 14) is each strategy's default: the symbolic arms stop trainings that cannot succeed
+(status pruned: they count as trainings, with the accuracy of the best epoch they ran), the
+baselines train every training to its end. The epochs columns show what that saves.
 
 Finished runs are kept in the output folder: started again with the same options, the benchmark
 reuses every run whose stored configuration matches and runs only what is missing.
@@ -318,6 +324,7 @@ def trial_row(run: PlannedRun, config, record, iteration_seconds: float, wall: f
         "seed": run.seed, "run": run.name, "run_budget": run.max_evals, "per_budget": run.per_budget,
         "index": record.index, "status": fields["status"], "objective": record.objective,
         "val_loss": fields["val_loss"], "val_accuracy": fields["val_accuracy"], "epochs_run": fields["epochs_run"],
+        "stop_reason": record.result.stop_reason,
         "training_seconds": fields["duration_seconds"], "symbolic_seconds": record.symbolic_seconds,
         "iteration_seconds": iteration_seconds, "problems": ";".join(fields["problems"]),
         **action_columns(record),
@@ -331,9 +338,10 @@ def trial_row(run: PlannedRun, config, record, iteration_seconds: float, wall: f
 # --------------------------------------------------------------------------------------------
 
 def completed_accuracy(row: dict[str, Any]) -> float | None:
-    """The validation accuracy of a completed training; None for a failed, diverged or NaN one."""
+    """The validation accuracy of a completed or pruned training (a pruned one: of the best epoch it
+    ran); None for a failed, diverged or NaN one."""
     value = row.get("val_accuracy")
-    if row.get("status") != TrialStatus.COMPLETED or value is None or not math.isfinite(value):
+    if row.get("status") not in TrialStatus.SCORED or value is None or not math.isfinite(value):
         return None
     return float(value)
 
@@ -362,6 +370,18 @@ def best_so_far(trials: list[dict[str, Any]]) -> list[float]:
 def trainings_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
     """How many trainings the run needed until one reached `target` validation accuracy; None: never."""
     return next((number for number, best in enumerate(best_so_far(trials), start=1) if best >= target), None)
+
+
+def epochs_of(trials: list[dict[str, Any]]) -> int:
+    """The epochs the trainings trained, pruned, diverged and failed ones included."""
+    return sum(int(t.get("epochs_run") or 0) for t in trials)
+
+
+def epochs_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
+    """The epochs the run spent until a training reached `target` validation accuracy, that
+    training's included; None: never."""
+    needed = trainings_to_reach(trials, target)
+    return None if needed is None else epochs_of(trials[:needed])
 
 
 def is_wasted(row: dict[str, Any], run_best: float) -> bool:
@@ -409,6 +429,8 @@ class ArmSummary:
     symbolic_seconds: list[float]
     seconds: float
     actions: dict[str, Counter] = field(default_factory=dict)
+    epochs: dict[int, int] = field(default_factory=dict)                    # seed -> epochs spent
+    epochs_reach: dict[int, int | None] = field(default_factory=dict)       # seed -> epochs to reach the best
 
     @property
     def median_best(self) -> float:
@@ -418,13 +440,17 @@ class ArmSummary:
     def median_reach(self) -> float | None:
         return median_trainings(list(self.reach.values()))
 
+    @property
+    def median_epochs_reach(self) -> float | None:
+        return median_trainings(list(self.epochs_reach.values()))
+
 
 def best_trial_test_accuracy(trials: list[dict[str, Any]]) -> float | None:
-    """Test accuracy of the budget's best trial (by objective), known when it is the run's evaluated best."""
-    completed = [t for t in trials if t.get("status") == TrialStatus.COMPLETED]
-    if not completed:
-        return None
-    return min(completed, key=lambda t: (t["objective"], t["index"])).get("test_accuracy")
+    """Test accuracy of the budget's best trial (by objective, as the tuner picks it: completed and
+    pruned trainings), known when it is the run's evaluated best."""
+    from sdt.run.loop import best_trial
+    best = best_trial([t for t in trials if t.get("status") in TrialStatus.SCORED])
+    return None if best is None else best.get("test_accuracy")
 
 
 def summarise_arm(arm: Arm, runs: dict[tuple[str, int], list[dict[str, Any]]], budget: int,
@@ -440,6 +466,8 @@ def summarise_arm(arm: Arm, runs: dict[tuple[str, int], list[dict[str, Any]]], b
         arm=arm, budget=budget, best={seed: best_accuracy(trials) for seed, trials in mine.items()},
         best_loss=[v for v in losses if v is not None], test_accuracy=[v for v in tests if v is not None],
         reach={seed: trainings_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
+        epochs={seed: epochs_of(trials) for seed, trials in mine.items()},
+        epochs_reach={seed: epochs_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
         wasted=sum(wasted_count(trials) for trials in mine.values()), trainings=len(every),
         symbolic_seconds=[t["symbolic_seconds"] for t in every if t.get("symbolic_seconds")],
         seconds=sum(t.get("iteration_seconds") or 0.0 for t in every),
@@ -537,6 +565,14 @@ def median_range(values, digits: int = 4) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def count_range(values) -> str:
+    """'median (min–max)' of whole numbers (a median of two may end in .5); 'n/a' when there are none."""
+    values = list(values)
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):g} ({min(values)}–{max(values)})"
+
+
 def arm_table_row(summary: ArmSummary) -> dict[str, str]:
     """One arm's row of a budget's table."""
     median = summary.median_reach
@@ -552,6 +588,10 @@ def arm_table_row(summary: ArmSummary) -> dict[str, str]:
         f"trainings to reach {REFERENCE_ARM}'s best (per seed)":
             ", ".join("never" if n is None else str(n) for n in summary.reach.values()) or "n/a",
         "median trainings to reach it": reach_median,
+        "epochs spent": count_range(summary.epochs.values()),
+        f"epochs to reach {REFERENCE_ARM}'s best (per seed)":
+            ", ".join("never" if n is None else str(n) for n in summary.epochs_reach.values()) or "n/a",
+        "median epochs to reach it": format_trainings(summary.median_epochs_reach),
         "wasted trainings": f"{summary.wasted}/{summary.trainings} ({percent(summary.wasted, summary.trainings)})",
         "symbolic step, median": (f"{statistics.median(summary.symbolic_seconds) * 1000:.0f} ms"
                                   if summary.symbolic_seconds else "n/a"),
@@ -615,9 +655,12 @@ def method_notes(plan: list[PlannedRun], budgets: list[int], objective: str) -> 
                      "budget (folders `_b<N>`).")
     lines += ["", f"Trainings to reach {REFERENCE_ARM}'s best: the number of trainings until the run's best "
               f"validation accuracy reached {REFERENCE_ARM}'s final best of the same seed and budget; the median "
-              "counts never as infinitely many. Wasted: validation accuracy below "
-              f"{WASTED_BELOW_SHARE_OF_BEST:g} x the run's best at that budget, failed and diverged trainings "
-              "included.", ""]
+              "counts never as infinitely many. Epochs spent: every epoch the budget's trainings trained "
+              "(median, min-max over seeds); epochs to reach it: those of the trainings up to and including "
+              "the one that reached it. Pruning is each strategy's default (on for sdt and random-sdt, off "
+              "for the baselines); a pruned training counts with the accuracy of the best epoch it ran. "
+              f"Wasted: validation accuracy below {WASTED_BELOW_SHARE_OF_BEST:g} x the run's best at that "
+              "budget, failed and diverged trainings included.", ""]
     return lines
 
 

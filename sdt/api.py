@@ -25,6 +25,7 @@ from sdt.core.errors import ConfigurationError
 from sdt.core.records import Architecture
 
 SEARCH_SPACE_FILE = "search_space.json"   # where a space given as a dict or SearchSpace is kept
+DEFAULT_MAX_EVALS = 10                     # tune()'s trial budget when neither it nor an epoch budget is given
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class TrialSummary:
     actions: tuple[str, ...] = ()
     error: str | None = None
     model_path: str | None = None
+    # A pruned training (status "pruned"): why the stop rules ended it, and after which epoch.
+    stop_reason: str | None = None
+    stop_explanation: str | None = None
+    stop_epoch: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict: the columns of trials.csv (param_<name>, arch_<field>, ';'-joined lists)."""
@@ -53,12 +58,13 @@ class TrialSummary:
             "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "epochs_run": self.epochs_run,
             "duration_seconds": self.duration_seconds, "params": dict(self.params),
             "architecture": self.architecture.to_dict(), "problems": list(self.problems),
-            "actions": list(self.actions), "error": self.error})
+            "actions": list(self.actions), "stop": self.stop_explanation, "error": self.error})
 
 
 @dataclass(frozen=True)
 class TuningResult:
-    """What a run found: the best trial (lowest objective among completed ones) and every trial."""
+    """What a run found: the best trial (lowest objective among completed and pruned ones; a pruned
+    one only when it beats every other) and every trial."""
 
     best_params: Mapping[str, Any] | None
     best_architecture: Architecture | None
@@ -68,6 +74,11 @@ class TuningResult:
     test_accuracy: float | None            # of the best model, on the test set (used only for this)
     trials: tuple[TrialSummary, ...] = field(default_factory=tuple)
     log_folder: Path | None = None
+
+    @property
+    def epochs_spent(self) -> int:
+        """The epochs the run's trainings trained in all (what --epoch-budget counts)."""
+        return sum(trial.epochs_run or 0 for trial in self.trials)
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One flat dict per trial, every row with the same keys: `pandas.DataFrame(result.to_rows())`."""
@@ -112,13 +123,14 @@ def _trial_summary(record) -> TrialSummary:
         epochs_run=result.epochs_run, duration_seconds=result.duration_seconds,
         params=dict(record.params), architecture=record.architecture,
         problems=tuple(problems_of(record)), actions=tuple(actions_of(record)),
-        error=result.error, model_path=result.model_path)
+        error=result.error, model_path=result.model_path, stop_reason=result.stop_reason,
+        stop_explanation=result.stop_explanation, stop_epoch=result.stop_epoch)
 
 
 def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          search_space: Any = None,
          model: str | Callable[..., Any] | None = None,
-         max_evals: int = 10, epochs: int = 10, seed: int = 0,
+         max_evals: int | None = None, epochs: int = 10, seed: int = 0,
          log_folder: str | os.PathLike[str] = "log_folder",
          strategy: str = "sdt", objective: str = "val_loss",
          resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
@@ -133,12 +145,15 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     model         None (the built-in CNN), `module:function` / `path/file.py:function`, or the
                   function itself (README, "Your own model"); on resume pass the function again
                   if it is not importable under its module:qualname.
-    max_evals     the number of trainings; with resume=True, the new total budget.
+    max_evals     the number of trainings (default 10, or with epoch_budget= as many as its
+                  epochs); with resume=True, a new total budget (None: the stored one).
     verbose       print the command line's per-trial lines on stdout (when no observer is given).
     observer      a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
                   None: silent unless verbose. `sdt.cli.console.ConsoleObserver(stream)` prints the
                   command line's lines to `stream`.
-    options       any other RunConfig field (initial_points, early_stopping_patience,
+    options       any other RunConfig field (initial_points, early_stopping_patience, prune
+                  (True/False; default: on for sdt and random-sdt), epoch_budget (end the run
+                  once its trainings trained that many epochs; with resume=True a new total),
                   strategy options...).
     """
     from sdt.neural import backend
@@ -190,6 +205,9 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
         raise ConfigurationError(f"search_space must be None, a file path, a dict or a SearchSpace, "
                                  f"got {type(search_space).__name__}")
 
+    requested_max_evals = max_evals
+    if max_evals is None:
+        max_evals = tuner.default_max_evals(options.get("epoch_budget"), DEFAULT_MAX_EVALS)
     config = tuner.RunConfig(dataset=dataset, max_evals=max_evals, epochs=epochs, seed=seed,
                              objective=objective, strategy=strategy, search_space_path=space_path,
                              model=model_spec, strategy_options=strategy_options, **options)
@@ -201,5 +219,6 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
         write_json_atomically(space_file, space_data)
         config = replace(config, search_space_path=str(space_file))
     tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, observer=observer,
-              resume_budget=max_evals if resume else None, model_builder=model_builder)
+              resume_budget=requested_max_evals if resume else None, model_builder=model_builder,
+              resume_epoch_budget=config.epoch_budget if resume else None)
     return TuningResult.from_log_folder(folder)

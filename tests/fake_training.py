@@ -20,14 +20,19 @@ def canned_history(name: str) -> dict[str, list[float]]:
 
 
 class FakeTrainer:
-    """Returns the curves of `history_for(params, architecture, index)` (a fixture name).
+    """Returns the curves of `history_for(params, architecture, index)`: a fixture name, or a
+    history dict itself.
 
     The validation loss is scaled by the learning rate's distance from 1e-3, so the optimiser
-    sees a landscape; every call is recorded in `calls`.
+    sees a landscape; every call is recorded in `calls`. With `should_stop` (set by
+    `fake_factory(..., honour_stop=True)` from the run's context) the curves are handed over
+    epoch by epoch as the Keras trainer does (sdt/neural/network.py): after every epoch but the
+    last, and the training ends, pruned, at the first answer.
     """
 
-    def __init__(self, history_for=lambda params, architecture, index: "overfitting"):
+    def __init__(self, history_for=lambda params, architecture, index: "overfitting", should_stop=None):
         self.history_for = history_for
+        self.should_stop = should_stop
         self.calls: list[tuple[dict, object, int]] = []
 
     def __call__(self, params, architecture, index):
@@ -36,21 +41,34 @@ class FakeTrainer:
         name = self.history_for(params, architecture, index)
         if name == "failed":
             return TrainingResult(status=TrialStatus.FAILED, error="RuntimeError: simulated")
-        history = canned_history(name)
+        history = canned_history(name) if isinstance(name, str) else {k: list(v) for k, v in name.items()}
         if name == "nan_loss":
             return TrainingResult(status=TrialStatus.DIVERGED, history=history,
                                   epochs_run=len(history["loss"]))
         shift = abs(math.log10(params["learning_rate"]) + 3.0) * 0.1
         history["val_loss"] = [v + shift for v in history["val_loss"]]
+        stop = {}
+        epochs = len(history["loss"])
+        for epoch in range(1, epochs if self.should_stop is not None else 0):
+            answer = self.should_stop({key: values[:epoch] for key, values in history.items()})
+            if answer is not None:
+                history = {key: values[:epoch] for key, values in history.items()}
+                stop = {"stop_reason": answer[0], "stop_explanation": answer[1], "stop_epoch": epoch}
+                break
         best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
-        return TrainingResult(status=TrialStatus.COMPLETED, history=history,
+        return TrainingResult(status=TrialStatus.PRUNED if stop else TrialStatus.COMPLETED, history=history,
                               val_loss=history["val_loss"][best], val_accuracy=history["val_accuracy"][best],
-                              best_epoch=best, epochs_run=len(history["loss"]), duration_seconds=0.01)
+                              best_epoch=best, epochs_run=len(history["loss"]), duration_seconds=0.01, **stop)
 
 
-def fake_factory(trainer: FakeTrainer):
-    """A `make_train` for main.run that hands out `trainer`."""
-    return lambda context, verbose: trainer
+def fake_factory(trainer: FakeTrainer, honour_stop: bool = False):
+    """A `make_train` for main.run that hands out `trainer`; with `honour_stop` the trainer gets the
+    run's stop check (`RunContext.should_stop`: None when the run does not prune)."""
+    def make_train(context, verbose):
+        if honour_stop:
+            trainer.should_stop = context.should_stop
+        return trainer
+    return make_train
 
 
 class AlwaysApply(np.random.Generator):

@@ -18,17 +18,20 @@ from sdt.symbolic.rule_learning import Observation
 FAILED, DIVERGED = "failed", "diverged"
 
 
-def rows(arm, accuracies, seed=0, run_budget=None, per_budget=False, actions=None):
-    """Trial rows of one run: an accuracy, or FAILED / DIVERGED, per training; objective = 1 - accuracy."""
+def rows(arm, accuracies, seed=0, run_budget=None, per_budget=False, actions=None, epochs=None, pruned=()):
+    """Trial rows of one run: an accuracy, or FAILED / DIVERGED, per training; objective = 1 - accuracy.
+    `epochs`: each training's epochs_run (default 10 each); `pruned`: indices of pruned trainings."""
     out = []
     for index, accuracy in enumerate(accuracies):
         status = accuracy if accuracy in (FAILED, DIVERGED) else TrialStatus.COMPLETED
-        value = None if status != TrialStatus.COMPLETED else accuracy
+        status = TrialStatus.PRUNED if index in pruned else status
+        value = None if status not in TrialStatus.SCORED else accuracy
         out.append({"arm": arm, "strategy": arm, "seed": seed, "run_budget": run_budget or len(accuracies),
                     "per_budget": per_budget, "index": index, "status": status, "val_accuracy": value,
                     "val_loss": None if value is None else 1 - value,
                     "objective": 3.0 if value is None else 1 - value, "symbolic_seconds": 0.05,
                     "iteration_seconds": 10.0, "test_accuracy": None,
+                    "epochs_run": 10 if epochs is None else epochs[index],
                     **((actions or {}).get(index, {}))})
     return out
 
@@ -104,6 +107,50 @@ def test_without_a_bo_arm_nothing_is_reached_or_checked():
     summaries = benchmark.summarise(rows("sdt", [0.5, 0.6]), [benchmark.Arm("sdt", "sdt")], 2)
     assert summaries[0].reach == {} and summaries[0].median_reach is None
     assert benchmark.issue_checks(summaries) == []
+
+
+# ---------------------------------------------------------------------------- epochs (issue 14)
+
+def test_a_pruned_training_counts_with_the_accuracy_of_its_best_epoch():
+    trials = rows("sdt", [0.1, 0.8, 0.3], pruned=(0, 2), epochs=[4, 10, 4])
+    assert [benchmark.completed_accuracy(t) for t in trials] == [0.1, 0.8, 0.3]
+    assert benchmark.best_accuracy(trials) == 0.8
+    assert [benchmark.is_wasted(t, 0.8) for t in trials] == [True, False, True]   # by accuracy, like any other
+    assert benchmark.epochs_of(trials) == 18
+
+
+def test_epochs_spent_and_epochs_to_reach_bos_best_per_seed():
+    # Seed 0: sdt prunes two hopeless trainings at 4 epochs and reaches bo's best 0.8 at its 3rd
+    # training, after 4 + 4 + 10 epochs; bo needs 3 trainings of 10. Seed 1: sdt never reaches 0.9.
+    trials = (rows("sdt", [0.1, 0.1, 0.85, 0.7], epochs=[4, 4, 10, 10], pruned=(0, 1))
+              + rows("bo", [0.5, 0.6, 0.8, 0.7])
+              + rows("sdt", [0.1, 0.6, 0.6, 0.6], seed=1, epochs=[4, 10, 10, 10], pruned=(0,))
+              + rows("bo", [0.9, 0.6, 0.6, 0.6], seed=1))
+    summaries = {s.arm.label: s for s in benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"),
+                                                                      benchmark.Arm("bo", "bo")], 4)}
+    sdt, bo = summaries["sdt"], summaries["bo"]
+    assert sdt.epochs == {0: 28, 1: 34} and bo.epochs == {0: 40, 1: 40}
+    assert sdt.epochs_reach == {0: 18, 1: None} and bo.epochs_reach == {0: 30, 1: 10}
+    assert math.isinf(sdt.median_epochs_reach) and bo.median_epochs_reach == 20
+    row = benchmark.arm_table_row(sdt)
+    assert row["epochs spent"] == "31 (28–34)"
+    assert row["epochs to reach bo's best (per seed)"] == "18, never"
+    assert row["median epochs to reach it"] == "never"
+    assert benchmark.arm_table_row(bo)["median epochs to reach it"] == "20"
+    # At budget 2 the first two trainings stand for the run: 8 epochs of sdt, bo's best 0.6 not reached.
+    at_2 = {s.arm.label: s for s in benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"),
+                                                                  benchmark.Arm("bo", "bo")], 2)}
+    assert at_2["sdt"].epochs == {0: 8, 1: 14} and at_2["sdt"].epochs_reach == {0: None, 1: None}
+    assert at_2["bo"].epochs_reach == {0: 20, 1: 10}
+
+
+def test_the_best_trials_test_accuracy_is_the_tuners_best_pruned_ones_included():
+    trials = rows("sdt", [0.6, 0.9], pruned=(1,))
+    trials[1]["test_accuracy"] = 0.88
+    assert benchmark.best_trial_test_accuracy(trials) == 0.88
+    tie = rows("sdt", [0.9, 0.9], pruned=(0,))
+    tie[1]["test_accuracy"] = 0.87                 # on a tie the completed training is the best
+    assert benchmark.best_trial_test_accuracy(tie) == 0.87
 
 
 # ---------------------------------------------------------------------------- symbolic actions
@@ -201,6 +248,7 @@ def test_budget_section_prints_the_tables_and_checks():
     text = "\n".join(lines)
     assert lines[0] == "## Budget 2 trainings"
     assert "| sdt | 1 | 0.9000 (0.9000–0.9000) |" in text
+    assert "| 20 (20–20) | 20 | 20 |" in text            # epochs spent, to reach bo's best (per seed), median
     assert "| sdt | inc_lr | 1 | 1 | 1 | 100 % |" in text
     assert "- sdt, median best val_accuracy >= bo's + 0.005: 0.9000 vs 0.8000 + 0.005 = 0.8050: **met**" in text
 

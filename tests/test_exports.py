@@ -33,7 +33,7 @@ def test_trials_csv_has_one_row_per_trial_and_agrees_with_summary(tmp_path):
     assert len(rows) == len(summary["trials"]) == 4
     assert columns[:7] == ["index", "status", "objective", "val_loss", "val_accuracy", "epochs_run",
                            "duration_seconds"]
-    assert columns[-3:] == ["problems", "actions", "error"]
+    assert columns[-4:] == ["problems", "actions", "stop", "error"]
     assert [c for c in columns if c.startswith("arch_")] == [
         "arch_extra_conv_blocks", "arch_extra_dense_layers", "arch_l2", "arch_batch_norm", "arch_augmentation"]
     for row, trial in zip(rows, summary["trials"]):

@@ -36,16 +36,28 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
     result = record.result
     if result.status == TrialStatus.COMPLETED:
         metrics = f"val_loss {result.val_loss:.4f}  val_accuracy {result.val_accuracy:.4f}"
+    elif result.status == TrialStatus.PRUNED:
+        metrics = (f"val_loss {result.val_loss:.4f}  val_accuracy {result.val_accuracy:.4f}  "
+                   f"PRUNED ({result.stop_reason})")
     elif result.status == TrialStatus.DIVERGED:
         metrics = "DIVERGED (loss became NaN/inf)"
     else:
         metrics = f"FAILED ({result.error})"
     elapsed = progress.elapsed_seconds
     eta = elapsed / max(progress.trials_done, 1) * progress.trials_remaining
+    budget = ""
+    if progress.epoch_budget is not None:
+        budget = f" | {progress.epochs_spent}/{progress.epoch_budget} epochs of the budget"
+        # The epoch budget ends the run when it comes first: estimate from the epochs' pace.
+        left = max(progress.epoch_budget - progress.epochs_spent, 0)
+        eta = min(eta, elapsed / max(progress.epochs_done, 1) * left)
     lines = [f"[{record.index + 1}/{progress.max_evals}] {metrics}  | best objective {progress.best_objective:.4f} | "
-             f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s | elapsed {format_duration(elapsed)}, "
-             f"~{format_duration(eta)} left",
+             f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s{budget} | elapsed "
+             f"{format_duration(elapsed)}, ~{format_duration(eta)} left",
              f"    params: {describe_params(record.params)}"]
+    if result.status == TrialStatus.PRUNED:
+        explanation = (result.stop_explanation or "").removeprefix(f"{result.stop_reason}: ")
+        lines.append(f"    pruned after epoch {result.stop_epoch} ({result.stop_reason}): {explanation}")
     if record.diagnosis is not None:
         for problem in record.diagnosis.problems:
             explanation = problem.explanation.removeprefix(f"{problem.name}: ")
@@ -71,7 +83,8 @@ def finish_lines(end: RunEnd) -> list[str]:
     if end.final is None or end.best is None:
         return ["no completed trial: no best model to evaluate"]
     best = end.best.result
-    return [f"best trial {end.best.index + 1}: val_loss {best.val_loss:.4f}, val_accuracy "
+    pruned = f" (pruned after epoch {best.stop_epoch})" if best.status == TrialStatus.PRUNED else ""
+    return [f"best trial {end.best.index + 1}{pruned}: val_loss {best.val_loss:.4f}, val_accuracy "
             f"{best.val_accuracy:.4f}, test_accuracy {end.final['test_accuracy']:.4f} "
             f"(model: {end.best_model_path})"]
 
@@ -96,6 +109,9 @@ class ConsoleObserver(RunObserver):
 
     def on_strategy_stopped(self, strategy: str, trials: int) -> None:
         self._print([f"the {strategy} strategy stopped after {trials} trainings"])
+
+    def on_epoch_budget_spent(self, epochs_spent: int, epoch_budget: int, trials: int) -> None:
+        self._print([f"epoch budget spent: {epochs_spent} of {epoch_budget} epochs trained in {trials} trainings"])
 
     def on_finish(self, end: RunEnd) -> None:
         self._print(finish_lines(end))

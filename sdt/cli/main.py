@@ -3,10 +3,14 @@
 Each iteration the optimiser proposes hyper-parameters, the network is trained, ProbLog
 diagnoses the training curves (overfitting, underfitting, increasing or fluctuating loss, a
 learning rate too low or too high) and the most probable tuning actions edit the search
-space or the network. Everything is written to the log folder as it happens.
+space or the network. With --prune (the default of the symbolic strategies) the same
+diagnosis file is asked after every epoch whether the training can still succeed, and a
+training stuck at chance, diverged or overshot for good is stopped (status pruned).
+Everything is written to the log folder as it happens.
 
   python3 main.py                                   # default run on the embedded Fashion-MNIST subset
   python3 main.py --dataset digits --max-evals 5 --epochs 5
+  python3 main.py --dataset digits --epoch-budget 60 --epochs 10   # as many trainings as 60 epochs allow
   python3 main.py --resume --log-folder log_folder  # continue an interrupted run
   python3 main.py --diagnose history.json           # diagnose a saved Keras history, no training
 """
@@ -29,7 +33,7 @@ from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_opti
 from sdt.core.user_code import is_spec, normalise_spec
 from sdt.run.loop import (
     DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_GUIDANCE, DEFAULT_INITIAL_POINTS,
-    DEFAULT_MAX_EVALS, RunConfig, resolve_path, run,
+    DEFAULT_MAX_EVALS, RunConfig, default_max_evals, resolve_path, run,
 )
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 from sdt.space.preference import GUIDANCES
@@ -51,7 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "(one sub-folder per class) or a function module:function returning "
                              "(x_train, x_test, y_train, y_test, num_classes)")
     parser.add_argument("--max-evals", type=int, default=None,
-                        help=f"number of trainings (default {DEFAULT_MAX_EVALS}; with --resume, a new total budget)")
+                        help=f"number of trainings (default {DEFAULT_MAX_EVALS}, or with --epoch-budget as many "
+                             f"as its epochs; with --resume, a new total budget)")
+    parser.add_argument("--epoch-budget", type=int, default=None, metavar="N",
+                        help="end the run once its trainings have trained N epochs in all (pruned ones "
+                             "included); the training that crosses N still finishes. With --max-evals, "
+                             "whichever comes first; with --resume, a new total (default: no epoch budget)")
+    parser.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
+                        help="stop a training after any epoch when the stop rules of the diagnosis file say "
+                             "it cannot succeed (stuck at chance, diverged, overshot for good); it is recorded "
+                             "as pruned, with the reason (default: on for sdt and random-sdt, off for the "
+                             "baselines)")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
                         help=f"maximum epochs per training; early stopping may end sooner (default {DEFAULT_EPOCHS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
@@ -107,18 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         dataset = str(Path(dataset).resolve())
     elif is_spec(dataset):        # module:function; a file path in it made absolute likewise
         dataset = normalise_spec(dataset)
+    max_evals = default_max_evals(args.epoch_budget, DEFAULT_MAX_EVALS) if args.max_evals is None else args.max_evals
     config = RunConfig(
-        dataset=dataset, max_evals=DEFAULT_MAX_EVALS if args.max_evals is None else args.max_evals, epochs=args.epochs, seed=args.seed,
+        dataset=dataset, max_evals=max_evals, epochs=args.epochs, seed=args.seed,
         objective=args.objective, strategy=args.strategy, search_space_path=resolve_path(args.search_space),
         diagnosis_path=resolve_path(args.diagnosis), rules_path=resolve_path(args.rules),
         initial_points=args.initial_points, early_stopping_patience=args.patience, guidance=args.guidance,
+        prune=args.prune, epoch_budget=args.epoch_budget,
         strategy_options={name: getattr(args, name) for name in all_strategy_options()
                           if getattr(args, name) is not None},
         model=normalise_spec(args.model) if is_spec(args.model) else args.model)
     try:
         config.validate()
         run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,
-            verbose=1 if args.verbose else 0, observer=ConsoleObserver(), resume_budget=args.max_evals)
+            verbose=1 if args.verbose else 0, observer=ConsoleObserver(), resume_budget=args.max_evals,
+            resume_epoch_budget=args.epoch_budget)
     except TunerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -133,6 +133,12 @@ class TrainingResult:
     left with (EarlyStopping restores the best epoch), i.e. of `best_epoch` (0-based).
     For a diverged or failed training they may be NaN; the objective layer turns that into
     a finite penalty.
+
+    A training the stop rules ended (status `pruned`, issue 14) also records `stop_reason` (a
+    name of vocabulary.STOP_REASONS), `stop_explanation` (the reason with the numbers and
+    thresholds that decided it, worded like a diagnosis) and `stop_epoch`: the epoch after which
+    it was stopped, counted from 1 (so it equals `epochs_run`). Records written before issue 14
+    lack the three and load with None.
     """
 
     status: str
@@ -145,6 +151,9 @@ class TrainingResult:
     parameter_count: int = 0
     model_path: str | None = None
     error: str | None = None
+    stop_reason: str | None = None
+    stop_explanation: str | None = None
+    stop_epoch: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in TrialStatus.ALL:
@@ -184,6 +193,9 @@ class TrainingResult:
             parameter_count=int(data.get("parameter_count", 0)),
             model_path=data.get("model_path"),
             error=data.get("error"),
+            stop_reason=data.get("stop_reason"),
+            stop_explanation=data.get("stop_explanation"),
+            stop_epoch=None if data.get("stop_epoch") is None else int(data["stop_epoch"]),
         )
 
 

@@ -14,6 +14,13 @@ HIGH_LR = "high_lr"
 STUCK_AT_CHANCE = "stuck_at_chance"   # issue 13: no learning at all, loss ~ ln(K), accuracy ~ 1/K
 PROBLEMS = (OVERFITTING, UNDERFITTING, INCREASING_LOSS, FLUCTUATING_LOSS, LOW_LR, HIGH_LR, STUCK_AT_CHANCE)
 
+# Why the stop rules of diagnosis.pl (`stop_training/1`, issue 14) end a training before its last
+# epoch: no more epochs can fix what they see.
+STOP_DIVERGED = "diverged"                  # the loss became NaN or infinite
+STOP_STUCK_AT_CHANCE = STUCK_AT_CHANCE      # at chance level epochs in a row, the loss not falling
+STOP_OVERSHOT = "overshot"                  # the loss overshot ln(K) and stays at or above it, not falling
+STOP_REASONS = (STOP_DIVERGED, STOP_STUCK_AT_CHANCE, STOP_OVERSHOT)
+
 # Tuning actions (SoftwareX Table 2).
 REG_L2 = "reg_l2"
 INC_DROPOUT = "inc_dropout"
@@ -61,7 +68,11 @@ TRAIN_EVAL_KEYS = (TRAIN_EVAL_LOSS, TRAIN_EVAL_ACCURACY)
 class TrialStatus:
     """What became of one training."""
 
-    COMPLETED = "completed"   # trained to the end or stopped early; metrics are valid
+    COMPLETED = "completed"   # trained to the end or stopped early (patience); metrics are valid
+    PRUNED = "pruned"         # stopped by the stop rules of diagnosis.pl (issue 14, Optuna's word):
+    #                           metrics of the best epoch it ran are valid, like a completed one's
     DIVERGED = "diverged"     # loss became NaN or inf; a finite penalty objective is recorded
     FAILED = "failed"         # an exception inside the training; recorded, the run goes on
-    ALL = (COMPLETED, DIVERGED, FAILED)
+    ALL = (COMPLETED, PRUNED, DIVERGED, FAILED)
+    # The statuses whose validation metrics are real (the objective, best-model selection).
+    SCORED = (COMPLETED, PRUNED)

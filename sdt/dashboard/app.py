@@ -11,6 +11,7 @@ from pathlib import Path
 import dash
 from dash import Input, Output, State, dcc, html
 
+from sdt.core.vocabulary import TrialStatus
 from sdt.dashboard import data
 from sdt.dashboard.pages import architecture, decisions, hyperparams, metrics, weights
 
@@ -24,7 +25,9 @@ def status_text(store) -> str:
     if store.get("status") != data.STATUS_OK:
         return data.no_run_message(store)
     trials = store["trials"]
-    text = f"log folder {store['log_folder']}: {len(trials)} trial(s), objective {data.objective_name(store)}"
+    pruned = sum(1 for t in trials if t.get("status") == TrialStatus.PRUNED)
+    text = (f"log folder {store['log_folder']}: {len(trials)} trial(s)"
+            f"{f' ({pruned} pruned)' if pruned else ''}, objective {data.objective_name(store)}")
     if store.get("final"):
         text += f", finished (best trial {store['final'].get('index')})"
     if store.get("stale"):

@@ -41,7 +41,9 @@ def trial_row(record) -> dict[str, Any]:
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "duration_seconds": result.duration_seconds, "parameter_count": result.parameter_count,
             "model_path": result.model_path, "error": result.error, "params": dict(record.params),
-            "architecture": record.architecture.to_dict(), "improved": record.improved}
+            "architecture": record.architecture.to_dict(), "improved": record.improved,
+            "stop_reason": result.stop_reason, "stop_epoch": result.stop_epoch,
+            "stop_explanation": result.stop_explanation}
 
 
 def epoch_rows(record) -> list[dict[str, Any]]:

@@ -10,7 +10,9 @@ diagnosis or search spaces: it builds and trains what it is given.
 
 Failures inside one training are reported, not raised: a loss that becomes NaN or infinite
 gives status `diverged`, any exception while building, fitting or saving gives status `failed`
-(logged with its traceback). Configuration mistakes (a missing or malformed hyper-parameter, an
+(logged with its traceback). A training that `should_stop` (a plain callable handed down by the
+run layer: the stop rules of the symbolic block, issue 14) ends after an epoch gets status
+`pruned`, with the reason and its explanation. Configuration mistakes (a missing or malformed hyper-parameter, an
 unknown optimizer or activation, an architecture that does not fit the input) raise
 `ConfigurationError` before any training starts.
 """
@@ -22,7 +24,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import keras
 import numpy as np
@@ -445,6 +447,41 @@ class _StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._check(logs, VAL_LOSS)
 
 
+# `should_stop(history so far)`: None to go on, or (reason, explanation) to stop after this epoch.
+StopCheck = Callable[[dict[str, list[float]]], "tuple[str, str] | None"]
+
+
+class _StopWhenTold(keras.callbacks.Callback):
+    """After every epoch but the last, hands the history so far (the recorder's, as plain lists)
+    to `should_stop` and stops the training when it answers (reason, explanation); `decision`
+    keeps (reason, explanation, epoch counted from 1). On the last epoch there is nothing left
+    to save, so it is not asked. If `should_stop` raises, the training goes on without it (a
+    warning is logged): stopping early saves time, it must never cost a training."""
+
+    def __init__(self, should_stop: StopCheck, recorder: "_EpochRecorder", epochs: int) -> None:
+        super().__init__()
+        self.should_stop: StopCheck | None = should_stop
+        self.recorder = recorder
+        self.epochs = epochs
+        self.decision: tuple[str, str, int] | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.should_stop is None or self.decision is not None or epoch + 1 >= self.epochs:
+            return
+        history = {key: list(values) for key, values in self.recorder.history.items()}
+        try:
+            answer = self.should_stop(history)
+        except Exception:  # noqa: BLE001 - the stop check must not fail the training
+            logger.warning("the stop check failed after epoch %d; this training runs to its end",
+                           epoch + 1, exc_info=True)
+            self.should_stop = None
+            return
+        if answer is not None:
+            reason, explanation = answer
+            self.decision = (str(reason), str(explanation), epoch + 1)
+            self.model.stop_training = True
+
+
 @functools.cache
 def _log_device_once() -> None:
     devices = backend.available_devices()
@@ -479,7 +516,7 @@ def _check_model_path(model_path: str | Path | None) -> Path | None:
 def train(params: dict, architecture: Architecture, dataset, *, epochs: int, seed: int,
           tensorboard_dir: str | Path | None, model_path: str | Path | None,
           early_stopping_patience: int | None = 5, verbose: int = 0,
-          extra_callbacks=(), model_builder=None) -> TrainingResult:
+          extra_callbacks=(), model_builder=None, should_stop: StopCheck | None = None) -> TrainingResult:
     """Build, compile and fit the network for `params` on `dataset`, validating every epoch.
 
     The history holds, per epoch, Keras' loss and accuracy on the training batches (dropout on,
@@ -498,8 +535,13 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
     `model_builder(params, architecture, input_shape, num_classes) -> keras.Model` replaces the
     built-in CNN (see `_build_user_model`); its params are not checked against the CNN's nine.
 
-    A NaN or infinite loss stops the training: status DIVERGED, the history so far, NaN val
-    metrics. Any exception while building, fitting or saving: status FAILED with
+    `should_stop(history so far) -> (reason, explanation) | None` is asked after every epoch but
+    the last (the history as the result would hold it); when it answers, the training stops
+    after that epoch with status PRUNED: the metrics and saved model of its best epoch (restored
+    as above, as for a completed training), plus stop_reason, stop_explanation and stop_epoch.
+
+    A NaN or infinite loss stops the training, should_stop or not: status DIVERGED, the history
+    so far, NaN val metrics. Any exception while building, fitting or saving: status FAILED with
     error="Type: message", logged with its traceback. Neither is raised. ConfigurationError is
     raised, before any training, for malformed params, architecture, dataset or arguments.
     """
@@ -565,6 +607,11 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                                           batch_size, shuffle_seed=None)
             # The evaluation first: it adds its numbers to the logs the others read.
             callbacks: list[keras.callbacks.Callback] = [_TrainingSubsetEvaluation(subset), recorder, divergence]
+            stopper = None
+            if should_stop is not None:
+                # After the recorder (it reads this epoch's numbers), before early stopping.
+                stopper = _StopWhenTold(should_stop, recorder, int(epochs))
+                callbacks.append(stopper)
             if early_stopping_patience is not None:
                 early_stopping = keras.callbacks.EarlyStopping(
                     monitor=VAL_CROSSENTROPY if has_crossentropy else VAL_LOSS, mode="min",
@@ -598,10 +645,13 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
                 model_file.parent.mkdir(parents=True, exist_ok=True)
                 model.save(model_file)
                 saved = str(model_file)
-            return result(TrialStatus.COMPLETED,
+            stop = {} if stopper is None or stopper.decision is None else {
+                "stop_reason": stopper.decision[0], "stop_explanation": stopper.decision[1],
+                "stop_epoch": stopper.decision[2]}
+            return result(TrialStatus.PRUNED if stop else TrialStatus.COMPLETED,
                           val_loss=recorder.history[VAL_LOSS][best_epoch],
                           val_accuracy=recorder.history["val_accuracy"][best_epoch],
-                          best_epoch=best_epoch, model_path=saved)
+                          best_epoch=best_epoch, model_path=saved, **stop)
         except Exception as err:  # noqa: BLE001 - one failed training must not stop the run
             logger.exception("training failed")
             return result(TrialStatus.FAILED, error=f"{type(err).__name__}: {err}")

@@ -71,12 +71,15 @@ class Objective:
         return LOSS_CAP_IN_CHANCE_LOSSES * math.log(max(self.num_classes, 2))
 
     def value(self, result: TrainingResult) -> float:
-        """The finite number told to the optimiser for one training (lower is better)."""
+        """The finite number told to the optimiser for one training (lower is better).
+
+        A pruned training (stopped by the stop rules, issue 14) is scored like a completed one,
+        on the metrics of the best epoch it ran: what it reached is what the optimiser learns."""
         if self.metric == VAL_LOSS:
-            if result.status != TrialStatus.COMPLETED or not math.isfinite(result.val_loss):
+            if result.status not in TrialStatus.SCORED or not math.isfinite(result.val_loss):
                 return self.loss_cap
             return min(result.val_loss, self.loss_cap)
-        if result.status != TrialStatus.COMPLETED or not math.isfinite(result.val_accuracy):
+        if result.status not in TrialStatus.SCORED or not math.isfinite(result.val_accuracy):
             return 0.0
         return -result.val_accuracy
 
@@ -304,7 +307,9 @@ class Controller:
                 state.preferences + (preference,))
 
     def _diagnose(self, result: TrainingResult, weights: RuleWeights) -> Diagnosis | None:
-        """Diagnose a training whose curves are complete; a failed training has nothing to read."""
+        """Diagnose a training whose curves are complete (a pruned one on the epochs it ran, like
+        any other, so its problem gets its action and its trial judges the previous action); a
+        failed training has nothing to read."""
         if result.status == TrialStatus.FAILED:
             return None
         history = result.history or {}

@@ -9,6 +9,8 @@ loop, read once from the database on resume), like summary.json, and replaced at
   arch_<field>...        the Architecture the trial trained (extra_conv_blocks, extra_dense_layers,
                          l2, batch_norm, augmentation),
   problems, actions      the diagnosed problems / applied actions, ';'-joined,
+  stop                   why the stop rules ended a pruned training: its reason and explanation
+                         ("stuck_at_chance: 3 epochs in a row at chance level ..."), empty otherwise,
   error                  why a failed training failed.
 
 The same rows are what `TuningResult.to_rows()` returns (sdt/api.py).
@@ -36,7 +38,7 @@ from sdt.neural import backend
 TRIALS_CSV_NAME = "trials.csv"
 FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds")
 ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Architecture))
-TRAILING_COLUMNS = ("problems", "actions", "error")
+TRAILING_COLUMNS = ("problems", "actions", "stop", "error")
 PARAM_PREFIX = "param_"
 ARCHITECTURE_PREFIX = "arch_"
 LIST_SEPARATOR = ";"
@@ -57,7 +59,7 @@ def _plain(value: Any) -> Any:
 
 def flat_row(trial: dict[str, Any]) -> dict[str, Any]:
     """One trial as a flat dict; `trial` has the keys of FIXED_COLUMNS plus params,
-    architecture, problems, actions and (optionally) error."""
+    architecture, problems, actions and (optionally) stop and error."""
     row = {column: _plain(trial.get(column)) for column in FIXED_COLUMNS}
     for name, value in trial["params"].items():
         row[PARAM_PREFIX + name] = _plain(value)
@@ -66,6 +68,7 @@ def flat_row(trial: dict[str, Any]) -> dict[str, Any]:
         row[ARCHITECTURE_PREFIX + name] = architecture[name]
     row["problems"] = LIST_SEPARATOR.join(trial.get("problems") or [])
     row["actions"] = LIST_SEPARATOR.join(trial.get("actions") or [])
+    row["stop"] = trial.get("stop")
     row["error"] = trial.get("error")
     return row
 
@@ -98,8 +101,8 @@ def record_fields(record: TrialRecord) -> dict[str, Any]:
             "val_loss": _plain(result.val_loss), "val_accuracy": _plain(result.val_accuracy),
             "epochs_run": result.epochs_run, "duration_seconds": result.duration_seconds,
             "params": dict(record.params), "architecture": record.architecture.to_dict(),
-            "problems": problems_of(record), "actions": actions_of(record), "error": result.error,
-            "model_path": result.model_path}
+            "problems": problems_of(record), "actions": actions_of(record), "stop": result.stop_explanation,
+            "error": result.error, "model_path": result.model_path}
 
 
 def write_trials_csv(log_folder: Path, records: Iterable[TrialRecord]) -> Path:

@@ -7,6 +7,13 @@ only when a run starts) and the storage persists every trial with the run state 
 The loop keeps the run's trial records in memory (read once on resume) and rebuilds
 summary.json and trials.csv from them. It prints nothing: progress goes to a RunObserver
 (sdt/run/observer.py); the command line's wording is sdt/cli/console.py.
+
+Pruning (issue 14): with `RunConfig.prune` resolved on (`RunConfig.pruning`: by default for the
+strategies the symbolic block tunes), the trainer gets `RunContext.should_stop`, which asks the
+stop rules of the diagnosis file after every epoch; a stopped training comes back `pruned` and
+is a trial like any other. Budgets: the run ends after `max_evals` trainings or, with
+`epoch_budget`, once the epochs trained by all its trainings (pruned ones included) reach the
+epoch budget, whichever comes first; the training that crosses the epoch budget still finishes.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -68,8 +75,27 @@ class RunConfig:
     # The options the strategies declare (sdt/strategies/*.py, `options`), by name; a strategy
     # reads its own, defaults fill in the rest.
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    # Stop trainings that cannot succeed after each epoch (issue 14): True, False, or None for
+    # the strategy's default (`pruning`, the one place it is resolved).
+    prune: bool | None = None
+    # End the run once the trainings have trained this many epochs in all (None: no such limit).
+    epoch_budget: int | None = None
+
+    @property
+    def pruning(self) -> bool:
+        """Whether trainings are pruned: `prune`, or by default for the strategies the symbolic
+        block tunes (sdt, random-sdt), whose diagnosis is the point; the baselines run every
+        training to its end unless asked."""
+        return strategies.tunes_network(self.strategy) if self.prune is None else bool(self.prune)
 
     def validate(self) -> None:
+        # The epoch budget first: without --max-evals the command line derives the trial budget
+        # from it (default_max_evals), so a bad epoch budget must be what the error names.
+        if self.epoch_budget is not None and (isinstance(self.epoch_budget, bool)
+                                              or not isinstance(self.epoch_budget, int) or self.epoch_budget < 1):
+            raise ConfigurationError(f"--epoch-budget must be a whole number >= 1, got {self.epoch_budget!r}")
+        if self.prune is not None and not isinstance(self.prune, bool):
+            raise ConfigurationError(f"prune must be True, False or None (the strategy's default), got {self.prune!r}")
         if self.max_evals < 1:
             raise ConfigurationError(f"--max-evals must be >= 1, got {self.max_evals}")
         if self.epochs < 1:
@@ -88,8 +114,36 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         known = {f for f in cls.__dataclass_fields__}
-        data = {"guidance": EDIT, **data}   # runs stored before guidance existed edited the space
+        # Runs stored before guidance existed edited the space; before pruning, never pruned.
+        data = {"guidance": EDIT, "prune": False, **data}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def default_max_evals(epoch_budget: int | None, default: int) -> int:
+    """The trial budget when none is given: `default`, or with an epoch budget that many trainings,
+    which never ends a run first (every training trains at least one epoch)."""
+    return default if epoch_budget is None else epoch_budget
+
+
+def resumed_config(stored: RunConfig, max_evals: int | None = None,
+                   epoch_budget: int | None = None) -> RunConfig:
+    """The stored configuration with the budgets a resume may raise: `max_evals` (a new total of
+    trainings) and `epoch_budget` (a new total of epochs); None keeps the stored one. A new epoch
+    budget alone raises the trial budget along when the stored one could never end the run first
+    (it was at least the stored epoch budget: what default_max_evals gives)."""
+    changes: dict[str, Any] = {}
+    if epoch_budget is not None:
+        changes["epoch_budget"] = epoch_budget
+        if max_evals is None and stored.epoch_budget is not None and stored.max_evals >= stored.epoch_budget:
+            changes["max_evals"] = max(stored.max_evals, epoch_budget)
+    if max_evals is not None:
+        changes["max_evals"] = max_evals
+    return replace(stored, **changes)
+
+
+def epochs_spent(records) -> int:
+    """The epochs trained by the run's trainings so far (pruned, diverged and failed ones included)."""
+    return sum(int(record.result.epochs_run or 0) for record in records)
 
 
 def trial_seed(seed: int, index: int) -> int:
@@ -114,6 +168,19 @@ class RunContext:
     limits: Any
     model_builder: Any = None                       # a user's model function; None = the built-in CNN
     unsupported_actions: frozenset = frozenset()    # architecture actions that model does not take
+    # With pruning on: history so far -> (reason, explanation) to stop the training, or None
+    # (make_stop_check); handed to the trainer. None: never stop a training early.
+    should_stop: Callable[[dict[str, list[float]]], tuple[str, str] | None] | None = None
+
+
+def make_stop_check(symbolic, num_classes: int) -> Callable[[dict[str, list[float]]], tuple[str, str] | None]:
+    """The plain callable the trainer asks after each epoch: the symbolic block's stop rules
+    (`SymbolicBlock.stop_reason`) on the history so far, as (reason, explanation) or None.
+    The neural block never imports the symbolic one; it gets this."""
+    def should_stop(history: dict[str, list[float]]) -> tuple[str, str] | None:
+        decision = symbolic.stop_reason(history, num_classes)
+        return None if decision is None else (decision.reason, decision.explanation)
+    return should_stop
 
 
 def resolve_path(path: str | None) -> str | None:
@@ -166,7 +233,14 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
     else:
         # The other baselines never change the network: their domain is the initial space alone.
         domain = Domain(space, 0, 0)
-    return RunContext(config, log_folder, dataset, symbolic, space, domain, limits, model_builder, unsupported)
+    should_stop = None
+    if config.pruning:
+        if not symbolic.has_stop_rules:
+            log.warning("pruning is on but the diagnosis file %s has no stop rules (stop_training/1): "
+                        "no training will be stopped early", symbolic.diagnosis_path)
+        should_stop = make_stop_check(symbolic, dataset.num_classes)
+    return RunContext(config, log_folder, dataset, symbolic, space, domain, limits, model_builder, unsupported,
+                      should_stop)
 
 
 def check_log_folder(log_folder: Path, resume: bool, overwrite: bool) -> None:
@@ -217,7 +291,7 @@ def make_trainer(context: RunContext, verbose: int):
             seed=trial_seed(context.config.seed, index), tensorboard_dir=tensorboard_dir,
             model_path=trial_dir / "model.keras",
             early_stopping_patience=context.config.early_stopping_patience or None, verbose=verbose,
-            model_builder=context.model_builder)
+            model_builder=context.model_builder, should_stop=context.should_stop)
         exports.export_trial_to_tensorboard(tensorboard_dir.parent, index, context.domain, params,
                                             architecture, result)
         return result
@@ -231,13 +305,15 @@ def make_strategy(context: RunContext):
 
 
 def summary_trial(record) -> dict[str, Any]:
-    """One trial as summary.json lists it."""
+    """One trial as summary.json lists it; `stop` is None unless the stop rules ended it."""
     result = record.result
+    stop = None if result.stop_reason is None else {
+        "reason": result.stop_reason, "epoch": result.stop_epoch, "explanation": result.stop_explanation}
     return {"index": record.index, "params": dict(record.params),
             "architecture": record.architecture.to_dict(),
             "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
-            "objective": record.objective, "status": result.status,
-            "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
+            "objective": record.objective, "status": result.status, "epochs_run": result.epochs_run,
+            "stop": stop, "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -257,32 +333,42 @@ def build_summary(records, config: RunConfig, final: dict[str, Any] | None) -> d
             best_summary["test_loss"] = final.get("test_loss")
     return {"strategy": config.strategy, "seed": config.seed, "dataset": config.dataset,
             "objective": config.objective, "max_evals": config.max_evals, "epochs": config.epochs,
+            "prune": config.pruning, "epoch_budget": config.epoch_budget, "epochs_spent": epochs_spent(records),
             "trials": trials, "best": best_summary}
 
 
+def _best_key(objective: float, status: str, index: int) -> tuple[float, bool, int]:
+    """Lowest objective first; on a tie a completed training before a pruned one, then the earliest."""
+    return objective, status == TrialStatus.PRUNED, index
+
+
 def best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
-    completed = [t for t in trials if t["status"] == TrialStatus.COMPLETED]
-    if not completed:
+    scored = [t for t in trials if t["status"] in TrialStatus.SCORED]
+    if not scored:
         return None
-    return min(completed, key=lambda t: (t["objective"], t["index"]))
+    return min(scored, key=lambda t: _best_key(t["objective"], t["status"], t["index"]))
 
 
 def best_record(records):
-    """The completed trial with the lowest objective (the earliest on a tie); None when none completed."""
-    completed = [r for r in records if r.result.status == TrialStatus.COMPLETED]
-    return min(completed, key=lambda r: (r.objective, r.index)) if completed else None
+    """The best trial: the lowest objective among completed and pruned trainings (their metrics are
+    those of the best epoch they ran). A pruned training is best only when it beats every other:
+    on a tie a completed one wins, then the earliest. None when no training has metrics."""
+    scored = [r for r in records if r.result.status in TrialStatus.SCORED]
+    return min(scored, key=lambda r: _best_key(r.objective, r.result.status, r.index)) if scored else None
 
 
 def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
         verbose: int = 0, observer=None, resume_budget: int | None = None,
-        make_train=None, model_builder=None) -> dict[str, Any]:
+        make_train=None, model_builder=None, resume_epoch_budget: int | None = None) -> dict[str, Any]:
     """Run (or resume) a tuning run to its budget; returns the summary dict.
 
     `model_builder`: a user's model function as a callable (else config.model, else the CNN).
     `observer`: a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
     None runs silently (the command line passes sdt/cli/console.ConsoleObserver).
 
-    On resume the stored configuration is used; only the budget may be raised (`resume_budget`).
+    On resume the stored configuration is used; only the budgets may be raised (`resume_budget`:
+    trainings, `resume_epoch_budget`: epochs, see resumed_config), and the epochs already spent
+    are recomputed from the stored trials.
     `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
     """
     from sdt.run.controller import Controller, Objective
@@ -295,8 +381,8 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     if resume:
         with RunStorage.open(log_folder) as stored:
             stored_config = RunConfig.from_dict(stored.run_value("config"))
-        # Only the budget may change on resume; everything else is the stored run's.
-        config = replace(stored_config, max_evals=resume_budget or stored_config.max_evals)
+        # Only the budgets may change on resume; everything else is the stored run's.
+        config = resumed_config(stored_config, resume_budget or None, resume_epoch_budget)
     context = prepare(config, log_folder, model_builder)
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
@@ -330,8 +416,13 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
 
     started = time.monotonic()
     consecutive_failures = 0
+    spent = epochs_spent(records)        # on resume: what the stored trials trained
+    session_epochs = 0
     try:
         for index in range(start, config.max_evals):
+            if config.epoch_budget is not None and spent >= config.epoch_budget:
+                observer.on_epoch_budget_spent(spent, config.epoch_budget, index)
+                break
             if strategy.finished:
                 observer.on_strategy_stopped(config.strategy, index)
                 break
@@ -342,12 +433,15 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             strategy.tell(record.params, record.architecture, record.objective)
             storage.commit_trial(record, state)
             records.append(record)
+            spent += record.result.epochs_run
+            session_epochs += record.result.epochs_run
             write_json_atomically(summary_path, build_summary(records, config, None))
             exports.write_trials_csv(log_folder, records)
             observer.on_trial(record, TrialProgress(
                 max_evals=config.max_evals, best_objective=state.best_objective,
                 elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
-                trials_remaining=config.max_evals - index - 1))
+                trials_remaining=config.max_evals - index - 1, epochs_spent=spent,
+                epoch_budget=config.epoch_budget, epochs_done=session_epochs))
             consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
             if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                 raise RunStateError(

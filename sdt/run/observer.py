@@ -3,7 +3,7 @@
 The loop (sdt/run/loop.py) prints nothing. It calls an observer at the start, after every
 committed trial and at the end; `RunObserver` itself does nothing (the default: a silent run).
 The command line's wording is sdt/cli/console.py `ConsoleObserver`; a notebook or a service
-passes its own subclass (or any object with these three methods).
+passes its own subclass (subclass it, so that callbacks added later default to nothing).
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ class TrialProgress:
     elapsed_seconds: float       # since this session's first training
     trials_done: int             # trainings run in this session, this one included
     trials_remaining: int        # trainings left to the budget
+    epochs_spent: int = 0        # epochs trained by the whole run so far (resumed trials included)
+    epoch_budget: int | None = None   # the run's epoch budget; None: none
+    epochs_done: int = 0         # epochs trained in this session, this training included
 
 
 @dataclass(frozen=True)
 class RunEnd:
-    """How a run ended: the best completed trial (None when none completed) and its test metrics."""
+    """How a run ended: the best trial, completed or pruned (None when none has metrics), and its test metrics."""
 
     best: TrialRecord | None
     final: dict[str, Any] | None          # {"index", "test_accuracy", "test_loss"}, None when not evaluated
@@ -57,6 +60,10 @@ class RunObserver:
 
     def on_strategy_stopped(self, strategy: str, trials: int) -> None:
         pass
+
+    def on_epoch_budget_spent(self, epochs_spent: int, epoch_budget: int, trials: int) -> None:
+        """The run's trainings have trained `epochs_spent` >= `epoch_budget` epochs in `trials`
+        trainings: no further training starts."""
 
     def on_finish(self, end: RunEnd) -> None:
         pass

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS run (
 );
 CREATE TABLE IF NOT EXISTS trials (
     trial_index       INTEGER PRIMARY KEY,
-    status            TEXT NOT NULL,     -- completed | diverged | failed
+    status            TEXT NOT NULL,     -- completed | pruned | diverged | failed
     objective         REAL NOT NULL,     -- what the optimiser was told (finite, penalty for failures)
     val_loss          REAL,
     val_accuracy      REAL,

@@ -15,6 +15,12 @@ One symbolic step, as the controller runs it after each training:
    per problem, never two that the rules file says exclude each other:
    `SymbolicBlock.exclusions`) and applies it with its probability, or declines it.
 
+While a training runs (issue 14), `SymbolicBlock.stop_reason` asks the same diagnosis file,
+after every epoch, whether the history so far shows a problem that no more epochs can fix
+(`stop_training/1` of diagnosis.pl): a `StopDecision` with the reason and its explanation, or
+None. Only the diagnosis file is evaluated (tens of milliseconds); a diagnosis file without
+stop rules never stops anything.
+
 Weights are learned elsewhere (sdt/symbolic/rule_learning.py) and actions are applied
 elsewhere (sdt/actions.py). Python only measures; every threshold and rule lives in the .pl
 files, and so do the wording of the measures (`phrase/2` of diagnosis.pl) and the actions
@@ -43,19 +49,19 @@ from problog.logic import Term, Var, term2list
 from problog.program import PrologString, SimpleProgram
 
 from sdt.core.errors import ConfigurationError, RulesError
-from sdt.core.vocabulary import ACCURACY, LOSS, VAL_ACCURACY, VAL_LOSS
+from sdt.core.vocabulary import ACCURACY, LOSS, STOP_REASONS, VAL_ACCURACY, VAL_LOSS
 from sdt.symbolic.explanations import MeasurePhrases, explain_condition, note_text, without_gates
 from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
-    DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, parse_rules,
+    DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, defines, parse_rules,
     problog_message, read_exclusions, read_phrases, read_program, with_probability,
 )
 from sdt.symbolic.records import (
-    ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights,
+    ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights, StopDecision,
     action_order, problem_order, rule_order,
 )
 from sdt.symbolic.statistics import (
-    FINAL_WINDOW_EPOCHS, HISTORY_STATS, history_facts, history_statistics, validate_history,
+    FINAL_WINDOW_EPOCHS, HISTORY_STATS, epoch_statistics, history_facts, history_statistics, validate_history,
 )
 
 _QUERIES = (
@@ -66,6 +72,16 @@ _QUERIES = (
     Term("threshold", Var("T"), Var("V")),
     Term("note", Var("N")),
 )
+
+# What `stop_reason` asks the diagnosis file (section 6 of diagnosis.pl), and the threshold below
+# which a weighted stop rule does not stop.
+_STOP_QUERIES = (
+    Term("stop_training", Var("R")),
+    Term("stop_because", Var("R"), Var("C")),
+    Term("measure", Var("M"), Var("V")),
+    Term("threshold", Var("T"), Var("V")),
+)
+MIN_STOP_PROBABILITY = "min_stop_probability"
 
 
 def _probe_history() -> dict[str, list[float]]:
@@ -98,6 +114,9 @@ class SymbolicBlock:
         self._rules_clauses = [(clause, learnable.get(id(clause))) for clause in rules_clauses]
         self._initial = RuleWeights({(r.action, r.problem): r.initial
                                      for r in rules if r.initial is not None})
+        # Whether the diagnosis file has stop rules (stop_training/1, issue 14); a copy from
+        # before them never stops a training.
+        self.has_stop_rules = defines(self._diagnosis_clauses, "stop_training", 1)
         self._probe(diagnosis_text)
         # Declarations beside the diagnosis: how to word each measure, which actions exclude
         # each other (absent from a file: plain wording, no exclusions).
@@ -131,12 +150,30 @@ class SymbolicBlock:
         self._check_weights(weights)
         stats = history_statistics(curves)
         try:
-            results = self._evaluate(self._program(stats, int(num_classes), weights))
+            results = self._evaluate(self._program(stats, int(num_classes), weights, epoch_statistics(curves)))
         except ProbLogError as err:
             raise RulesError(
                 f"ProbLog failed on the diagnosis file {self.diagnosis_path} joined with the "
                 f"rules file {self.rules_path}: {problog_message(err)}") from err
         return self._diagnosis_from(results)
+
+    def stop_reason(self, partial_history: Mapping[str, Any], num_classes: int) -> StopDecision | None:
+        """Whether a training still running should stop now, and why (`stop_training/1`).
+
+        `partial_history` is the Keras history of the epochs run so far (the keys `diagnose`
+        reads). Returns the StopDecision of the most probable reason whose probability reaches
+        the file's `min_stop_probability` (on a tie, the first of STOP_REASONS), or None: keep
+        training. None too when the diagnosis file has no stop rules. Raises like `diagnose`.
+        """
+        if not self.has_stop_rules:
+            return None
+        curves = validate_history(partial_history, num_classes)
+        try:
+            results = self._evaluate(self._stop_program(curves, int(num_classes)))
+        except ProbLogError as err:
+            raise RulesError(f"ProbLog failed on the stop rules of the diagnosis file "
+                             f"{self.diagnosis_path}: {problog_message(err)}") from err
+        return self._stop_decision_from(results, epochs=len(curves[LOSS]))
 
     # Internals ----------------------------------------------------------------------
     def _check_weights(self, weights: RuleWeights) -> None:
@@ -151,15 +188,26 @@ class SymbolicBlock:
                 f"missing {missing or 'none'}, unknown {extra or 'none'}")
 
     def _program(self, stats: Mapping[str, float], num_classes: int,
-                 weights: RuleWeights) -> SimpleProgram:
+                 weights: RuleWeights, epochs: Mapping[int, Mapping[str, float]] | None = None) -> SimpleProgram:
         program = SimpleProgram()
-        for fact in history_facts(stats, num_classes):
+        for fact in history_facts(stats, num_classes, epochs):
             program.add_clause(fact)
         for clause in self._diagnosis_clauses:
             program.add_clause(clause)
         for clause, key in self._rules_clauses:
             program.add_clause(clause if key is None else with_probability(clause, weights[key]))
         for query in _QUERIES:
+            program.add_clause(Term("query", query))
+        return program
+
+    def _stop_program(self, curves: Mapping[str, Any], num_classes: int) -> SimpleProgram:
+        """The diagnosis file alone (the rules are not needed to stop) with one history's facts."""
+        program = SimpleProgram()
+        for fact in history_facts(history_statistics(curves), num_classes, epoch_statistics(curves)):
+            program.add_clause(fact)
+        for clause in self._diagnosis_clauses:
+            program.add_clause(clause)
+        for query in _STOP_QUERIES:
             program.add_clause(Term("query", query))
         return program
 
@@ -171,8 +219,9 @@ class SymbolicBlock:
         """Evaluate both files once on a probe history, so errors surface at construction."""
         curves = validate_history(_probe_history(), 10)
         stats = history_statistics(curves)
+        epochs = epoch_statistics(curves)
         # The diagnosis alone, as text, so ProbLog's message carries line numbers of the file.
-        facts = "".join(f"{fact}.\n" for fact in history_facts(stats, 10))
+        facts = "".join(f"{fact}.\n" for fact in history_facts(stats, 10, epochs))
         queries = "".join(f"query({query}).\n" for query in _QUERIES
                           if query.functor not in ("action",))
         try:
@@ -184,13 +233,26 @@ class SymbolicBlock:
         except RecursionError as err:
             raise RulesError(f"diagnosis file {self.diagnosis_path} recurses without end") from err
         try:
-            self._evaluate(self._program(stats, 10, self._initial))
+            self._evaluate(self._program(stats, 10, self._initial, epochs))
         except ProbLogError as err:
             raise RulesError(f"rules file {self.rules_path} is malformed (joined with "
                              f"{self.diagnosis_path}): ProbLog says: "
                              f"{problog_message(err)}") from err
         except RecursionError as err:
             raise RulesError(f"rules file {self.rules_path} recurses without end") from err
+        if self.has_stop_rules:
+            try:
+                results = self._evaluate(self._stop_program(curves, 10))
+            except ProbLogError as err:
+                raise RulesError(f"diagnosis file {self.diagnosis_path}: ProbLog failed on its stop rules: "
+                                 f"{problog_message(err)}") from err
+            except RecursionError as err:
+                raise RulesError(f"diagnosis file {self.diagnosis_path}: its stop rules recurse without end") from err
+            if not any(term.functor == "threshold" and str(term.args[0]) == MIN_STOP_PROBABILITY
+                       and probability > 0 for term, probability in results.items()):
+                raise RulesError(f"diagnosis file {self.diagnosis_path} has stop rules (stop_training/1) but no "
+                                 f"threshold({MIN_STOP_PROBABILITY}, P): the probability a stop reason "
+                                 f"needs to stop a training")
 
     def _diagnosis_from(self, results: Mapping[Term, float]) -> Diagnosis:
         problems: dict[str, float] = {}
@@ -243,6 +305,43 @@ class SymbolicBlock:
         )
 
 
+    def _stop_decision_from(self, results: Mapping[Term, float], epochs: int) -> StopDecision | None:
+        reasons: dict[str, float] = {}
+        causes: dict[str, list[list[Term]]] = {}
+        measures: dict[str, float] = {}
+        thresholds: dict[str, float] = {}
+        for term, probability in results.items():
+            probability = float(probability)
+            if probability <= 0:
+                continue
+            functor = term.functor
+            if functor in ("measure", "threshold"):
+                value = _number(term.args[1])
+                if value is not None:
+                    (measures if functor == "measure" else thresholds)[str(term.args[0])] = value
+            elif functor == "stop_training":
+                reasons[str(term.args[0])] = probability
+            elif functor == "stop_because":
+                causes.setdefault(str(term.args[0]), []).append(term2list(term.args[1], False))
+        minimum = thresholds.get(MIN_STOP_PROBABILITY, math.inf)
+        ranked = sorted((r for r, p in reasons.items() if p >= minimum),
+                        key=lambda r: (-reasons[r], STOP_REASONS.index(r) if r in STOP_REASONS else len(STOP_REASONS)))
+        if not ranked:
+            return None
+        reason = ranked[0]
+        quoted: dict[str, float] = {}
+        explanations = [" and ".join(explain_condition(c, measures, thresholds, quoted, self.phrases)
+                                     for c in without_gates(conditions))
+                        for conditions in causes.get(reason, [])]
+        if explanations:
+            explanation = f"{reason}: " + "; ".join(explanations)
+        else:
+            explanation = (f"{reason}: derived by a stop_training/1 clause of {self.diagnosis_path.name} "
+                           f"that gives no stop_cause/2 conditions")
+        return StopDecision(reason=reason, epoch=epochs, explanation=explanation,
+                            probability=reasons[reason], measures=quoted)
+
+
 def _number(term: Any) -> float | None:
     try:
         value = float(term)
@@ -255,6 +354,6 @@ __all__ = [
     "DEFAULT_DIAGNOSIS_PATH", "DEFAULT_RULES_PATH", "FINAL_WINDOW_EPOCHS", "HISTORY_STATS",
     "PROGRAM_DIR",
     "ActionExclusions", "CandidateAction", "ChosenAction", "Diagnosis", "MeasurePhrases",
-    "ProblemFinding", "RuleWeights",
+    "ProblemFinding", "RuleWeights", "StopDecision",
     "SymbolicBlock", "choose_actions", "decide_action", "history_statistics", "validate_history",
 ]

@@ -18,6 +18,15 @@
 %%   threshold(Name, Value)  every threshold, already scaled to the task
 %%   note(N)                 what the evidence could not support
 %%
+%% and, after every epoch of a training still running (issue 14), for the
+%% history so far:
+%%
+%%   stop_training(R)        the training cannot succeed, for reason R, and
+%%                           no more epochs can fix it: stop it now. R is
+%%                           one of diverged, stuck_at_chance, overshot
+%%                           (STOP_REASONS of sdt/core/vocabulary.py)
+%%   stop_because(R, Conditions)  the conditions, all true, that decided it
+%%
 %% and declares how the explanations word each measure:
 %%
 %%   phrase(Measure, Text)   the words for Measure (section 7)
@@ -31,6 +40,8 @@
 %%                               measured (too few epochs, NaN values) is
 %%                               absent, so every test that needs it fails
 %%                               and nothing is diagnosed from it.
+%%   epoch_stat(E, Name, Value). a number of epoch E alone (counted from 1),
+%%                               for the stop rules (section 2)
 %%
 %% Python only measures; every decision (thresholds and rules) is here.
 %% To change what is diagnosed, edit the thresholds (section 3) or the causes
@@ -95,6 +106,15 @@ chance_loss(L) :- num_classes(K), L is log(K).
 %%                                loss): positive when the curve sags below
 %%   train_loss_late_drop         how much the loss fell over the last third
 %%                                of the curve (loss units)
+
+%% Per-epoch values (issue 14), for the rules that stop a training early
+%% (sections 5 and 6), one fact per epoch E (counted from 1) whose value is
+%% finite:
+%%   epoch_stat(E, train_loss, V)       the training loss of epoch E,
+%%                                      measured like final_train_loss (in
+%%                                      inference mode on the fixed subset
+%%                                      when the history has it)
+%%   epoch_stat(E, train_accuracy, V)   the training accuracy, likewise
 
 % measure(Name, Value): a measured quantity of this training; the tests of
 % section 4 read only measures, and explanations quote them.
@@ -205,6 +225,72 @@ measure(train_loss_still_falling_share, S) :-
 measure(train_loss_still_falling_share, 0) :-
     measure(train_loss_drop_over_chance_loss, D),
     threshold(min_train_loss_drop_for_shape, T), D =< T.
+
+% --- Measures of the stop rules (issue 14) --------------------------------
+
+% at_chance_epoch(E): in epoch E the model still predicted about uniformly:
+% its training loss was at least min_stuck_loss_over_chance_loss ln(K) and
+% its training accuracy got less than
+% max_train_accuracy_above_chance_when_stuck of the way from chance to 1
+% (the two thresholds of stuck_at_chance, section 3). A loss far ABOVE ln(K)
+% counts too: the outputs are then no better than a uniform guess either.
+at_chance_epoch(E) :-
+    epoch_stat(E, train_loss, L), epoch_stat(E, train_accuracy, A),
+    chance_loss(CL), chance_accuracy(CA),
+    threshold(min_stuck_loss_over_chance_loss, ML),
+    threshold(max_train_accuracy_above_chance_when_stuck, MA),
+    L >= ML * CL, (A - CA) / (1 - CA) < MA.
+
+% at_chance_run(E, N): the N epochs up to and including epoch E were all at
+% chance level, and the one before them was not (or there was none).
+at_chance_run(E, 0) :- E < 1.
+at_chance_run(E, 0) :- E >= 1, \+ at_chance_epoch(E).
+at_chance_run(E, N) :-
+    E >= 1, at_chance_epoch(E), P is E - 1, at_chance_run(P, M), N is M + 1.
+
+% epochs_at_chance_in_a_row: how many epochs, counted back from the last
+% one, were at chance level (0 when the last one was not).
+measure(epochs_at_chance_in_a_row, N) :-
+    history_stat(epochs, E), at_chance_run(E, N).
+
+% current_train_loss, current_train_loss_over_chance_loss,
+% current_train_accuracy_above_chance: the training loss of the last epoch
+% (also as a multiple of ln(K)) and how far its training accuracy got from
+% chance towards 1 (0 at chance).
+measure(current_train_loss, L) :-
+    history_stat(epochs, E), epoch_stat(E, train_loss, L).
+measure(current_train_loss_over_chance_loss, R) :-
+    measure(current_train_loss, L), chance_loss(C), R is L / C.
+measure(current_train_accuracy_above_chance, S) :-
+    history_stat(epochs, E), epoch_stat(E, train_accuracy, A),
+    chance_accuracy(C), S is (A - C) / (1 - C).
+
+% recent_epochs: the last epochs over which the stop rules measure whether
+% the loss still falls: min_epochs_at_chance_to_stop of them (defined once
+% the history is that long). recent_peak_train_loss: the highest training
+% loss among them.
+measure(recent_epochs, W) :-
+    threshold(min_epochs_at_chance_to_stop, W), history_stat(epochs, E), E >= W.
+measure(recent_peak_train_loss, M) :-
+    measure(recent_epochs, W), history_stat(epochs, E), F is E - W + 1,
+    highest_train_loss(F, E, M).
+
+% highest_train_loss(F, E, M): M is the highest training loss of epochs F to
+% E (fails when one of them has none).
+highest_train_loss(E, E, M) :- epoch_stat(E, train_loss, M).
+highest_train_loss(F, E, M) :-
+    F < E, epoch_stat(F, train_loss, L), N is F + 1,
+    highest_train_loss(N, E, R), M is max(L, R).
+
+% recent_train_loss_fall_per_epoch: how fast the training loss came down
+% over the recent epochs, in shares of ln(K) per epoch: from the highest of
+% them to the last, over their epoch-to-epoch steps, (highest - last) /
+% steps / ln(K). From the highest, not the first: a loss that peaked inside
+% these epochs and is coming down again is recovering. 0 when the last epoch
+% is the highest (a loss that only rose).
+measure(recent_train_loss_fall_per_epoch, R) :-
+    measure(recent_epochs, W), W > 1, measure(recent_peak_train_loss, A),
+    measure(current_train_loss, B), chance_loss(C), R is (A - B) / (W - 1) / C.
 
 
 %% --------------------------------------------------------------------------
@@ -354,6 +440,39 @@ threshold(min_overshoot_peak_over_chance_loss, 1.2).
 % and the network now predicts the uniform distribution.
 threshold(min_collapsed_loss_over_chance_loss, 0.95).
 
+% --- Stopping a training early (issue 14; the stop causes of section 5) --
+% A training is stopped only for what no more epochs can fix. Merely slow
+% trainings (a loss that falls, however slowly) are never stopped: every
+% stop cause but divergence needs a loss that has stopped falling.
+
+% No training is stopped for sitting at chance level before it has run 4
+% epochs (a diverged one is stopped at once). The diagnosis' own curve tests
+% need 3 epochs; the 4th gives a network that starts on a plateau at ln(K)
+% one more step to show that it moves.
+threshold(min_epochs_before_stop, 4).
+
+% The training must have been at chance level (at_chance_epoch, section 2)
+% in each of the last 3 epochs in a row, not only on average: one epoch
+% that left chance level, however noisy, resets the count. The fall of the
+% loss is measured over the same 3 epochs (2 epoch-to-epoch steps).
+threshold(min_epochs_at_chance_to_stop, 3).
+
+% ...and over those epochs the training loss came down (from the highest
+% of them to the last, recent_train_loss_fall_per_epoch) by less than 0.1%
+% of ln(K) per epoch (0.0023 for 10 classes): the noise floor. A loss sitting
+% at ln(K) jitters by a few 1e-4 (see min_train_loss_rise_for_increasing);
+% one falling more slowly than this would need more than 100 epochs even to
+% leave the band that low_lr calls barely moving (down to 0.9 ln(K),
+% min_slow_loss_over_chance_loss), while the slow descents seen on real
+% runs fall three times faster or more (RMSprop at 1.6e-4 on digits: 2% of
+% ln(K) in 6 epochs).
+threshold(max_train_loss_fall_per_epoch_when_stuck, 0.001).
+
+% A stop rule may be given a weight (0.8::stop_cause(...) or a weighted
+% stop_training/1 clause); the training is then stopped only when ProbLog
+% gives the reason at least even odds. The shipped stop rules are certain.
+threshold(min_stop_probability, 0.5).
+
 
 %% --------------------------------------------------------------------------
 %% 4. Conditions
@@ -489,6 +608,40 @@ cause(high_lr,
        above(train_loss_over_chance_loss, min_plateau_loss_for_high_lr)]).
 
 
+% --- Stop causes (issue 14) ------------------------------------------------
+% stop_cause(Reason, Conditions): a training still running is stopped, for
+% Reason, when all Conditions hold on its history so far (section 6). Reason
+% is one of STOP_REASONS of sdt/core/vocabulary.py. Each is a problem that
+% no more epochs can fix; the conditions that only say "the loss does not
+% fall" keep every training that is merely slow running.
+
+% Diverged: a NaN or infinite loss, at once. (The tuner's trainer stops
+% such a training itself, pruning or not, and records it as diverged; the
+% rule says the same for a trainer that does not.)
+stop_cause(diverged, [above(non_finite_loss_epochs, max_non_finite_loss_epochs)]).
+
+% Stuck at chance: after at least min_epochs_before_stop epochs, the last
+% min_epochs_at_chance_to_stop epochs in a row were at chance level (loss at
+% ln(K), accuracy at 1/K), the loss is not falling, and it never overshot:
+% the optimiser does not move the weights (Adadelta at 1e-6, say), and more
+% epochs of the same will not either.
+stop_cause(stuck_at_chance,
+      [at_least(epochs, min_epochs_before_stop),
+       at_least(epochs_at_chance_in_a_row, min_epochs_at_chance_to_stop),
+       below(recent_train_loss_fall_per_epoch, max_train_loss_fall_per_epoch_when_stuck),
+       at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
+
+% Overshot and never recovered: the same, but the loss went above
+% min_overshoot_peak_over_chance_loss ln(K) first (the high_lr cause
+% overshoot-and-collapse, seen early). A loss that comes back down from its
+% peak, however slowly, is falling and keeps training.
+stop_cause(overshot,
+      [at_least(epochs, min_epochs_before_stop),
+       at_least(epochs_at_chance_in_a_row, min_epochs_at_chance_to_stop),
+       below(recent_train_loss_fall_per_epoch, max_train_loss_fall_per_epoch_when_stuck),
+       above(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
+
+
 %% --------------------------------------------------------------------------
 %% 6. Diagnosis
 %% --------------------------------------------------------------------------
@@ -507,6 +660,16 @@ problem(low_lr) :- because(low_lr, _), \+ because(high_lr, _).
 % A training stuck at chance level is not underfitting: its model never
 % learned anything, so capacity is not what it lacks (see stuck_at_chance).
 problem(underfitting) :- because(underfitting, _), \+ because(stuck_at_chance, _).
+
+% stop_because(Reason, Conditions): one stop cause of Reason whose
+% conditions all hold on the history so far.
+stop_because(R, Conditions) :- stop_cause(R, Conditions), all_hold(Conditions).
+
+% stop_training(Reason): stop the training now, for Reason (issue 14). The
+% tuner asks after every epoch but the last, with --prune (the default of
+% the symbolic strategies); the stopped training is recorded as pruned, with
+% the explanation of stop_because/2, and keeps the metrics of its best epoch.
+stop_training(R) :- stop_because(R, _).
 
 % note(N): a remark on the evidence itself, shown with the diagnosis:
 %   short_history            too few epochs for any curve-shape test
@@ -609,6 +772,17 @@ phrase(train_loss_late_drop_share, "the last third of the epochs brought {value}
 phrase(train_loss_still_falling_share,
        ["the last third of the epochs brought {value} of the fall of the training loss ",
         "(0: no measurable fall)"]).
+
+% Stop rules: how many epochs sat at chance level, and how fast the loss fell
+% over the last of them.
+phrase(epochs_at_chance_in_a_row,
+       ["{value} epochs in a row at chance level (the last: training loss ",
+        "{current_train_loss_over_chance_loss} times ln(K), training accuracy ",
+        "{current_train_accuracy_above_chance} of the way from chance to 1)"]).
+phrase(recent_train_loss_fall_per_epoch,
+       ["over the last {recent_epochs} epochs the training loss came down from its ",
+        "highest, {recent_peak_train_loss}, to {current_train_loss}: {value} times ",
+        "ln(K) per epoch"]).
 
 % Lengths of the history (the explanations leave out the conditions that
 % only gate the curve tests, but a user's cause may quote them).

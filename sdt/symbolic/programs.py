@@ -24,10 +24,10 @@ from problog.logic import AnnotatedDisjunction, Clause, Constant, Term, Var, ter
 from problog.program import PrologString, SimpleProgram
 
 from sdt.core.errors import RulesError
-from sdt.core.vocabulary import ACTIONS, PROBLEMS
+from sdt.core.vocabulary import ACTIONS, PROBLEMS, STOP_REASONS
 from sdt.symbolic.explanations import CONDITION_SYMBOLS, MeasurePhrases, phrase_fields
 from sdt.symbolic.records import ActionExclusions
-from sdt.symbolic.statistics import HISTORY_STATS
+from sdt.symbolic.statistics import EPOCH_STATS, HISTORY_STATS
 
 # The shipped programs are package data beside this module (a checkout shows them at the top level
 # too, as links): found from this file's location, never from the working directory.
@@ -108,13 +108,17 @@ def _atom_name(term: Any) -> str | None:
 
 
 def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
-    """Every problem/1, action/2, cause/2 and excludes/2 term names vocabulary atoms (or variables)."""
+    """Every problem/1, action/2, cause/2, excludes/2, stop_training/1, stop_because/2 and
+    stop_cause/2 term names vocabulary atoms (or variables)."""
+    known_names = {"problem": PROBLEMS, "action": ACTIONS, "stop reason": STOP_REASONS}
     for clause in clauses:
         for term in _subterms(clause):
             if term.functor == "problem" and term.arity == 1:
                 names = [("problem", term.args[0])]
             elif term.functor == "cause" and term.arity == 2:
                 names = [("problem", term.args[0])]
+            elif (term.functor, term.arity) in (("stop_training", 1), ("stop_cause", 2), ("stop_because", 2)):
+                names = [("stop reason", term.args[0])]
             elif term.functor == "action" and term.arity == 2:
                 names = [("action", term.args[0]), ("problem", term.args[1])]
             elif term.functor == "excludes" and term.arity == 2:
@@ -125,7 +129,7 @@ def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
                 if isinstance(arg, Var):
                     continue
                 name = _atom_name(arg)
-                known = PROBLEMS if kind == "problem" else ACTIONS
+                known = known_names[kind]
                 if name not in known:
                     raise RulesError(
                         f"{role} file {path}: {term} names the unknown {kind} {arg}; "
@@ -133,7 +137,8 @@ def _check_vocabulary(clauses: list[Any], path: Path, role: str) -> None:
 
 
 def check_diagnosis(clauses: list[Any], path: Path) -> None:
-    """RulesError unless the diagnosis file derives problem/1 from known names, and only that."""
+    """RulesError unless the diagnosis file derives problem/1 (and, if it has stop rules,
+    stop_training/1) from known names, and no actions."""
     role = "diagnosis"
     _check_vocabulary(clauses, path, role)
     defines_problem = False
@@ -182,9 +187,15 @@ def _check_names(clauses: list[Any], path: Path) -> None:
                 raise RulesError(f"diagnosis file {path}: {term} names a statistic that "
                                  f"sdt/symbolic/statistics.py does not measure; "
                                  f"known: {', '.join(HISTORY_STATS)}")
+        if term.functor == "epoch_stat" and term.arity == 3:
+            name = _atom_name(term.args[1])
+            if name is not None and name not in EPOCH_STATS:
+                raise RulesError(f"diagnosis file {path}: {term} names a per-epoch value that "
+                                 f"sdt/symbolic/statistics.py does not write; "
+                                 f"known: {', '.join(EPOCH_STATS)}")
     measures, thresholds = _defined_names(clauses, "measure"), _defined_names(clauses, "threshold")
     for head in (head for clause in clauses for head in _heads(clause)):
-        if head.functor != "cause" or head.arity != 2:
+        if head.functor not in ("cause", "stop_cause") or head.arity != 2:
             continue
         for condition in term2list(head.args[1], False):
             if not (isinstance(condition, Term) and condition.functor in CONDITION_SYMBOLS
@@ -273,7 +284,8 @@ def with_probability(clause: Any, probability: float) -> Any:
 # Declarations: phrase/2 (diagnosis file) and excludes/2 (rules file)
 # ---------------------------------------------------------------------------------------
 
-def _defines(clauses: list[Any], functor: str, arity: int) -> bool:
+def defines(clauses: list[Any], functor: str, arity: int) -> bool:
+    """Whether some clause of `clauses` has a head functor/arity."""
     return any(head.functor == functor and head.arity == arity
                for clause in clauses for head in _heads(clause))
 
@@ -284,7 +296,7 @@ def _declared(clauses: list[Any], functor: str, path: Path, role: str) -> list[T
     Empty when no clause defines functor/2. RulesError if ProbLog fails, or if an answer is
     uncertain: declarations are facts of the program, not evidence.
     """
-    if not _defines(clauses, functor, 2):
+    if not defines(clauses, functor, 2):
         return []
     program = SimpleProgram()
     for clause in clauses:

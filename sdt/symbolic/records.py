@@ -1,7 +1,9 @@
 """The records of the symbolic block: what a diagnosis found and the weights of the tuning rules.
 
 Frozen dataclasses with `to_dict` / `from_dict` (an exact round trip through JSON), stored with
-each trial: `ProblemFinding`, `CandidateAction`, `ChosenAction`, `Diagnosis`, `RuleWeights`.
+each trial: `ProblemFinding`, `CandidateAction`, `ChosenAction`, `Diagnosis`, `RuleWeights`;
+`StopDecision`, the stop rules' verdict on a training still running (issue 14; the trainer keeps
+its reason, epoch and explanation in the TrainingResult).
 `ActionExclusions` holds the `excludes/2` declarations of the rules file (not stored: it is
 read from the rules file whenever a block is built).
 """
@@ -15,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sdt.core.errors import ConfigurationError
-from sdt.core.vocabulary import ACTIONS, PROBLEMS
+from sdt.core.vocabulary import ACTIONS, PROBLEMS, STOP_REASONS
 
 
 def problem_order(name: str) -> tuple[int, str]:
@@ -107,6 +109,40 @@ class Diagnosis:
             notes=tuple(str(n) for n in data.get("notes", ())),
             thresholds={str(k): float(v) for k, v in (data.get("thresholds") or {}).items()},
         )
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """The stop rules' verdict on a training still running: stop it now (issue 14).
+
+    `reason` is a name of vocabulary.STOP_REASONS (`stop_training/1` of diagnosis.pl), `epoch`
+    the number of epochs in the history it was decided on (the training stops after that epoch,
+    counted from 1), `probability` ProbLog's for the reason, `explanation` the conditions that
+    decided it with their numbers and thresholds, worded like a diagnosis ("stuck_at_chance: 3
+    epochs in a row at chance level ... >= threshold 3 (min_epochs_at_chance_to_stop); ..."), and
+    `measures` the measures and thresholds it quotes.
+    """
+
+    reason: str
+    epoch: int
+    explanation: str
+    probability: float = 1.0
+    measures: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.reason not in STOP_REASONS:
+            raise ConfigurationError(f"stop reason must be one of {', '.join(STOP_REASONS)}, got {self.reason!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "epoch": self.epoch, "explanation": self.explanation,
+                "probability": self.probability, "measures": dict(self.measures)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StopDecision":
+        return cls(reason=str(data["reason"]), epoch=int(data["epoch"]),
+                   explanation=str(data.get("explanation", "")),
+                   probability=float(data.get("probability", 1.0)),
+                   measures={str(k): float(v) for k, v in (data.get("measures") or {}).items()})
 
 
 def rule_order(key: tuple[str, str]) -> tuple[int, int]:

@@ -1,8 +1,9 @@
 """History -> statistics: the numbers of one training that the diagnosis reasons about.
 
-`validate_history` checks a Keras history; `history_statistics` measures it; `history_facts`
-writes the numbers as the ProbLog facts `num_classes/1` and `history_stat/2` that
-diagnosis.pl (section 2) documents. Python only measures here; it decides nothing.
+`validate_history` checks a Keras history; `history_statistics` measures it; `epoch_statistics`
+takes the per-epoch values the stop rules read; `history_facts` writes the numbers as the
+ProbLog facts `num_classes/1`, `history_stat/2` and `epoch_stat/3` that diagnosis.pl
+(section 2) documents. Python only measures here; it decides nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ HISTORY_STATS = (
     "train_loss_rise_total", "train_loss_fall_total",
     "train_loss_chord_area", "train_loss_late_drop",
 )
+
+# Per-epoch values that `history_facts` writes as `epoch_stat(Epoch, Name, Value)` facts (Epoch
+# counted from 1): the training loss and accuracy of every epoch, measured like the final ones
+# (inference mode on the fixed training subset when the history has it, Keras' otherwise). The
+# stop rules of diagnosis.pl (issue 14) read them to tell how many epochs in a row a training sat
+# at chance level. A value that is NaN or infinite is left out.
+EPOCH_STATS = ("train_loss", "train_accuracy")
 
 # "Final" values are the mean of this many last epochs (fewer on short runs), so one
 # noisy epoch does not decide a diagnosis.
@@ -144,11 +152,28 @@ def history_statistics(curves: Mapping[str, np.ndarray]) -> dict[str, float]:
             if isinstance(value, int) or math.isfinite(value)}
 
 
-def history_facts(stats: Mapping[str, float], num_classes: int) -> list[Term]:
-    """The facts `num_classes(K)` and `history_stat(Name, Value)` of one training."""
+def epoch_statistics(curves: Mapping[str, np.ndarray]) -> dict[int, dict[str, float]]:
+    """Epoch (from 1) -> the finite `epoch_stat/3` values of that epoch (see EPOCH_STATS)."""
+    sources = {"train_loss": TRAIN_EVAL_LOSS if TRAIN_EVAL_LOSS in curves else LOSS,
+               "train_accuracy": TRAIN_EVAL_ACCURACY if TRAIN_EVAL_ACCURACY in curves else ACCURACY}
+    epochs: dict[int, dict[str, float]] = {}
+    for name in EPOCH_STATS:
+        for epoch, value in enumerate(curves[sources[name]], start=1):
+            if math.isfinite(value):
+                epochs.setdefault(epoch, {})[name] = float(value)
+    return epochs
+
+
+def history_facts(stats: Mapping[str, float], num_classes: int,
+                  epochs: Mapping[int, Mapping[str, float]] | None = None) -> list[Term]:
+    """The facts `num_classes(K)`, `history_stat(Name, Value)` and, when `epochs` is given,
+    `epoch_stat(Epoch, Name, Value)` of one training."""
     facts = [Term("num_classes", Constant(int(num_classes)))]
     for name, value in stats.items():
         facts.append(Term("history_stat", Term(name), Constant(value)))
+    for epoch, values in sorted((epochs or {}).items()):
+        for name, value in values.items():
+            facts.append(Term("epoch_stat", Constant(int(epoch)), Term(name), Constant(value)))
     return facts
 
 

@@ -23,6 +23,7 @@ def decision_timeline(store) -> list[dict]:
         following = by_index.get(index + 1)
         entries.append({
             "trial_index": index, "status": trial["status"], "objective": trial["objective"],
+            "stop": trial.get("stop_explanation"), "stop_epoch": trial.get("stop_epoch"),
             "problems": [{"problem": d["problem"], "probability": d["probability"], "explanation": d["explanation"]}
                          for d in store.get("diagnoses", []) if d["trial_index"] == index],
             "actions": [{"action": a["action"], "problem": a["problem"], "description": a["description"],
@@ -62,8 +63,11 @@ def render_timeline(store) -> list:
                    for a in entry["actions"]] or [html.Li("no action applied")]
         improved = entry["next_improved"]
         colour = "#2e7d32" if improved else ("#c62828" if improved is False else "#555")
+        stopped = ([html.Div(["Stopped after epoch ", str(entry["stop_epoch"]), ": ", html.Span(entry["stop"])],
+                             className="decision-stop")] if entry.get("stop") else [])
         items.append(html.Div([
             html.H4(f"Trial {entry['trial_index']} — {entry['status']}, objective {entry['objective']:.4g}"),
+            *stopped,
             html.Div("Diagnosed problems:"), html.Ul(problems, className="decision-problems"),
             html.Div("Actions applied (before -> after):"), html.Ul(actions, className="decision-actions"),
             html.Div(outcome_text(entry), className="decision-outcome", style={"color": colour, "fontWeight": "bold"}),

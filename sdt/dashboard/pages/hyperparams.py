@@ -51,20 +51,29 @@ def parallel_figure(store) -> go.Figure:
 
 
 def params_table(store) -> tuple[list[dict], list[dict]]:
-    """(columns, rows) with every parameter of every trial, categorical ones included."""
+    """(columns, rows) with every parameter of every trial, categorical ones included; `epochs` and
+    `stopped` say how long each trial trained and, for a pruned one, why the stop rules ended it."""
     if not has_trials(store):
         return [], []
     trials = store["trials"]
     names = sorted({k for t in trials for k in t["params"]})
-    columns = [{"name": c, "id": c} for c in ["trial", "status", "objective", *names]]
+    columns = [{"name": c, "id": c} for c in ["trial", "status", "objective", "epochs", "stopped", *names]]
     rows = []
     for t in trials:
-        row = {"trial": t["trial_index"], "status": t["status"], "objective": round(t["objective"], 5)}
+        row = {"trial": t["trial_index"], "status": t["status"], "objective": round(t["objective"], 5),
+               "epochs": t.get("epochs_run"), "stopped": stopped_text(t)}
         for name in names:
             value = t["params"].get(name)
             row[name] = f"{value:.4g}" if isinstance(value, float) else value
         rows.append(row)
     return columns, rows
+
+
+def stopped_text(trial: dict) -> str:
+    """Why and when the stop rules ended a pruned trial ("" for any other)."""
+    if not trial.get("stop_reason"):
+        return ""
+    return f"{trial['stop_reason']} after epoch {trial.get('stop_epoch')}"
 
 
 def numeric_bounds(store) -> dict[str, list[tuple[int, float, float]]]:

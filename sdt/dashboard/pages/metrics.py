@@ -14,7 +14,9 @@ TITLE = "Metrics"
 
 
 def trial_options(store) -> list[dict]:
-    return [{"label": f"trial {t['trial_index']} ({t['status']})", "value": t["trial_index"]}
+    return [{"label": f"trial {t['trial_index']} ({t['status']}"
+                      + (f": {t['stop_reason']} after epoch {t.get('stop_epoch')})" if t.get("stop_reason") else ")"),
+             "value": t["trial_index"]}
             for t in (store or {}).get("trials", [])]
 
 
