@@ -108,12 +108,3 @@ def test_a_started_again_fake_benchmark_reuses_its_finished_runs(tmp_path, capsy
     assert fake_benchmark(output, strategies="bo,evolution") == 0
     assert capsys.readouterr().out.count("reused the finished run") == 3
     assert [database.stat().st_mtime_ns for database in databases] == written
-
-
-def test_a_guided_arm_needs_the_guidance_run_option(tmp_path, capsys):
-    from sdt.run.loop import RunConfig
-    if "guidance" in RunConfig.__dataclass_fields__:
-        pytest.skip("this sdt has the guidance run option")
-    assert fake_benchmark(tmp_path / "bench", strategies="sdt-edit,bo") == 2
-    assert "'sdt-edit' needs the run option 'guidance'" in capsys.readouterr().err
-    assert not any((tmp_path / "bench" / "runs").iterdir())      # stopped before any run
