@@ -342,7 +342,7 @@ def test_presets_and_budgets():
     assert (quick.seeds, quick.budgets, quick.epochs, quick.checks) == ([0, 1], [4, 6], 3, True)
     issue13 = benchmark.parse_args(["--issue13", "--epochs", "2"])
     assert (issue13.dataset, issue13.seeds, issue13.budgets, issue13.epochs, issue13.initial_points) == (
-        "digits", [0, 1, 2, 3, 4], [10, 20], 2, 3)
+        "digits", [0, 1, 2, 3, 4], [10, 16], 2, 3)
     assert issue13.strategies == "sdt-prior,sdt-edit,bo,random,tpe"
     assert benchmark.parse_args(["--budgets", "20,10,20"]).budgets == [10, 20]
     assert benchmark.parse_args(["--max-evals", "7"]).budgets == [7]
