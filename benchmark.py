@@ -11,6 +11,7 @@ seed, side by side in one benchmark run, and is summarised for each budget of `-
 
   python3 benchmark.py --quick       # smoke preset: 2 seeds, budgets 4 and 6, 3 epochs, plus the checks
   python3 benchmark.py --issue13     # issue 13's measurement: digits, seeds 0-4, budgets 10 and 16, 6 epochs
+  python3 benchmark.py --issue14     # issue 14's measurement: sdt-prior (pruning) and bo at an equal epoch budget
   python3 benchmark.py --dataset fashion_mnist --seeds 0,1,2 --budgets 10,20 --epochs 15
 
 --quick is not measured yet (estimated about 15 minutes on 2 CPU cores: 180 epochs on the
@@ -49,6 +50,12 @@ budget (median over seeds).
 Pruning (issue 14) is each strategy's default: the symbolic arms stop trainings that cannot succeed
 (status pruned: they count as trainings, with the accuracy of the best epoch they ran), the
 baselines train every training to its end. The epochs columns show what that saves.
+
+An epoch budget (`--epoch-budget E`, issue 14) replaces the budgets of trainings: every run trains
+until its trainings have trained E epochs in all (`RunConfig.epoch_budget`, folders `_e<E>`), and
+the summary reads the trainings that ended within E epochs, so arms that prune get more trainings
+for the same compute. Its check: the epochs a symbolic arm needed to reach BO's final best, as a
+share of the epochs BO spent, at most 70 % (median over seeds); the plot is against epochs spent.
 
 Finished runs are kept in the output folder: started again with the same options, the benchmark
 reuses every run whose stored configuration matches and runs only what is missing.
@@ -99,6 +106,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # val_loss) as in the digits benchmark of docs/benchmarks.md, budgets 10 and 16.
     "issue13": {"dataset": "digits", "seeds": "0,1,2,3,4", "budgets": "10,16", "epochs": 6,
                 "initial_points": 3},
+    # Issue 14's measurement: SDT with pruning against plain BO at an equal epoch budget (10 trainings
+    # of 6 epochs for BO) on the embedded Fashion-MNIST subset.
+    "issue14": {"dataset": "fashion_mnist_small", "seeds": "0,1,2,3,4", "budgets": "10", "epochs": 6,
+                "initial_points": 3, "epoch_budget": 60, "strategies": "sdt-prior,bo"},
 }
 # Issue 13's bars: a symbolic arm against plain BO at the same budget.
 BEAT_BO_BY = 0.005           # median best validation accuracy at least this much above BO's
@@ -157,11 +168,15 @@ def run_config_class():
 def make_config(arm: Arm, seed: int, max_evals: int, settings: argparse.Namespace, config_class=None):
     """The RunConfig of one run of `arm`; the one place a run's options are set.
 
-    An arm with a guidance needs a RunConfig with a `guidance` field (ConfigurationError if not).
+    With `settings.epoch_budget` the run ends when its trainings have trained that many epochs
+    (`max_evals` is then only an upper bound on the trainings). An arm with a guidance needs a
+    RunConfig with a `guidance` field (ConfigurationError if not).
     """
     config_class = config_class or run_config_class()
     options = dict(dataset=settings.dataset, max_evals=max_evals, epochs=settings.epochs, seed=seed,
                    strategy=arm.strategy, initial_points=settings.initial_points)
+    if getattr(settings, "epoch_budget", None) is not None:
+        options["epoch_budget"] = settings.epoch_budget
     if arm.guidance is not None:
         if "guidance" not in config_class.__dataclass_fields__:
             raise ConfigurationError(
@@ -199,10 +214,13 @@ class PlannedRun:
     seed: int
     max_evals: int
     per_budget: bool = False
+    epoch_budget: int | None = None
 
     @property
     def name(self) -> str:
-        """Its folder's name under runs/."""
+        """Its folder's name under runs/ (`_e<E>`: a run to an epoch budget of E)."""
+        if self.epoch_budget is not None:
+            return f"{self.arm.label}_seed{self.seed}_e{self.epoch_budget}"
         suffix = f"_b{self.max_evals}" if self.per_budget else ""
         return f"{self.arm.label}_seed{self.seed}{suffix}"
 
@@ -219,6 +237,31 @@ def plan_runs(arms: list[Arm], seeds: list[int], budgets: list[int],
             else:
                 plan.append(PlannedRun(arm, seed, max(budgets)))
     return plan
+
+
+def plan_epoch_runs(arms: list[Arm], seeds: list[int], epoch_budget: int) -> list[PlannedRun]:
+    """Seed by seed, every arm: one run to `epoch_budget` epochs (at most that many trainings)."""
+    return [PlannedRun(arm, seed, epoch_budget, epoch_budget=epoch_budget) for seed in seeds for arm in arms]
+
+
+def trials_within_epochs(rows: list[dict[str, Any]], epoch_budget: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(arm, seed) -> the trainings of the run that ended within `epoch_budget` epochs in all.
+
+    A run stops starting trainings once the budget is spent, so its last training may end past it;
+    that training is left out here, so that every arm is compared on at most `epoch_budget` epochs."""
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: r["index"]):
+        runs.setdefault((row["arm"], row["seed"]), []).append(row)
+    chosen = {}
+    for key, trials in runs.items():
+        kept, spent = [], 0
+        for trial in trials:
+            spent += int(trial.get("epochs_run") or 0)
+            if spent > epoch_budget:
+                break
+            kept.append(trial)
+        chosen[key] = kept
+    return chosen
 
 
 def trials_at_budget(rows: list[dict[str, Any]], budget: int) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -383,6 +426,13 @@ def epochs_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
     return None if needed is None else epochs_of(trials[:needed])
 
 
+def seconds_to_reach(trials: list[dict[str, Any]], target: float) -> float | None:
+    """The wall seconds of the run's iterations (training, diagnosis, proposal) until a training
+    reached `target` validation accuracy, that one's included; None: never."""
+    needed = trainings_to_reach(trials, target)
+    return None if needed is None else sum(t.get("iteration_seconds") or 0.0 for t in trials[:needed])
+
+
 def is_wasted(row: dict[str, Any], run_best: float) -> bool:
     """A training that failed, diverged, has no validation accuracy, or got less than half the run's best."""
     accuracy = completed_accuracy(row)
@@ -418,7 +468,7 @@ class ArmSummary:
     """What one arm did at one budget, over its seeds."""
 
     arm: Arm
-    budget: int
+    budget: int                                      # trainings; 0 for an epoch budget (no trainings budget)
     best: dict[int, float]                           # seed -> best validation accuracy
     best_loss: list[float]
     test_accuracy: list[float]
@@ -430,6 +480,7 @@ class ArmSummary:
     actions: dict[str, Counter] = field(default_factory=dict)
     epochs: dict[int, int] = field(default_factory=dict)                    # seed -> epochs spent
     epochs_reach: dict[int, int | None] = field(default_factory=dict)       # seed -> epochs to reach the best
+    seconds_reach: dict[int, float | None] = field(default_factory=dict)    # seed -> seconds to reach the best
 
     @property
     def median_best(self) -> float:
@@ -467,15 +518,18 @@ def summarise_arm(arm: Arm, runs: dict[tuple[str, int], list[dict[str, Any]]], b
         reach={seed: trainings_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
         epochs={seed: epochs_of(trials) for seed, trials in mine.items()},
         epochs_reach={seed: epochs_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
+        seconds_reach={seed: seconds_to_reach(trials, targets[seed]) for seed, trials in mine.items() if seed in targets},
         wasted=sum(wasted_count(trials) for trials in mine.values()), trainings=len(every),
         symbolic_seconds=[t["symbolic_seconds"] for t in every if t.get("symbolic_seconds")],
         seconds=sum(t.get("iteration_seconds") or 0.0 for t in every),
         actions=action_counts(every) if arm.symbolic else {})
 
 
-def summarise(rows: list[dict[str, Any]], arms: list[Arm], budget: int) -> list[ArmSummary]:
-    """One summary per arm that has runs, at `budget`; trainings-to-reach against the `bo` arm."""
-    runs = trials_at_budget(rows, budget)
+def summarise(rows: list[dict[str, Any]], arms: list[Arm], budget: int,
+              runs: dict[tuple[str, int], list[dict[str, Any]]] | None = None) -> list[ArmSummary]:
+    """One summary per arm that has runs, at `budget` (or of the given `runs`, for an epoch budget);
+    trainings-to-reach against the `bo` arm."""
+    runs = trials_at_budget(rows, budget) if runs is None else runs
     targets = {seed: best_accuracy(trials) for (label, seed), trials in runs.items()
                if label == REFERENCE_ARM and trials}
     return [s for s in (summarise_arm(arm, runs, budget, targets) for arm in arms) if s is not None]
@@ -508,6 +562,15 @@ def format_trainings(value: float | None) -> str:
     return f"{value:g}"
 
 
+def format_minutes(seconds) -> str:
+    """The median of per-seed seconds in minutes, never (None) counted as infinitely long."""
+    seconds = list(seconds)
+    if not seconds:
+        return "n/a"
+    median = statistics.median(math.inf if s is None else s for s in seconds)
+    return "never" if math.isinf(median) else f"{median / 60:.1f} min"
+
+
 def percent(part: float, whole: float) -> str:
     return f"{part / whole * 100:.0f} %" if whole else "n/a"
 
@@ -538,6 +601,31 @@ def check_reach(arm: ArmSummary) -> Check:
                + ", ".join("never" if n is None else str(n) for n in arm.reach.values()))
     return Check(arm.arm.label, f"{REFERENCE_ARM}'s final best reached within {REACH_WITHIN_SHARE * 100:.0f} % "
                  "of the trainings", None if median is None else median <= limit + 1e-9, numbers)
+
+
+def check_epochs(arm: ArmSummary, reference: ArmSummary) -> Check:
+    """Issue 14's bar: the reference's final best reached within REACH_WITHIN_SHARE of the epochs the
+    reference spent (median over seeds of the per-seed share; never counts as infinitely many)."""
+    shares = {}
+    for seed, needed in arm.epochs_reach.items():
+        if seed in reference.epochs:
+            shares[seed] = math.inf if needed is None else needed / reference.epochs[seed]
+    median = statistics.median(shares.values()) if shares else None
+    numbers = (f"median {'n/a' if median is None else 'never' if math.isinf(median) else f'{median * 100:.0f} %'}"
+               f" of {reference.arm.label}'s epochs, bar {REACH_WITHIN_SHARE * 100:.0f} %; per seed "
+               + ", ".join(f"{'never' if arm.epochs_reach[seed] is None else arm.epochs_reach[seed]}"
+                           f"/{reference.epochs[seed]}" for seed in shares))
+    return Check(arm.arm.label, f"{reference.arm.label}'s final best reached within "
+                 f"{REACH_WITHIN_SHARE * 100:.0f} % of {reference.arm.label}'s epochs",
+                 None if median is None else median <= REACH_WITHIN_SHARE + 1e-9, numbers)
+
+
+def epoch_checks(summaries: list[ArmSummary]) -> list[Check]:
+    """Issue 14's bar for every arm that prunes or is symbolic, against the `bo` arm (empty without one)."""
+    reference = next((s for s in summaries if s.arm.label == REFERENCE_ARM), None)
+    if reference is None:
+        return []
+    return [check_epochs(s, reference) for s in summaries if s.arm.symbolic]
 
 
 def issue_checks(summaries: list[ArmSummary]) -> list[Check]:
@@ -576,7 +664,7 @@ def arm_table_row(summary: ArmSummary) -> dict[str, str]:
     """One arm's row of a budget's table."""
     median = summary.median_reach
     reach_median = format_trainings(median)
-    if median is not None and not math.isinf(median):
+    if median is not None and not math.isinf(median) and summary.budget:
         reach_median += f" ({percent(median, summary.budget)} of {summary.budget})"
     return {
         "arm": summary.arm.label,
@@ -591,6 +679,7 @@ def arm_table_row(summary: ArmSummary) -> dict[str, str]:
         f"epochs to reach {REFERENCE_ARM}'s best (per seed)":
             ", ".join("never" if n is None else str(n) for n in summary.epochs_reach.values()) or "n/a",
         "median epochs to reach it": format_trainings(summary.median_epochs_reach),
+        "median time to reach it": format_minutes(summary.seconds_reach.values()),
         "wasted trainings": f"{summary.wasted}/{summary.trainings} ({percent(summary.wasted, summary.trainings)})",
         "symbolic step, median": (f"{statistics.median(summary.symbolic_seconds) * 1000:.0f} ms"
                                   if summary.symbolic_seconds else "n/a"),
@@ -640,6 +729,22 @@ def budget_section(summaries: list[ArmSummary], budget: int) -> list[str]:
     return lines + [""]
 
 
+def epoch_budget_section(summaries: list[ArmSummary], epoch_budget: int) -> list[str]:
+    """results.md's section of an epoch budget: the arms, the symbolic actions, issue 14's check."""
+    lines = [f"## Epoch budget {epoch_budget}", "",
+             f"Every run trained until its trainings had trained {epoch_budget} epochs in all; a training that "
+             f"ended past {epoch_budget} is left out, so every arm is compared on at most {epoch_budget} epochs.", "",
+             markdown_table([arm_table_row(s) for s in summaries])]
+    actions = action_table(summaries)
+    if actions:
+        lines += ["### Symbolic actions", "", markdown_table(actions)]
+    checks = epoch_checks(summaries)
+    lines += [f"### Issue 14's check at {epoch_budget} epochs", ""]
+    lines += [check.line() for check in checks] or [
+        f"(need a `{REFERENCE_ARM}` arm and a symbolic arm: nothing to check)"]
+    return lines + [""]
+
+
 def method_notes(plan: list[PlannedRun], budgets: list[int], objective: str) -> list[str]:
     """How the numbers were obtained: which runs stand for which budget, and the definitions."""
     separate = sorted({run.arm.label for run in plan if run.per_budget})
@@ -661,6 +766,51 @@ def method_notes(plan: list[PlannedRun], budgets: list[int], objective: str) -> 
               f"Wasted: validation accuracy below {WASTED_BELOW_SHARE_OF_BEST:g} x the run's best at that "
               "budget, failed and diverged trainings included.", ""]
     return lines
+
+
+def epoch_curve(trials: list[dict[str, Any]], epoch_budget: int) -> list[float]:
+    """Best-so-far validation accuracy after each of epochs 1..epoch_budget (a training counts from
+    the epoch it ended at; NaN before the first completed one)."""
+    curve, best, spent, position = [], math.nan, 0, 0
+    ends = []
+    for trial, accuracy in zip(trials, best_so_far(trials)):
+        spent += int(trial.get("epochs_run") or 0)
+        ends.append((spent, accuracy))
+    for epoch in range(1, epoch_budget + 1):
+        while position < len(ends) and ends[position][0] <= epoch:
+            best = ends[position][1]
+            position += 1
+        curve.append(best)
+    return curve
+
+
+def plot_epochs(rows: list[dict[str, Any]], arms: list[Arm], epoch_budget: int, path: Path, title: str) -> None:
+    """best_so_far.png of an epoch budget: median and min-max over seeds against the epochs spent."""
+    import warnings
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    figure, panel = plt.subplots(figsize=(7, 4.2), dpi=120)
+    runs = trials_within_epochs(rows, epoch_budget)
+    for arm in arms:
+        curves = [epoch_curve(trials, epoch_budget) for (label, _), trials in sorted(runs.items()) if label == arm.label]
+        if not curves:
+            continue
+        matrix = np.array(curves, dtype=float)
+        x = np.arange(1, epoch_budget + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            panel.step(x, np.nanmedian(matrix, axis=0), where="post", label=f"{arm.label} ({len(curves)} seeds)")
+            panel.fill_between(x, np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0), step="post", alpha=0.15)
+    panel.set_xlabel("epochs spent")
+    panel.set_ylabel("best-so-far validation accuracy")
+    panel.grid(alpha=0.3)
+    panel.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def plot(rows: list[dict[str, Any]], arms: list[Arm], budgets: list[int], path: Path, title: str) -> None:
@@ -778,7 +928,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmark.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     presets = parser.add_mutually_exclusive_group()
-    quick, issue13 = PRESETS["quick"], PRESETS["issue13"]
+    quick, issue13, issue14 = PRESETS["quick"], PRESETS["issue13"], PRESETS["issue14"]
     presets.add_argument("--quick", action="store_true",
                          help=f"smoke preset: {quick['dataset']}, seeds {quick['seeds']}, budgets {quick['budgets']}, "
                               f"{quick['epochs']} epochs, {quick['initial_points']} initial points, plus the checks")
@@ -786,9 +936,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          help=f"issue 13's measurement: {issue13['dataset']}, seeds {issue13['seeds']}, budgets "
                               f"{issue13['budgets']}, {issue13['epochs']} epochs, "
                               f"{issue13['initial_points']} initial points")
+    presets.add_argument("--issue14", action="store_true",
+                         help=f"issue 14's measurement: {issue14['strategies']} on {issue14['dataset']}, seeds "
+                              f"{issue14['seeds']}, an epoch budget of {issue14['epoch_budget']}, "
+                              f"{issue14['epochs']} epochs per training")
     default = PRESETS["default"]
     parser.add_argument("--dataset", default=None, help=f"default {default['dataset']}")
-    parser.add_argument("--strategies", default=",".join(DEFAULT_ARMS),
+    parser.add_argument("--strategies", default=None,
                         help=f"comma-separated arms (default: {','.join(DEFAULT_ARMS)}; tpe needs Optuna); "
                              "sdt-edit / sdt-prior: sdt with --guidance edit / prior")
     parser.add_argument("--seeds", default=None, help=f"comma-separated seeds (default {default['seeds']})")
@@ -796,6 +950,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated numbers of trainings, all read from one run per arm and seed "
                              f"(default {default['budgets']})")
     parser.add_argument("--max-evals", type=int, default=None, help="a single budget: the same as --budgets N")
+    parser.add_argument("--epoch-budget", type=int, default=None,
+                        help="instead of budgets of trainings: every run trains until its trainings have trained "
+                             "this many epochs in all (equal compute; issue 14)")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs per training (default {default['epochs']})")
     parser.add_argument("--initial-points", type=int, default=None,
                         help="random trainings before a model-based strategy models "
@@ -805,8 +962,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.budgets is not None and args.max_evals is not None:
         parser.error("give --budgets or --max-evals, not both")
-    args.preset = "quick" if args.quick else "issue13" if args.issue13 else "default"
+    if args.epoch_budget is not None and (args.budgets is not None or args.max_evals is not None):
+        parser.error("give --epoch-budget or --budgets / --max-evals, not both")
+    args.preset = ("quick" if args.quick else "issue13" if args.issue13 else "issue14" if args.issue14
+                   else "default")
     preset = PRESETS[args.preset]
+    args.strategies = args.strategies or preset.get("strategies") or ",".join(DEFAULT_ARMS)
+    if args.epoch_budget is None and args.budgets is None and args.max_evals is None:
+        args.epoch_budget = preset.get("epoch_budget")
+    if args.epoch_budget is not None and args.epoch_budget < 1:
+        parser.error(f"--epoch-budget takes a whole number >= 1, got {args.epoch_budget}")
     args.dataset = args.dataset or preset["dataset"]
     args.seeds = parse_numbers(args.seeds or preset["seeds"], "--seeds", parser, minimum=0)
     budgets = str(args.max_evals) if args.max_evals is not None else args.budgets or preset["budgets"]
@@ -832,8 +997,9 @@ def available_arms(arms: list[Arm]) -> list[Arm]:
 def prepared_plan(args: argparse.Namespace) -> tuple[list[Arm], dict[PlannedRun, Any]]:
     """The arms and every planned run's checked RunConfig, before anything runs (TunerError if wrong)."""
     arms = available_arms(parse_arms(args.strategies))
-    configs = {run: make_config(run.arm, run.seed, run.max_evals, args)
-               for run in plan_runs(arms, args.seeds, args.budgets)}
+    plan = (plan_epoch_runs(arms, args.seeds, args.epoch_budget) if args.epoch_budget is not None
+            else plan_runs(arms, args.seeds, args.budgets))
+    configs = {run: make_config(run.arm, run.seed, run.max_evals, args) for run in plan}
     for config in configs.values():
         config.validate()
     return arms, configs
@@ -848,7 +1014,9 @@ def run_plan(configs: dict[PlannedRun, Any], args: argparse.Namespace, output: P
     """Every planned run in order (finished ones reused), with a progress line before and after each."""
     started, rows = time.time(), []
     for number, (run, config) in enumerate(configs.items(), start=1):
-        print(f"[{number}/{len(configs)}] {run.name}: {run.max_evals} trainings of up to {args.epochs} epochs "
+        size = (f"{run.epoch_budget} epochs in trainings" if run.epoch_budget is not None
+                else f"{run.max_evals} trainings")
+        print(f"[{number}/{len(configs)}] {run.name}: {size} of up to {args.epochs} epochs "
               f"on {args.dataset} (benchmark elapsed {minutes(time.time() - started)}) ...", flush=True)
         run_rows, reused = execute(run, config, output, make_train)
         rows += run_rows
@@ -862,14 +1030,22 @@ def write_report(args: argparse.Namespace, argv: list[str] | None, arms: list[Ar
                  configs: dict[PlannedRun, Any], rows: list[dict[str, Any]], output: Path) -> list[str]:
     """trials.csv, best_so_far.png and the lines of results.md (without the closing ones)."""
     write_csv(rows, output / "trials.csv")
-    title = (f"{args.dataset}: budgets {', '.join(map(str, args.budgets))} trainings x {args.epochs} epochs, "
-             f"seeds {','.join(map(str, args.seeds))}")
-    plot(rows, arms, args.budgets, output / "best_so_far.png", title)
+    seeds = ','.join(map(str, args.seeds))
+    if args.epoch_budget is not None:
+        title = (f"{args.dataset}: an epoch budget of {args.epoch_budget}, trainings of up to {args.epochs} "
+                 f"epochs, seeds {seeds}")
+        plot_epochs(rows, arms, args.epoch_budget, output / "best_so_far.png", title)
+    else:
+        title = f"{args.dataset}: budgets {', '.join(map(str, args.budgets))} trainings x {args.epochs} epochs, seeds {seeds}"
+        plot(rows, arms, args.budgets, output / "best_so_far.png", title)
     objective = next(iter(configs.values())).objective
     report = [f"# Benchmark: {title}", "",
               f"Command: `python3 benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
-    report += method_notes(list(configs), args.budgets, objective)
-    for budget in args.budgets:
+    report += method_notes(list(configs), [] if args.epoch_budget is not None else args.budgets, objective)
+    if args.epoch_budget is not None:
+        runs = trials_within_epochs(rows, args.epoch_budget)
+        report += epoch_budget_section(summarise(rows, arms, 0, runs), args.epoch_budget)
+    for budget in ([] if args.epoch_budget is not None else args.budgets):
         report += budget_section(summarise(rows, arms, budget), budget)
     return report + ["![best-so-far validation accuracy](best_so_far.png)", ""]
 

@@ -1,6 +1,7 @@
 """Runs a real tuning run and SIGKILLs its own process at a chosen point (for the reliability tests).
 
     python3 tests/fault_driver.py LOG_FOLDER KILL_POINT TRIAL [--resume] [--max-evals N] [--epochs E]
+                                  [--search-space FILE]
 
 KILL_POINT is `training` (after the first epoch of trial TRIAL), `symbolic` (inside the diagnosis
 of trial TRIAL), `db_write` (inside the database transaction that stores trial TRIAL) or `none`.
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--max-evals", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--search-space", default=None, help="a search-space file (default: the paper's)")
     args = parser.parse_args()
 
     from sdt.neural import backend
@@ -78,7 +80,7 @@ def main() -> None:
         storage.RunStorage._insert_space = staticmethod(insert_space)
 
     config = tuner.RunConfig(dataset="digits", max_evals=args.max_evals, epochs=args.epochs,
-                             seed=args.seed, initial_points=2)
+                             seed=args.seed, initial_points=2, search_space_path=args.search_space)
     tuner.run(config, Path(args.log_folder), resume=args.resume,
               resume_budget=args.max_evals if args.resume else None)
 

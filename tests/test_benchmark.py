@@ -108,3 +108,35 @@ def test_a_started_again_fake_benchmark_reuses_its_finished_runs(tmp_path, capsy
     assert fake_benchmark(output, strategies="bo,evolution") == 0
     assert capsys.readouterr().out.count("reused the finished run") == 3
     assert [database.stat().st_mtime_ns for database in databases] == written
+
+
+def test_an_epoch_budget_runs_every_arm_to_the_same_epochs_and_checks_issue_14(tmp_path, capsys):
+    from tests.fake_training import FakeTrainer, fake_factory
+    output = tmp_path / "bench"
+    # Every training has 30 epochs; low learning rates get a stuck curve that the sdt arm prunes.
+    arguments = ["--dataset", "digits", "--strategies", "sdt,bo", "--seeds", "0", "--epoch-budget", "70",
+                 "--epochs", "30", "--initial-points", "1", "--output-dir", str(output)]
+    assert benchmark.main(arguments, make_train=fake_factory(FakeTrainer(varied_history), honour_stop=True)) == 0
+    progress = capsys.readouterr().out
+    assert "[1/2] sdt_seed0_e70: 70 epochs in trainings" in progress
+    assert sorted(p.name for p in (output / "runs").iterdir() if p.is_dir()) == ["bo_seed0_e70", "sdt_seed0_e70"]
+    with open(output / "trials.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    for arm in ("sdt", "bo"):
+        epochs = [int(r["epochs_run"]) for r in rows if r["arm"] == arm]
+        # The run stopped starting trainings once 70 epochs were spent: only its last one passed 70.
+        assert sum(epochs[:-1]) < 70 <= sum(epochs)
+    assert {r["status"] for r in rows if r["arm"] == "bo"} == {"completed"}       # the baseline never prunes
+    report = (output / "results.md").read_text()
+    assert "## Epoch budget 70" in report and "## Budget" not in report
+    assert "### Issue 14's check at 70 epochs" in report and "- sdt, bo's final best reached within 70 %" in report
+    assert "| bo | 1 |" in report and "| sdt | 1 |" in report
+    assert (output / "best_so_far.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_epoch_budget_and_a_budget_of_trainings_are_refused_together(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--epoch-budget", "60", "--budgets", "10"])
+    assert "not both" in capsys.readouterr().err
+    assert benchmark.parse_args(["--issue14"]).epoch_budget == 60
+    assert benchmark.parse_args(["--issue14"]).strategies == "sdt-prior,bo"

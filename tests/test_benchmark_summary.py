@@ -350,3 +350,38 @@ def test_presets_and_budgets():
                   ["--quick", "--issue13"]):
         with pytest.raises(SystemExit):
             benchmark.parse_args(wrong)
+
+
+# ---------------------------------------------------------------------------- an epoch budget (issue 14)
+
+def test_trials_within_an_epoch_budget_leave_out_the_training_that_ended_past_it():
+    bo = rows("bo", [0.5, 0.6, 0.7], epochs=[10, 10, 10])
+    sdt = rows("sdt", [0.5, 0.2, 0.2, 0.8], epochs=[10, 2, 2, 10], pruned=(1, 2))
+    runs = benchmark.trials_within_epochs(bo + sdt, epoch_budget=25)
+    assert [t["index"] for t in runs[("bo", 0)]] == [0, 1]            # the third ends at 30 > 25
+    assert [t["index"] for t in runs[("sdt", 0)]] == [0, 1, 2, 3]     # the fourth ends at 24 <= 25
+    runs = benchmark.trials_within_epochs(bo + sdt, epoch_budget=23)
+    assert [t["index"] for t in runs[("sdt", 0)]] == [0, 1, 2]
+    assert [t["index"] for t in runs[("bo", 0)]] == [0, 1]
+
+
+def test_the_epoch_curve_steps_up_at_the_epoch_a_training_ended():
+    trials = rows("sdt", [0.5, FAILED, 0.8], epochs=[3, 1, 2])
+    assert benchmark.epoch_curve(trials, 7)[:2] == [pytest.approx(math.nan, nan_ok=True)] * 2
+    assert benchmark.epoch_curve(trials, 7)[2:] == [0.5, 0.5, 0.5, 0.8, 0.8]
+
+
+def test_issue_14s_check_compares_epochs_to_reach_with_the_epochs_bo_spent():
+    bo = rows("bo", [0.5, 0.7, 0.6], epochs=[10, 10, 10])
+    pruning = rows("sdt", [0.2, 0.3, 0.7, 0.9], epochs=[2, 2, 10, 10], pruned=(0, 1))   # 0.7 after 14 epochs
+    slow = rows("random", [0.2, 0.3, 0.6, 0.7], epochs=[10, 10, 10, 10])              # 0.7 after 40
+    arms = [benchmark.Arm("sdt", "sdt"), benchmark.Arm("random", "random-sdt"), benchmark.Arm("bo", "bo")]
+    runs = benchmark.trials_within_epochs(bo + pruning + slow, epoch_budget=40)
+    summaries = benchmark.summarise([], arms, 0, runs)
+    checks = {check.arm: check for check in benchmark.epoch_checks(summaries)}
+    assert checks["sdt"].met is True and "14/30" in checks["sdt"].numbers     # 47 % of BO's 30 epochs
+    assert checks["random"].met is False and "40/30" in checks["random"].numbers
+    never = rows("sdt", [0.2, 0.3], epochs=[2, 2])
+    summaries = benchmark.summarise([], arms[:1] + arms[2:], 0, benchmark.trials_within_epochs(bo + never, 40))
+    (check,) = benchmark.epoch_checks(summaries)
+    assert check.met is False and "never" in check.numbers

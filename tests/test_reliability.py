@@ -33,9 +33,9 @@ MAX_EVALS = 3
 pytestmark = pytest.mark.slow
 
 
-def drive(folder: Path, kill_point: str, trial: int = 0, seed: int = 0) -> subprocess.CompletedProcess:
+def drive(folder: Path, kill_point: str, trial: int = 0, seed: int = 0, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(DRIVER), str(folder), kill_point, str(trial),
-                           "--max-evals", str(MAX_EVALS), "--seed", str(seed)],
+                           "--max-evals", str(MAX_EVALS), "--seed", str(seed), *options],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -52,6 +52,7 @@ def stored_run(folder: Path) -> dict:
             "indices": [r.index for r in records],
             "params": [r.params for r in records],
             "val_loss": [r.result.val_loss for r in records],
+            "statuses": [(r.result.status, r.result.epochs_run, r.result.stop_reason) for r in records],
             "problems": [r.diagnosis.problem_names() if r.diagnosis else () for r in records],
             "actions": [r.outcome.applied_actions if r.outcome else () for r in records],
             "diagnoses": [r.diagnosis for r in records],
@@ -124,6 +125,34 @@ def test_kill_and_resume_loses_nothing(tmp_path, reference, kill_point, trial):
     summary = json.loads((folder / "summary.json").read_text())
     assert [t["index"] for t in summary["trials"]] == list(range(MAX_EVALS))
     assert summary["best"]["test_accuracy"] is not None
+
+
+def test_kill_and_resume_of_a_run_whose_trainings_are_pruned_loses_nothing(tmp_path):
+    """Issue 14: a run whose every training is stopped by the diagnosis (stuck at chance), killed
+    while a training runs and again inside the diagnosis of a pruned training, resumes into the
+    uninterrupted run: the same pruned trials, stopped at the same epoch for the same reason."""
+    from tests.test_pruning import STUCK_STOP_EPOCH, write_space
+    space = str(write_space(tmp_path / "space.json"))
+    options = ("--epochs", "8", "--search-space", space)
+    reference_folder = tmp_path / "reference"
+    assert drive(reference_folder, "none", 0, 0, *options).returncode == 0
+    expected = stored_run(reference_folder)
+    assert [status for status, _, _ in expected["statuses"]] == ["pruned"] * MAX_EVALS
+    assert all(epochs <= STUCK_STOP_EPOCH for _, epochs, _ in expected["statuses"])
+    for kill_point in ("training", "symbolic"):
+        folder = tmp_path / kill_point
+        killed = drive(folder, kill_point, 1, 0, *options)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert stored_run(folder)["indices"] == [0]                 # the pruned trial 0, nothing of trial 1
+        resumed = subprocess.run([sys.executable, str(REPO / "main.py"), "--resume", "--log-folder", str(folder)],
+                                 capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        final = stored_run(folder)
+        for key in ("indices", "params", "val_loss", "statuses", "problems", "actions", "weights", "spaces"):
+            assert final[key] == expected[key], (kill_point, key)
+        summary = json.loads((folder / "summary.json").read_text())
+        assert [t["status"] for t in summary["trials"]] == ["pruned"] * MAX_EVALS
+        assert summary["epochs_spent"] == sum(epochs for _, epochs, _ in expected["statuses"])
 
 
 def test_same_seed_same_run_different_seed_different_run(tmp_path, reference):
