@@ -138,5 +138,5 @@ def test_an_epoch_budget_and_a_budget_of_trainings_are_refused_together(capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--epoch-budget", "60", "--budgets", "10"])
     assert "not both" in capsys.readouterr().err
-    assert benchmark.parse_args(["--issue14"]).epoch_budget == 60
+    assert benchmark.parse_args(["--issue14"]).epoch_budget == 96
     assert benchmark.parse_args(["--issue14"]).strategies == "sdt-prior,bo"
