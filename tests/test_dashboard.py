@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from sdt.dashboard import data
 from sdt.dashboard.app import create_app, page_for, status_text
@@ -186,6 +187,20 @@ def test_launcher_exits_with_one_line_when_the_port_is_taken(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {port}" in lines[0] and "already in use" in lines[0]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--port", "99999"], "argument --port: must be a whole number from 1 to 65535, got 99999"),
+    (["--port", "-1"], "argument --port: must be a whole number from 1 to 65535, got -1"),
+    (["--port", "x"], "argument --port: must be a whole number from 1 to 65535, got 'x'"),
+    (["--host", "999.1.1.1"], "--host '999.1.1.1' is not an address of this machine"),
+])
+def test_launcher_refuses_bad_ports_and_hosts_with_one_line(tmp_path, arguments, message):
+    result = subprocess.run([sys.executable, str(REPO / "dashboard" / "launcher.py"), *arguments,
+                             "--log-folder", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
 def test_loader_shows_the_stored_records(fake_runs):

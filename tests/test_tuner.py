@@ -154,6 +154,8 @@ def cli(*args, cwd):
     (["--epochs", "-1"], "--epochs must be >= 1"),
     (["--dataset", "no_such_dataset"], "no_such_dataset"),
     (["--resume"], "holds no run"),
+    (["--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),        # argparse's own errors
+    (["--strategy", "foo"], "argument --strategy: invalid choice: 'foo'"),
 ])
 def test_cli_bad_input_gives_one_error_line(tmp_path, args, message):
     result = cli(*args, "--log-folder", str(tmp_path / "run"), cwd=tmp_path)
@@ -243,3 +245,43 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
     assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on (weight 0.90") or
                line.startswith("    skipped reg_l2: not applied this time") for line in lines)
     assert lines[-1] == "no completed trial: no best model to evaluate"
+
+
+def test_resuming_a_run_that_has_trained_its_budget_says_so():
+    from sdt.cli.console import start_lines
+    from sdt.run.observer import RunStart
+    finished = start_lines(RunStart(log_folder=Path("/runs/a"), dataset_summary="digits", first_trial=2,
+                                    max_evals=2, resumed=True))
+    assert finished[1] == ("'/runs/a' already holds the 2 trainings of its budget: nothing left to train "
+                           "(raise the budget with --max-evals)")
+    going_on = start_lines(RunStart(log_folder=Path("/runs/a"), dataset_summary="digits", first_trial=1,
+                                    max_evals=2, resumed=True))
+    assert going_on[1] == "resuming '/runs/a' at trial 2/2"
+
+
+def space_with(**changes):
+    """The default search space as a file's JSON, with some dimensions replaced."""
+    from sdt.space.search_space import default_search_space
+    dimensions = [changes.get(d.name, d.to_dict()) for d in default_search_space()]
+    return json.dumps({"dimensions": dimensions})
+
+
+@pytest.mark.parametrize("dimension, message", [
+    ({"name": "dr1_2", "type": "real", "low": 0.5, "high": 1.0}, "dr1_2 can take 1.0"),
+    ({"name": "batch_size", "type": "integer", "low": 0, "high": 64}, "batch_size can take 0"),
+    ({"name": "optimizer", "type": "categorical", "categories": ["Adam", "Foo"]}, "optimizer can take 'Foo'"),
+    ({"name": "learning_rate", "type": "real", "low": -0.001, "high": 0.001}, "learning_rate can take -0.001"),
+    ({"name": "activation", "type": "categorical", "categories": ["relu", "wobbly"]}, "activation can take 'wobbly'"),
+])
+def test_impossible_search_space_values_are_refused_before_an_existing_run_is_touched(tmp_path, dimension, message):
+    run(tmp_path, FakeTrainer(), max_evals=1)
+    folder = tmp_path / "run"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    space = tmp_path / "space.json"
+    space.write_text(space_with(**{dimension["name"]: dimension}))
+    result = cli("--overwrite", "--dataset", "digits", "--search-space", str(space), "--log-folder", str(folder),
+                 cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: search space: ") and message in lines[0], result.stderr
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

@@ -74,7 +74,10 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
 
 def start_lines(start: RunStart) -> list[str]:
     lines = [f"dataset: {start.dataset_summary}"]
-    if start.resumed:
+    if start.resumed and start.first_trial >= start.max_evals:
+        lines.append(f"'{start.log_folder}' already holds the {start.max_evals} trainings of its budget: nothing "
+                     f"left to train (raise the budget with --max-evals)")
+    elif start.resumed:
         lines.append(f"resuming '{start.log_folder}' at trial {start.first_trial + 1}/{start.max_evals}")
     return lines
 

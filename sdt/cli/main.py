@@ -38,6 +38,7 @@ from sdt.run.loop import (
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 from sdt.space.preference import GUIDANCES
 from sdt.cli.console import ConsoleObserver
+from sdt.core.arguments import ArgumentParser
 
 DEFAULT_LOG_FOLDER = "log_folder"
 
@@ -47,7 +48,7 @@ DEFAULT_LOG_FOLDER = "log_folder"
 # ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="fashion_mnist_small (default, embedded), fashion_mnist, mnist, cifar10, cifar100, "

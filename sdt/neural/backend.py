@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -59,6 +61,39 @@ def prepare_environment() -> None:
     """
     for name, value in STARTUP_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+
+
+# Lines TensorFlow's C++ side writes to stderr while it is imported, before its logging reads
+# TF_CPP_MIN_LOG_LEVEL: start-up chatter, never an error of the user's.
+_IMPORT_CHATTER = ("All log messages before absl::InitializeLog() is called", "cudart_stub.cc",
+                   "cpu_feature_guard.cc", "To enable the following instructions", "rebuild TensorFlow with")
+
+
+def import_quietly() -> None:
+    """Import Keras and its engine with their C++ start-up chatter kept off stderr, so that a
+    refused input after it is still one `error:` line. Every other line they write is passed on.
+    Does nothing once Keras is imported."""
+    if "keras" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):           # no real stderr (an embedded interpreter): import plainly
+        import keras  # noqa: F401
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not any(chatter in line for chatter in _IMPORT_CHATTER)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def configure(seed: int) -> None:

@@ -59,6 +59,9 @@ OPTIMIZERS: dict[str, type] = {
 # Hyper-parameters every network needs (Listing 3 names), by the type they are converted to.
 _INT_PARAMS = (*CONV_WIDTHS, DENSE_WIDTH)
 _RATE_PARAMS = DROPOUTS
+# The widths of added conv blocks and dense layers (unit_c3.., unit_d2..; sdt/core/records.py).
+_EXTRA_WIDTHS = frozenset([*map(extra_conv_width_name, range(MAX_EXTRA_CONV_BLOCKS)),
+                           *map(extra_dense_width_name, range(MAX_EXTRA_DENSE_LAYERS))])
 
 # The second conv of a paper block is 'valid' (shrinks the map by 2) only when the map is at
 # least this many pixels on each side; below that it is 'same', so small inputs (8x8 digits) build.
@@ -153,14 +156,7 @@ def _network_params(params: Mapping[str, Any], architecture: Architecture) -> di
     if architecture.l2:
         converted[L2_FACTOR] = _as_float(params, L2_FACTOR, low=0.0, high=math.inf,
                                          high_inclusive=False)
-    activation = _as_name(params, ACTIVATION)
-    try:
-        keras.activations.get(activation)
-    except (ValueError, TypeError) as err:
-        raise ConfigurationError(
-            f"hyper-parameter `activation` must name a Keras activation (relu, elu, selu...), "
-            f"got {activation!r}") from err
-    converted[ACTIVATION] = activation
+    converted[ACTIVATION] = _check_activation(params, ACTIVATION)
     return converted
 
 
@@ -174,6 +170,55 @@ def _training_params(params: Mapping[str, Any]) -> dict[str, Any]:
         OPTIMIZER: optimizer_name,
         "optimizer_class": optimizer_class(optimizer_name),
     }
+
+
+def check_values(values: Mapping[str, Iterable[Any]], builds_network: bool = True) -> None:
+    """Refuse, before any training, a hyper-parameter value the trainer would refuse when it
+    came to it: `values` maps a name to every value its dimension can take (the run passes the
+    domain bounds and every category). Names this trainer does not read are the user's own and
+    are left alone; with `builds_network` False (a user's model builds the network) only the
+    training's own (learning rate, batch size, optimizer) are checked. ConfigurationError names
+    the hyper-parameter and the value."""
+    for name, candidates in values.items():
+        if name in (LEARNING_RATE, BATCH_SIZE, OPTIMIZER):
+            check = _TRAINING_CHECKS[name]
+        elif builds_network:
+            check = next((c for match, c in _NETWORK_CHECKS if match(name)), None)
+        else:
+            check = None
+        for value in (candidates if check is not None else ()):
+            try:
+                check({name: value}, name)
+            except ConfigurationError as err:
+                raise ConfigurationError(f"search space: {name} can take {value!r}, which no training "
+                                         f"accepts ({err})") from None
+
+
+def _check_activation(params: Mapping[str, Any], key: str) -> str:
+    activation = _as_name(params, key)
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError) as err:
+        raise ConfigurationError(
+            f"hyper-parameter `{key}` must name a Keras activation (relu, elu, selu...), got {activation!r}") from err
+    return activation
+
+
+# check_values: the hyper-parameters the trainer reads, each with the check it applies.
+_TRAINING_CHECKS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
+    LEARNING_RATE: lambda params, key: _as_float(params, key, low=0.0, high=math.inf, low_inclusive=False,
+                                                 high_inclusive=False),
+    BATCH_SIZE: _as_positive_int,
+    OPTIMIZER: lambda params, key: optimizer_class(_as_name(params, key)),
+}
+_NETWORK_CHECKS: tuple[tuple[Callable[[str], bool], Callable[[Mapping[str, Any], str], Any]], ...] = (
+    (lambda name: name in _INT_PARAMS or name in _EXTRA_WIDTHS, _as_positive_int),
+    (lambda name: name in _RATE_PARAMS, lambda params, key: _as_float(params, key, low=0.0, high=1.0,
+                                                                      high_inclusive=False)),
+    (lambda name: name == L2_FACTOR, lambda params, key: _as_float(params, key, low=0.0, high=math.inf,
+                                                                   high_inclusive=False)),
+    (lambda name: name == ACTIVATION, _check_activation),
+)
 
 
 def _check_input_shape(input_shape: Iterable[Any]) -> tuple[int, int, int]:

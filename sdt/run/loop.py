@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sdt.run import exports
+from sdt.run.lock import FolderLock
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
@@ -45,7 +46,8 @@ DEFAULT_EARLY_STOPPING_PATIENCE = 4
 DEFAULT_GUIDANCE = PRIOR
 # A run stops after this many failed trainings in a row (each failure is recorded first).
 MAX_CONSECUTIVE_FAILURES = 3
-# Files and folders a run writes; --overwrite removes exactly these.
+# Files and folders a run writes; --overwrite removes exactly these, and only from a folder that
+# holds a run (its database); a folder with any of them but no run is refused.
 RUN_OUTPUTS = ("run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "summary.json", "best_model.keras",
                "trials", "logs", "trials.csv")
 
@@ -203,6 +205,8 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
 
     `model_builder`: a user's model function given as a callable (the API); else config.model."""
     config.validate()
+    from sdt.neural import backend
+    backend.import_quietly()        # Keras' start-up chatter would bury a refusal's one error line
     from sdt.data.datasets import load_dataset
     from sdt.space.domain import Domain
     from sdt.core.records import MAX_EXTRA_DENSE_LAYERS
@@ -222,6 +226,9 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
     if space is None:
         space = default_search_space(training_size=len(dataset.y_train))
     from sdt.neural import network as neural_network
+    # Every value the space can reach is one a training accepts, checked now rather than when a
+    # training first draws it (by then the run folder is written).
+    neural_network.check_values(reachable_values(space), builds_network=model_builder is None)
     # A model that cannot grow gets no room for it: no width dimensions for layers it never adds.
     limits = ArchitectureLimits(
         max_extra_conv_blocks=(0 if "new_conv_layer" in unsupported
@@ -243,6 +250,14 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
                       should_stop)
 
 
+def reachable_values(space) -> dict[str, tuple]:
+    """Per dimension of `space`, the values a trial can reach: numeric bounds and domain limits,
+    every category the run may use."""
+    from sdt.space.search_space import CATEGORICAL
+    return {d.name: tuple(d.domain_categories) if d.kind == CATEGORICAL
+            else (d.low, d.high, d.domain_low, d.domain_high) for d in space}
+
+
 def check_log_folder(log_folder: Path, resume: bool, overwrite: bool) -> None:
     """Refuse unusable folders before anything is written."""
     from sdt.run.storage import DATABASE_NAME
@@ -254,6 +269,13 @@ def check_log_folder(log_folder: Path, resume: bool, overwrite: bool) -> None:
     if not resume and holds_run and not overwrite:
         raise RunStateError(f"log folder '{log_folder}' already holds a run: pass --resume to continue "
                             "it or --overwrite to start over")
+    if not holds_run and log_folder.is_dir():
+        # Files a run would write, but no run of this tool: someone else's, never written over or
+        # deleted (--overwrite removes the outputs of a run, and only of a run).
+        others = [name for name in RUN_OUTPUTS if (log_folder / name).exists()]
+        if others:
+            raise RunStateError(f"log folder '{log_folder}' holds {', '.join(others)} but no run of this tool "
+                                f"({DATABASE_NAME}): choose another --log-folder, or move them away")
     existing = log_folder if log_folder.exists() else next(
         (p for p in log_folder.parents if p.exists()), Path("/"))
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -373,13 +395,14 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     """
     from sdt.run.controller import Controller, Objective
     from sdt.run.observer import RunObserver, RunStart, TrialProgress
-    from sdt.run.storage import SUMMARY_NAME, RunStorage, write_json_atomically
+    from sdt.run.storage import SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically
 
     observer = RunObserver() if observer is None else observer
     log_folder = Path(log_folder).expanduser().resolve()
     check_log_folder(log_folder, resume, overwrite)
+    FolderLock.check_free(log_folder)       # before the slow checks; the lock itself is taken below
     if resume:
-        with RunStorage.open(log_folder) as stored:
+        with RunStorage.open(log_folder, read_only=True) as stored:
             stored_config = RunConfig.from_dict(stored.run_value("config"))
         # Only the budgets may change on resume; everything else is the stored run's.
         config = resumed_config(stored_config, resume_budget or None, resume_epoch_budget)
@@ -390,69 +413,76 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                             unsupported_actions=context.unsupported_actions, guidance=config.guidance)
     strategy = make_strategy(context)
 
-    if resume:
-        storage = RunStorage.open(log_folder)
-        records = storage.records()           # read once; each new trial is appended below
-        for record in records:
-            strategy.tell(record.params, record.architecture, record.objective)
-        _, state = storage.last_state()
-        start = len(records)
-    else:
-        if overwrite:
-            remove_run_outputs(log_folder)
-        log_folder.mkdir(parents=True, exist_ok=True)
-        state = controller.initial_state(context.initial_space)
-        storage = RunStorage.create(
-            log_folder, config=asdict(config), domain=context.domain.to_dict(), initial_state=state.to_dict(),
-            initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
-            initial_weights=state.rule_weights.to_dict())
-        records = []
-        start = 0
-    observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(),
-                               first_trial=start, max_evals=config.max_evals, resumed=resume))
-    summary_path = log_folder / SUMMARY_NAME
-    write_json_atomically(summary_path, build_summary(records, config, None))
-    exports.write_trials_csv(log_folder, records)
-
-    started = time.monotonic()
-    consecutive_failures = 0
-    spent = epochs_spent(records)        # on resume: what the stored trials trained
-    session_epochs = 0
+    # One owner per folder: from here on this process writes (or deletes) in the log folder.
+    lock = FolderLock.acquire(log_folder)
     try:
-        for index in range(start, config.max_evals):
-            if config.epoch_budget is not None and spent >= config.epoch_budget:
-                observer.on_epoch_budget_spent(spent, config.epoch_budget, index)
-                break
-            if strategy.finished:
-                observer.on_strategy_stopped(config.strategy, index)
-                break
-            params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
-            record, state = controller.run_iteration(
-                index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
-            record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
-            strategy.tell(record.params, record.architecture, record.objective)
-            storage.commit_trial(record, state)
-            records.append(record)
-            spent += record.result.epochs_run
-            session_epochs += record.result.epochs_run
-            write_json_atomically(summary_path, build_summary(records, config, None))
-            exports.write_trials_csv(log_folder, records)
-            observer.on_trial(record, TrialProgress(
-                max_evals=config.max_evals, best_objective=state.best_objective,
-                elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
-                trials_remaining=config.max_evals - index - 1, epochs_spent=spent,
-                epoch_budget=config.epoch_budget, epochs_done=session_epochs))
-            consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
-            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-                raise RunStateError(
-                    f"{consecutive_failures} trainings failed in a row (last: {record.result.error}); "
-                    f"the run is saved: fix the cause and continue with --resume --log-folder {log_folder}")
-        final = finish(records, storage, context, observer)
-        summary = build_summary(records, config, final)
-        write_json_atomically(summary_path, summary)
-        return summary
+        check_log_folder(log_folder, resume, overwrite)     # again: another run may have got there first
+        remove_leftover_temporaries(log_folder, (SUMMARY_NAME, exports.TRIALS_CSV_NAME))
+        if resume:
+            storage = RunStorage.open(log_folder)
+            records = storage.records()           # read once; each new trial is appended below
+            for record in records:
+                strategy.tell(record.params, record.architecture, record.objective)
+            _, state = storage.last_state()
+            start = len(records)
+        else:
+            if overwrite:
+                remove_run_outputs(log_folder)
+            log_folder.mkdir(parents=True, exist_ok=True)
+            state = controller.initial_state(context.initial_space)
+            storage = RunStorage.create(
+                log_folder, config=asdict(config), domain=context.domain.to_dict(), initial_state=state.to_dict(),
+                initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
+                initial_weights=state.rule_weights.to_dict())
+            records = []
+            start = 0
+        observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(),
+                                   first_trial=start, max_evals=config.max_evals, resumed=resume))
+        summary_path = log_folder / SUMMARY_NAME
+        write_json_atomically(summary_path, build_summary(records, config, None))
+        exports.write_trials_csv(log_folder, records)
+
+        started = time.monotonic()
+        consecutive_failures = 0
+        spent = epochs_spent(records)        # on resume: what the stored trials trained
+        session_epochs = 0
+        try:
+            for index in range(start, config.max_evals):
+                if config.epoch_budget is not None and spent >= config.epoch_budget:
+                    observer.on_epoch_budget_spent(spent, config.epoch_budget, index)
+                    break
+                if strategy.finished:
+                    observer.on_strategy_stopped(config.strategy, index)
+                    break
+                params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
+                record, state = controller.run_iteration(
+                    index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
+                record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
+                strategy.tell(record.params, record.architecture, record.objective)
+                storage.commit_trial(record, state)
+                records.append(record)
+                spent += record.result.epochs_run
+                session_epochs += record.result.epochs_run
+                write_json_atomically(summary_path, build_summary(records, config, None))
+                exports.write_trials_csv(log_folder, records)
+                observer.on_trial(record, TrialProgress(
+                    max_evals=config.max_evals, best_objective=state.best_objective,
+                    elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
+                    trials_remaining=config.max_evals - index - 1, epochs_spent=spent,
+                    epoch_budget=config.epoch_budget, epochs_done=session_epochs))
+                consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
+                if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise RunStateError(
+                        f"{consecutive_failures} trainings failed in a row (last: {record.result.error}); "
+                        f"the run is saved: fix the cause and continue with --resume --log-folder {log_folder}")
+            final = finish(records, storage, context, observer)
+            summary = build_summary(records, config, final)
+            write_json_atomically(summary_path, summary)
+            return summary
+        finally:
+            storage.close()
     finally:
-        storage.close()
+        lock.release()
 
 
 def finish(records, storage, context: RunContext, observer) -> dict[str, Any] | None:

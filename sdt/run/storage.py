@@ -126,11 +126,32 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_leftover_temporaries(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temporary files that a process killed inside _replace_atomically left for the
+    files `names` of `folder` (`<name>.<random>.tmp`); the removed paths. Called by the folder's
+    owner only (sdt/run/lock.py), so no live writer's temporary is touched."""
+    removed = []
+    for name in names:
+        for leftover in Path(folder).glob(f"{name}.*{TEMPORARY_SUFFIX}"):
+            if leftover.is_file():
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
+
+
 def _replace_atomically(path: Path, write: Callable[[TextIO], None], newline: str | None = None) -> None:
     """Write `path` through a temporary file and a rename: readers see the old or the new file, never half."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
+        # mkstemp makes the file readable by its owner only; the outputs are ordinary files that
+        # a dashboard run by another user may read: the mode an open() would give, under the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
         with os.fdopen(handle, "w", encoding="utf-8", newline=newline) as stream:
             write(stream)
             stream.flush()
@@ -164,9 +185,10 @@ def write_csv_atomically(path: Path, columns: list[str], rows: list[dict[str, An
 class RunStorage:
     """The database of one run, in `<log_folder>/run.sqlite`."""
 
-    def __init__(self, log_folder: Path, connection: sqlite3.Connection):
+    def __init__(self, log_folder: Path, connection: sqlite3.Connection, read_only: bool = False):
         self.log_folder = Path(log_folder)
         self._connection = connection
+        self.read_only = read_only
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -221,7 +243,7 @@ class RunStorage:
                     f"log folder, or pass --overwrite to replace it")
             raise RunStateError(f"'{path}' has an unknown database schema version {stored_version!r} "
                                 f"(this version reads {SCHEMA_VERSION})")
-        return cls(log_folder, connection)
+        return cls(log_folder, connection, read_only=read_only)
 
     @staticmethod
     def _connect(path: Path, read_only: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
@@ -236,7 +258,17 @@ class RunStorage:
         return connection
 
     def close(self) -> None:
-        self._connection.close()
+        """Close the database. A writer leaves it in rollback-journal mode when no reader has it
+        open: the run folder is then one self-contained run.sqlite, and a later read-only opener
+        (the dashboard, --resume's first look, the API) finds no WAL to create -wal/-shm files for.
+        The next writer switches WAL on again (_connect)."""
+        try:
+            if not self.read_only:
+                self._connection.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error:
+            pass        # a reader still has it open: it stays in WAL mode, which is just as safe
+        finally:
+            self._connection.close()
 
     def __enter__(self) -> "RunStorage":
         return self
