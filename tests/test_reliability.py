@@ -68,7 +68,8 @@ def reference(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("reference") / "run"
     result = drive(folder, "none")
     assert result.returncode == 0, result.stderr[-2000:]
-    return stored_run(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    return {**stored_run(folder), "folder": folder, "test_accuracy": summary["best"]["test_accuracy"]}
 
 
 class SummaryWatcher(threading.Thread):
@@ -153,6 +154,26 @@ def test_kill_and_resume_of_a_run_whose_trainings_are_pruned_loses_nothing(tmp_p
         summary = json.loads((folder / "summary.json").read_text())
         assert [t["status"] for t in summary["trials"]] == ["pruned"] * MAX_EVALS
         assert summary["epochs_spent"] == sum(epochs for _, epochs, _ in expected["statuses"])
+
+
+def test_a_moved_run_folder_resumes_with_its_own_models(tmp_path, reference):
+    """Issue 17, item 4: model paths are stored relative to the run folder, so a moved folder
+    finds its own models (and never another run's at the old place)."""
+    import shutil
+    original, moved = tmp_path / "original", tmp_path / "elsewhere" / "moved"
+    shutil.copytree(reference["folder"], original)
+    moved.parent.mkdir()
+    original.rename(moved)
+    with RunStorage.open(moved, read_only=True) as storage:
+        paths = [Path(r.result.model_path) for r in storage.records()]
+    assert all(path.is_relative_to(moved) and path.is_file() for path in paths), paths
+    resumed = subprocess.run([sys.executable, str(REPO / "main.py"), "--resume", "--log-folder", str(moved)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "nothing left to train" in resumed.stdout
+    summary = json.loads((moved / "summary.json").read_text())
+    assert summary["best"]["test_accuracy"] == reference["test_accuracy"]
+    assert (moved / "best_model.keras").is_file()
 
 
 def test_same_seed_same_run_different_seed_different_run(tmp_path, reference):

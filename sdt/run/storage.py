@@ -297,6 +297,8 @@ class RunStorage:
         state = state.to_dict()
         index = int(trial["index"])
         result = trial["result"]
+        # Paths inside the run folder are stored relative to it, so that the folder can be moved.
+        result["model_path"] = self._portable(result.get("model_path"))
         history = result.get("history") or {}
         connection = self._connection
         with connection:
@@ -353,10 +355,26 @@ class RunStorage:
         return int(self._connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
 
     def stored_trials(self) -> list["StoredTrial"]:
-        """Every stored trial in index order: its whole record and when it was committed."""
-        return [StoredTrial(TrialRecord.from_dict(json.loads(row["record"])), float(row["finished_at"]))
-                for row in self._connection.execute(
-                    "SELECT record, finished_at FROM trials ORDER BY trial_index")]
+        """Every stored trial in index order: its whole record and when it was committed. A model
+        path stored relative to the run folder comes back absolute, in the folder where the run is
+        now."""
+        trials = []
+        for row in self._connection.execute("SELECT record, finished_at FROM trials ORDER BY trial_index"):
+            data = json.loads(row["record"])
+            result = data.get("result") or {}
+            if result.get("model_path"):
+                result["model_path"] = str(self.log_folder.resolve() / result["model_path"])
+            trials.append(StoredTrial(TrialRecord.from_dict(data), float(row["finished_at"])))
+        return trials
+
+    def _portable(self, path: str | None) -> str | None:
+        """`path` relative to the run folder (POSIX separators) when it lies inside it; else as given."""
+        if not path:
+            return path
+        try:
+            return Path(path).resolve().relative_to(self.log_folder.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
     def records(self) -> list[TrialRecord]:
         """Every stored trial's whole record, in index order."""
