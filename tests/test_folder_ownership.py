@@ -1,5 +1,5 @@
-"""Issue 17, items 1 and 3: one process owns a run folder; --overwrite removes a run, never files
-that are not a run's.
+"""Issue 17, items 1, 3, 5 and 7: one process owns a run folder; --overwrite removes a run, never
+files that are not a run's; a damaged database is refused by --resume and left as it is.
 
 A second process is refused a folder whose lock another process holds, before it writes or
 deletes anything there; the lock dies with its holder, SIGKILL included; a folder that holds a
@@ -146,3 +146,54 @@ def test_outputs_are_readable_by_others_and_a_killed_rewrite_leaves_no_temporary
     assert sorted(folder.glob("*.tmp")) == []
     for name in ("summary.json", "trials.csv"):
         assert (folder / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def damage(database: Path, how: str) -> None:
+    import sqlite3
+    data = database.read_bytes()
+    if how == "truncated":
+        database.write_bytes(data[:len(data) // 2])
+    elif how == "garbage":
+        database.write_bytes(b"not a database at all\n" * 100)
+    elif how == "empty":
+        database.write_bytes(b"")
+    elif how == "corrupt page":
+        page = 4096
+        database.write_bytes(data[:3 * page] + bytes(range(256)) * 16 + data[4 * page:])
+    elif how == "another tool's":
+        database.unlink()
+        with sqlite3.connect(database) as connection:
+            connection.execute("CREATE TABLE run (key TEXT, value TEXT)")
+            connection.execute("INSERT INTO run VALUES ('schema_version', '99')")
+        connection.close()
+    elif how == "a trial missing":
+        with sqlite3.connect(database) as connection:
+            connection.execute("DELETE FROM trials WHERE trial_index = 0")
+        connection.close()
+    elif how == "a record unreadable":
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE trials SET record = '{\"index\": 1}' WHERE trial_index = 1")
+        connection.close()
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "database disk image is malformed"), ("garbage", "is not a readable run database"),
+    ("empty", "is not a readable run database"), ("corrupt page", "database disk image is malformed"),
+    ("another tool's", "unknown database schema version 99"), ("a trial missing", "is inconsistent"),
+    ("a record unreadable", "cannot be read back as a run"),
+])
+def test_a_damaged_database_is_refused_by_resume_with_one_error_line_and_left_as_it_is(tmp_path, how, message):
+    folder = tmp_path / "run"
+    fake_run(folder)
+    database = folder / "run.sqlite"
+    damage(database, how)
+    before = files(folder)
+    with pytest.raises(tuner.RunStateError, match=message):
+        fake_run(folder, resume=True, resume_budget=3)
+    assert files(folder) == before                              # no WAL switch, no -wal/-shm, no repair
+    result = subprocess.run([sys.executable, str(REPO / "main.py"), "--resume", "--log-folder", str(folder)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert files(folder) == before

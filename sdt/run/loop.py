@@ -403,7 +403,12 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     FolderLock.check_free(log_folder)       # before the slow checks; the lock itself is taken below
     if resume:
         with RunStorage.open(log_folder, read_only=True) as stored:
-            stored_config = RunConfig.from_dict(stored.run_value("config"))
+            stored = stored.check_resumable()
+        try:
+            stored_config = RunConfig.from_dict(stored)
+        except (TypeError, ValueError) as err:
+            raise RunStateError(f"log folder '{log_folder}': the stored run configuration cannot be read "
+                                f"({err}): it cannot be resumed") from None
         # Only the budgets may change on resume; everything else is the stored run's.
         config = resumed_config(stored_config, resume_budget or None, resume_epoch_budget)
     context = prepare(config, log_folder, model_builder)

@@ -394,6 +394,30 @@ class RunStorage:
     def integrity_ok(self) -> bool:
         return self._connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
+    def check_resumable(self) -> dict[str, Any]:
+        """The stored configuration, once the database has passed SQLite's integrity check and
+        every stored trial, state and the configuration read back whole; RunStateError naming
+        what is wrong otherwise (a resumed run must not build on a damaged or inconsistent one)."""
+        path = self.log_folder / DATABASE_NAME
+        try:
+            if not self.integrity_ok():
+                raise RunStateError(f"'{path}' fails SQLite's integrity check (a damaged file): it cannot be "
+                                    "resumed safely; restore it from a copy, or start a new run")
+            config = self.run_value("config")
+            records = self.records()
+            index, _ = self.last_state()
+        except RunStateError:
+            raise
+        except (sqlite3.Error, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise RunStateError(f"'{path}' cannot be read back as a run ({type(err).__name__}: {err}): "
+                                "it cannot be resumed") from None
+        if not isinstance(config, dict):
+            raise RunStateError(f"'{path}' holds no run configuration: it cannot be resumed")
+        if [r.index for r in records] != list(range(len(records))) or index != len(records) - 1:
+            raise RunStateError(f"'{path}' is inconsistent (trials {[r.index for r in records]}, last state "
+                                f"after trial {index}): it cannot be resumed")
+        return config
+
 
 @dataclass(frozen=True)
 class StoredTrial:
