@@ -380,6 +380,22 @@ def test_labels_are_not_remapped_and_missing_classes_are_warned(tmp_path, caplog
     assert "1 of 3 classes have no training image" in caplog.text
 
 
+def test_a_huge_label_id_is_refused_without_building_anything_that_large(tmp_path):
+    import tracemalloc
+    from sdt.data.datasets import MAX_CLASSES
+    path = write_npz(tmp_path / "huge.npz", x_train=numbered_images(10),
+                     y_train=np.array([0, 1] * 4 + [0, 10**12]), x_test=numbered_images(2), y_test=np.array([0, 1]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=f"label 1000000000000 would make 1000000000001 classes, more than "
+                                               f"the {MAX_CLASSES}"):
+            load_dataset(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20                    # a set of 10**12 class numbers would never fit
+
+
 def test_test_labels_unseen_in_training_are_accepted(tmp_path):
     path = write_npz(tmp_path / "unseen.npz", x_train=numbered_images(10),
                      y_train=np.arange(10) % 2, x_test=numbered_images(3),

@@ -48,6 +48,17 @@ def test_malformed_dimension_names_the_entry(tmp_path, entry, message):
     assert "bad.json" in str(info.value) and "#2" in str(info.value)
 
 
+def test_a_file_that_is_not_utf8_or_nested_too_deeply_is_one_clear_error(tmp_path):
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"dimensions": [{"name": "taille_caf\u00e9"}]}'.encode("latin-1"))
+    with pytest.raises(SearchSpaceError, match="latin1.json.*not UTF-8 text"):
+        load_search_space(latin)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SearchSpaceError, match="deep.json.*nested too deeply"):
+        load_search_space(deep)
+
+
 def test_malformed_files(tmp_path):
     # Not JSON at all.
     path = tmp_path / "broken.json"

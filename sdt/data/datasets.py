@@ -641,6 +641,11 @@ def _check_labels(y: Any, part: str, where: str) -> tuple[np.ndarray, int | None
     return y.astype(np.int64), one_hot_width
 
 
+# The most classes a dataset may have: a label beyond it is a data error (an id, not a class
+# index), refused before a network with that many outputs, or a set of them, is built.
+MAX_CLASSES = 100_000
+
+
 def _count_classes(y_train: np.ndarray, y_test: np.ndarray, declared: int | None,
                    one_hot_widths: tuple[int | None, ...], where: str) -> int:
     """num_classes = largest label + 1 (or the one-hot width / declared count if larger)."""
@@ -649,13 +654,17 @@ def _count_classes(y_train: np.ndarray, y_test: np.ndarray, declared: int | None
         raise DatasetError(f"{where}: y_train holds a single class ({present[0]}); a classifier "
                            f"needs at least 2")
     largest = int(max(y_train.max(), y_test.max()))
+    if largest >= MAX_CLASSES:
+        raise DatasetError(f"{where}: label {largest} would make {largest + 1} classes, more than the "
+                           f"{MAX_CLASSES} a classifier here may have ({len(present)} different labels in "
+                           f"y_train): labels must be class indices 0..K-1")
     inferred = max([largest + 1] + [width for width in one_hot_widths if width is not None])
     if declared is not None:
         if largest >= declared:
             raise DatasetError(f"{where}: label {largest} is out of range for {declared} classes")
         inferred = declared
     if len(present) < inferred:
-        missing = sorted(set(range(inferred)) - set(present.tolist()))
+        missing = np.setdiff1d(np.arange(inferred), present).tolist()
         logger.warning("%s: %d of %d classes have no training image (e.g. %s); labels are not "
                        "remapped, so num_classes is %d", where, len(missing), inferred,
                        missing[:5], inferred)

@@ -309,10 +309,14 @@ def load_search_space(path: str | Path) -> SearchSpace:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SearchSpaceError(f"{source}: cannot read the file ({err.strerror or err})") from err
+    except UnicodeDecodeError as err:
+        raise SearchSpaceError(f"{source}: not UTF-8 text (byte {err.start}: {err.reason})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise SearchSpaceError(f"{source}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+    except RecursionError:
+        raise SearchSpaceError(f"{source}: the JSON is nested too deeply to be a search space") from None
     return SearchSpace.from_dict(data, source=source)
 
 
