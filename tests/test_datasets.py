@@ -617,6 +617,25 @@ def test_image_folder_errors(tmp_path):
         load_dataset(str(corrupt))
 
 
+@pytest.mark.parametrize("suffix, kept, reason", [
+    (".jpg", 0.6, "a JPEG without its end-of-image marker"),
+    (".png", 0.9, "a PNG without its IEND chunk"),
+])
+def test_a_truncated_image_is_refused_not_half_decoded(tmp_path, suffix, kept, reason):
+    folder = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("cats", "dogs"):
+        for index in range(3):
+            write_image(folder / name / f"{index}{suffix}", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    assert load_dataset(str(folder)).num_classes == 2           # complete files are read
+    victim = folder / "dogs" / f"1{suffix}"
+    data = victim.read_bytes()
+    victim.write_bytes(data[:int(len(data) * kept)])
+    assert cv2.imread(str(victim)) is not None or suffix == ".png"   # OpenCV alone takes the JPEG
+    with pytest.raises(DatasetError, match=f"cannot read image '.*dogs/1{suffix}': truncated \\({reason}\\)"):
+        load_dataset(str(folder))
+
+
 def test_image_folder_too_small_to_split(tmp_path):
     # Invalid: one image per class; the test split takes one, leaving a single class to train on.
     for name in ("cats", "dogs"):

@@ -347,6 +347,20 @@ def _npz_extras(arrays: dict[str, np.ndarray], path: Path) -> tuple[tuple[str, .
     return class_names, allows_flip
 
 
+def _truncation(data: bytes) -> str | None:
+    """Why an image file's bytes end before the image does (None: complete, or not a format
+    checked here). OpenCV decodes a truncated JPEG with a warning and grey where the data
+    stopped; a JPEG must have its end-of-image marker after its last start-of-scan, a PNG its
+    IEND chunk."""
+    if data.startswith(b"\xff\xd8"):
+        scan = data.rfind(b"\xff\xda")
+        if scan < 0 or data.rfind(b"\xff\xd9") < scan:
+            return "a JPEG without its end-of-image marker"
+    elif data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" not in data[-16:]:
+        return "a PNG without its IEND chunk"
+    return None
+
+
 def image_folder_dataset(folder: str | os.PathLike[str],
                          image_size: tuple[int, int] = DEFAULT_IMAGE_FOLDER_SIZE,
                          ) -> tuple[RawDataset, tuple[str, ...]]:
@@ -383,7 +397,15 @@ def image_folder_dataset(folder: str | os.PathLike[str],
         for file in files:
             # ANYCOLOR keeps grayscale files 2-D and gives colour ones as 3-channel BGR
             # (alpha dropped); without ANYDEPTH 16-bit files come back as 8-bit.
-            image = cv2.imread(str(file), cv2.IMREAD_ANYCOLOR)
+            try:
+                data = file.read_bytes()
+            except OSError as err:
+                raise DatasetError(f"cannot read image '{file}': {err.strerror or err}") from None
+            truncated = _truncation(data)
+            if truncated:
+                raise DatasetError(f"cannot read image '{file}': truncated ({truncated}), so only part of "
+                                   f"it would be decoded; replace or remove the file")
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYCOLOR)
             if image is None:
                 raise DatasetError(f"cannot read image '{file}': corrupt, or not a "
                                    f"PNG/JPEG/BMP despite its name")
