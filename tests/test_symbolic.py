@@ -715,6 +715,17 @@ def test_malformed_diagnosis_file_raises_rules_error(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
+def test_a_diagnosis_file_that_recurses_without_end_is_refused_within_the_time_limit(tmp_path, monkeypatch):
+    from sdt.symbolic import block as block_module
+    monkeypatch.setattr(block_module, "PROBE_SECONDS", 2.0)
+    # Valid Prolog that never finishes: each deeper/1 goal asks for the next.
+    text = DEFAULT_DIAGNOSIS_PATH.read_text() + "\nproblem(overfitting) :- deeper(0).\ndeeper(N) :- M is N + 1, deeper(M).\n"
+    path = write(tmp_path, "endless.pl", text)
+    with pytest.raises(RulesError, match="did not answer a test query within 2 s: a rule that recurses without end"):
+        SymbolicBlock(diagnosis_path=path)
+    SymbolicBlock()                              # the timer is gone: the shipped files still load
+
+
 def test_missing_rules_file_raises_rules_error(tmp_path):
     with pytest.raises(RulesError, match="cannot be read"):
         SymbolicBlock(rules_path=tmp_path / "nowhere.pl")

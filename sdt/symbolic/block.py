@@ -38,7 +38,10 @@ records.py (the records), statistics.py (history -> `history_stat` facts), progr
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,34 @@ _STOP_QUERIES = (
 MIN_STOP_PROBABILITY = "min_stop_probability"
 
 
+# Seconds the start-up evaluation of the two files may take (it takes well under one on the
+# shipped files): a file whose rules recurse without end is refused instead of hanging the run.
+PROBE_SECONDS = 60.0
+
+
+class _ProbeTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise _ProbeTimeout in the block after `seconds` (a SIGALRM timer, so only on the main
+    thread of a POSIX process; elsewhere no limit)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _ProbeTimeout()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _probe_history() -> dict[str, list[float]]:
     """A 12-epoch history with rises and falls, so every measure clause runs once."""
     loss = [2.2, 1.6, 1.3, 1.15, 1.2, 1.0, 0.95, 0.97, 0.9, 0.88, 0.87, 0.86]
@@ -117,7 +148,12 @@ class SymbolicBlock:
         # Whether the diagnosis file has stop rules (stop_training/1, issue 14); a copy from
         # before them never stops a training.
         self.has_stop_rules = defines(self._diagnosis_clauses, "stop_training", 1)
-        self._probe(diagnosis_text)
+        try:
+            with _time_limit(PROBE_SECONDS):
+                self._probe(diagnosis_text)
+        except _ProbeTimeout:
+            raise RulesError(f"{self.diagnosis_path} and {self.rules_path} did not answer a test query within "
+                             f"{PROBE_SECONDS:g} s: a rule that recurses without end?") from None
         # Declarations beside the diagnosis: how to word each measure, which actions exclude
         # each other (absent from a file: plain wording, no exclusions).
         self.phrases: MeasurePhrases = read_phrases(self._diagnosis_clauses, self.diagnosis_path)
