@@ -94,10 +94,10 @@ def test_an_observer_follows_the_run_and_the_console_one_prints_the_cli_lines(tm
     assert capsys.readouterr() == ("", "")
     stream = io.StringIO()
     tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "b", observer=ConsoleObserver(stream))
-    assert "[1/1] val_loss" in stream.getvalue() and capsys.readouterr().out == ""
+    assert "[1/1] trial 0: val_loss" in stream.getvalue() and capsys.readouterr().out == ""
     assert "no completed trial: no best model to evaluate" in stream.getvalue()
     tune(dataset="digits", max_evals=1, epochs=3, log_folder=tmp_path / "c", verbose=True)
-    assert "[1/1] val_loss" in capsys.readouterr().out
+    assert "[1/1] trial 0: val_loss" in capsys.readouterr().out
 
 
 def test_a_search_space_dict_and_a_model_function_survive_resume(tmp_path, fake):

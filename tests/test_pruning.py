@@ -359,7 +359,7 @@ def test_a_pruned_trial_is_recorded_with_its_reason_everywhere(tmp_path):
     assert result.trials[0].stop_reason == STOP_STUCK_AT_CHANCE and result.trials[0].stop_epoch == 4
     assert result.to_rows()[0]["stop"] == rows[0]["stop"]
     lines = stream.getvalue().splitlines()
-    assert any(line.startswith("[1/2] val_loss ") and "PRUNED (stuck_at_chance)" in line for line in lines)
+    assert any(line.startswith("[1/2] trial 0: val_loss ") and "PRUNED (stuck_at_chance)" in line for line in lines)
     assert any(line.startswith("    pruned after epoch 4 (stuck_at_chance): 4 epochs in a row") for line in lines)
     store = data.load_run(folder)
     columns, table = hyperparams.params_table(store)

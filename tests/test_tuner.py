@@ -239,7 +239,7 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
               observer=ConsoleObserver(stream))
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("dataset: ")
-    assert lines[1].startswith("[1/2] val_loss ") and "| best objective " in lines[1] and "left" in lines[1]
+    assert lines[1].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[1] and "left" in lines[1]
     assert lines[2].startswith("    params: ")
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
     assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on (weight 0.90") or
@@ -256,7 +256,7 @@ def test_resuming_a_run_that_has_trained_its_budget_says_so():
                            "(raise the budget with --max-evals)")
     going_on = start_lines(RunStart(log_folder=Path("/runs/a"), dataset_summary="digits", first_trial=1,
                                     max_evals=2, resumed=True))
-    assert going_on[1] == "resuming '/runs/a' at trial 2/2"
+    assert going_on[1] == "resuming '/runs/a' with trial 1 (1 of 2 trainings done)"
 
 
 def space_with(**changes):
@@ -285,3 +285,20 @@ def test_impossible_search_space_values_are_refused_before_an_existing_run_is_to
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: search space: ") and message in lines[0], result.stderr
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_the_console_numbers_trials_as_the_summary_the_folders_and_the_dashboard_do(tmp_path):
+    import io
+    from sdt.cli.console import ConsoleObserver, finish_lines
+    from sdt.run.observer import RunEnd
+    stream = io.StringIO()
+    summary = tuner.run(config(max_evals=2), tmp_path / "run", make_train=fake_factory(FakeTrainer()),
+                        observer=ConsoleObserver(stream))
+    printed = stream.getvalue()
+    assert "[1/2] trial 0: " in printed and "[2/2] trial 1: " in printed
+    assert [t["index"] for t in summary["trials"]] == [0, 1]
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        second = storage.records()[1]
+    (line,) = finish_lines(RunEnd(best=second, final={"index": 1, "test_accuracy": 0.5, "test_loss": 1.0},
+                                  best_model_path=tmp_path / "run" / "best_model.keras"))
+    assert line.startswith("best trial 1: ")

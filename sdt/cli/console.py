@@ -51,7 +51,7 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
         # The epoch budget ends the run when it comes first: estimate from the epochs' pace.
         left = max(progress.epoch_budget - progress.epochs_spent, 0)
         eta = min(eta, elapsed / max(progress.epochs_done, 1) * left)
-    lines = [f"[{record.index + 1}/{progress.max_evals}] {metrics}  | best objective {progress.best_objective:.4f} | "
+    lines = [f"[{record.index + 1}/{progress.max_evals}] trial {record.index}: {metrics}  | best objective {progress.best_objective:.4f} | "
              f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s{budget} | elapsed "
              f"{format_duration(elapsed)}, ~{format_duration(eta)} left",
              f"    params: {describe_params(record.params)}"]
@@ -78,7 +78,8 @@ def start_lines(start: RunStart) -> list[str]:
         lines.append(f"'{start.log_folder}' already holds the {start.max_evals} trainings of its budget: nothing "
                      f"left to train (raise the budget with --max-evals)")
     elif start.resumed:
-        lines.append(f"resuming '{start.log_folder}' at trial {start.first_trial + 1}/{start.max_evals}")
+        lines.append(f"resuming '{start.log_folder}' with trial {start.first_trial} ({start.first_trial} of "
+                     f"{start.max_evals} trainings done)")
     return lines
 
 
@@ -87,7 +88,7 @@ def finish_lines(end: RunEnd) -> list[str]:
         return ["no completed trial: no best model to evaluate"]
     best = end.best.result
     pruned = f" (pruned after epoch {best.stop_epoch})" if best.status == TrialStatus.PRUNED else ""
-    return [f"best trial {end.best.index + 1}{pruned}: val_loss {best.val_loss:.4f}, val_accuracy "
+    return [f"best trial {end.best.index}{pruned}: val_loss {best.val_loss:.4f}, val_accuracy "
             f"{best.val_accuracy:.4f}, test_accuracy {end.final['test_accuracy']:.4f} "
             f"(model: {end.best_model_path})"]
 
