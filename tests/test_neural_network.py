@@ -664,3 +664,19 @@ def test_recorded_losses_are_the_data_cross_entropy_without_the_l2_penalty(tmp_p
     assert result.val_loss == pytest.approx(logs["val_crossentropy"])
     evaluated = evaluate(tmp_path / "model.keras", dataset.x_val, dataset.y_val)
     assert evaluated["loss"] == pytest.approx(result.val_loss, abs=1e-3)
+
+
+def test_every_epoch_is_told_as_it_ends_and_a_failing_report_costs_nothing(caplog):
+    told = []
+    result = tiny_train(epochs=3, early_stopping_patience=None,
+                        on_epoch=lambda epoch, epochs, numbers: told.append((epoch, epochs, numbers)))
+    assert result.status == TrialStatus.COMPLETED
+    assert [(epoch, epochs) for epoch, epochs, _ in told] == [(1, 3), (2, 3), (3, 3)]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "train_eval_loss"):
+        assert [numbers[key] for _, _, numbers in told] == pytest.approx(result.history[key]), key
+
+    def broken(epoch, epochs, numbers):
+        raise RuntimeError("the terminal went away")
+    result = tiny_train(epochs=2, early_stopping_patience=None, on_epoch=broken)
+    assert result.status == TrialStatus.COMPLETED and result.epochs_run == 2
+    assert "the epoch report failed after epoch 1" in caplog.text

@@ -500,12 +500,27 @@ def write_space(path: Path) -> Path:
 
 @pytest.mark.slow
 def test_real_trainings_that_cannot_learn_are_pruned_within_4_epochs_with_their_reason(tmp_path):
+    from sdt.run.observer import RunObserver
+
+    class EpochRecorder(RunObserver):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch(self, progress):
+            self.epochs.append((progress.trial, progress.epoch, progress.epochs, progress.numbers))
+
     folder = tmp_path / "run"
+    observer = EpochRecorder()
     summary = tuner.run(config(max_evals=3, epochs=10, seed=0, initial_points=2,
-                               search_space_path=str(write_space(tmp_path / "space.json"))), folder)
+                               search_space_path=str(write_space(tmp_path / "space.json"))), folder,
+                        observer=observer)
     assert len(summary["trials"]) == 3
     for trial in summary["trials"]:
         assert trial["status"] == "pruned" and trial["epochs_run"] <= STUCK_STOP_EPOCH, trial
+        # Progress during the training (issue 18): every epoch it ran, told as it ended.
+        told = [(epoch, epochs, numbers) for index, epoch, epochs, numbers in observer.epochs
+                if index == trial["index"]]
+        assert [(epoch, epochs) for epoch, epochs, _ in told] == [(e, 10) for e in range(1, trial["epochs_run"] + 1)]
         assert trial["stop"]["reason"] == STOP_STUCK_AT_CHANCE and trial["stop"]["epoch"] == trial["epochs_run"]
         assert trial["stop"]["explanation"].startswith("stuck_at_chance: ")
     rows = read_csv(folder / "trials.csv")
@@ -516,6 +531,8 @@ def test_real_trainings_that_cannot_learn_are_pruned_within_4_epochs_with_their_
             history = stored.result.history
             # Recorded as trained: the epochs it ran, the clean training curves the rules read.
             assert len(history["loss"]) == len(history["train_eval_loss"]) == stored.result.epochs_run
+            told = [numbers for index, _, _, numbers in observer.epochs if index == stored.index]
+            assert [numbers["val_loss"] for numbers in told] == pytest.approx(history["val_loss"])
             assert Path(stored.result.model_path).is_file()
     assert summary["best"]["test_accuracy"] is not None      # the best pruned model was evaluated
 

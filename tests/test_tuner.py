@@ -1,5 +1,6 @@
 """The tuning loop end to end with a fake trainer: actions reach the next trial, outputs agree, resume loses nothing."""
 
+import io
 import json
 import subprocess
 import sys
@@ -302,3 +303,34 @@ def test_the_console_numbers_trials_as_the_summary_the_folders_and_the_dashboard
     (line,) = finish_lines(RunEnd(best=second, final={"index": 1, "test_accuracy": 0.5, "test_loss": 1.0},
                                   best_model_path=tmp_path / "run" / "best_model.keras"))
     assert line.startswith("best trial 1: ")
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_console_shows_each_epoch_in_place_on_a_terminal_and_as_lines_elsewhere(tmp_path):
+    from sdt.cli.console import ConsoleObserver
+
+    def make_train(context, verbose):
+        def train(params, architecture, index):
+            for epoch in (1, 2):        # what the Keras trainer tells after each epoch
+                context.on_epoch(index, epoch, 3, {"loss": 1.0 / epoch, "val_loss": 1.5 / epoch, "other": 7.0})
+            return FakeTrainer()(params, architecture, index)
+        return train
+
+    for stream in (io.StringIO(), Terminal()):
+        tuner.run(config(max_evals=2), tmp_path / type(stream).__name__, make_train=make_train,
+                  observer=ConsoleObserver(stream))
+        printed = stream.getvalue()
+        first = "trial 0, epoch 1/3: loss 1.0000  val_loss 1.5000"
+        if isinstance(stream, Terminal):
+            # Rewritten in place and erased before the trial's block, which starts its own line.
+            assert f"\r{' ' * len(first)}\r" in printed
+            assert "\r" + " " * len("trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500") + "\r[1/2] trial 0: " in printed
+            assert f"\n    {first}\n" not in printed
+        else:
+            assert printed.splitlines()[1:3] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
+            assert "\r" not in printed
+        assert "trial 1, epoch 2/3: " in printed and "other" not in printed

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from sdt.core.vocabulary import TrialStatus
 from sdt.run.controller import TrialRecord
-from sdt.run.observer import RunEnd, RunObserver, RunStart, TrialProgress
+from sdt.run.observer import EpochProgress, RunEnd, RunObserver, RunStart, TrialProgress
 
 
 def describe_params(params: dict[str, Any]) -> str:
@@ -93,17 +93,55 @@ def finish_lines(end: RunEnd) -> list[str]:
             f"(model: {end.best_model_path})"]
 
 
+# The numbers an epoch's progress line shows, in this order, when the history has them.
+EPOCH_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def epoch_line(progress: EpochProgress) -> str:
+    """One epoch of the training in progress: `trial 3, epoch 4/10: loss 0.5213 accuracy ...`."""
+    numbers = "  ".join(f"{key} {progress.numbers[key]:.4f}" for key in EPOCH_NUMBERS if key in progress.numbers)
+    return f"trial {progress.trial}, epoch {progress.epoch}/{progress.epochs}: {numbers}"
+
+
 class ConsoleObserver(RunObserver):
-    """Prints a run's progress on `out` (default: the standard output at the time of each line)."""
+    """Prints a run's progress on `out` (default: the standard output at the time of each line).
+
+    During a training each epoch is shown: on a terminal as one line rewritten in place (erased
+    when the trial's block is printed), elsewhere (a file, a pipe) as a plain indented line."""
 
     def __init__(self, out: TextIO | None = None):
         self._out = out
+        self._progress_width = 0          # characters of the in-place epoch line now shown
+
+    def _stream(self) -> TextIO:
+        return self._out if self._out is not None else sys.stdout
 
     def _print(self, lines: list[str]) -> None:
-        out = self._out if self._out is not None else sys.stdout
+        out = self._stream()
+        self._erase_progress(out)
         for line in lines:
             print(line, file=out)
         out.flush()
+
+    def _erase_progress(self, out: TextIO) -> None:
+        if self._progress_width:
+            out.write("\r" + " " * self._progress_width + "\r")
+            self._progress_width = 0
+
+    def on_epoch(self, progress: EpochProgress) -> None:
+        out = self._stream()
+        line = epoch_line(progress)
+        try:
+            terminal = out.isatty()
+        except (AttributeError, ValueError):
+            terminal = False
+        if not terminal:
+            self._print([f"    {line}"])
+            return
+        self._erase_progress(out)
+        out.write(line)
+        out.flush()
+        self._progress_width = len(line)
 
     def on_start(self, start: RunStart) -> None:
         self._print(start_lines(start))

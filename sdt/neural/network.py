@@ -527,6 +527,32 @@ class _StopWhenTold(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+# `on_epoch(epoch counted from 1, epochs, this epoch's numbers)`: told after every epoch.
+EpochReport = Callable[[int, int, dict[str, float]], None]
+
+
+class _ReportEpoch(keras.callbacks.Callback):
+    """Tells `on_epoch` the recorder's numbers of every finished epoch (progress for the user).
+    A report that raises is logged and no longer asked: progress must never cost a training."""
+
+    def __init__(self, on_epoch: EpochReport, recorder: "_EpochRecorder", epochs: int) -> None:
+        super().__init__()
+        self.on_epoch: EpochReport | None = on_epoch
+        self.recorder = recorder
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.on_epoch is None:
+            return
+        numbers = {key: float(values[-1]) for key, values in self.recorder.history.items() if values}
+        try:
+            self.on_epoch(epoch + 1, self.epochs, numbers)
+        except Exception:  # noqa: BLE001
+            logger.warning("the epoch report failed after epoch %d; no more reports for this training",
+                           epoch + 1, exc_info=True)
+            self.on_epoch = None
+
+
 @functools.cache
 def _log_device_once() -> None:
     devices = backend.available_devices()
@@ -561,7 +587,8 @@ def _check_model_path(model_path: str | Path | None) -> Path | None:
 def train(params: dict, architecture: Architecture, dataset, *, epochs: int, seed: int,
           tensorboard_dir: str | Path | None, model_path: str | Path | None,
           early_stopping_patience: int | None = 5, verbose: int = 0,
-          extra_callbacks=(), model_builder=None, should_stop: StopCheck | None = None) -> TrainingResult:
+          extra_callbacks=(), model_builder=None, should_stop: StopCheck | None = None,
+          on_epoch: EpochReport | None = None) -> TrainingResult:
     """Build, compile and fit the network for `params` on `dataset`, validating every epoch.
 
     The history holds, per epoch, Keras' loss and accuracy on the training batches (dropout on,
@@ -584,6 +611,9 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
     the last (the history as the result would hold it); when it answers, the training stops
     after that epoch with status PRUNED: the metrics and saved model of its best epoch (restored
     as above, as for a completed training), plus stop_reason, stop_explanation and stop_epoch.
+
+    `on_epoch(epoch, epochs, numbers)` is told after every epoch, with the epoch counted from 1
+    and that epoch's numbers as the history holds them (progress shown to the user).
 
     A NaN or infinite loss stops the training, should_stop or not: status DIVERGED, the history
     so far, NaN val metrics. Any exception while building, fitting or saving: status FAILED with
@@ -653,6 +683,8 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
             # The evaluation first: it adds its numbers to the logs the others read.
             callbacks: list[keras.callbacks.Callback] = [_TrainingSubsetEvaluation(subset), recorder, divergence]
             stopper = None
+            if on_epoch is not None:
+                callbacks.append(_ReportEpoch(on_epoch, recorder, int(epochs)))
             if should_stop is not None:
                 # After the recorder (it reads this epoch's numbers), before early stopping.
                 stopper = _StopWhenTold(should_stop, recorder, int(epochs))

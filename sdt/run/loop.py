@@ -18,6 +18,7 @@ epoch budget, whichever comes first; the training that crosses the epoch budget 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -173,6 +174,9 @@ class RunContext:
     # With pruning on: history so far -> (reason, explanation) to stop the training, or None
     # (make_stop_check); handed to the trainer. None: never stop a training early.
     should_stop: Callable[[dict[str, list[float]]], tuple[str, str] | None] | None = None
+    # (trial index, epoch from 1, epochs, that epoch's numbers) after every epoch: the observer's
+    # on_epoch (progress shown during a training); None: nobody is told.
+    on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
 
 
 def make_stop_check(symbolic, num_classes: int) -> Callable[[dict[str, list[float]]], tuple[str, str] | None]:
@@ -313,7 +317,8 @@ def make_trainer(context: RunContext, verbose: int):
             seed=trial_seed(context.config.seed, index), tensorboard_dir=tensorboard_dir,
             model_path=trial_dir / "model.keras",
             early_stopping_patience=context.config.early_stopping_patience or None, verbose=verbose,
-            model_builder=context.model_builder, should_stop=context.should_stop)
+            model_builder=context.model_builder, should_stop=context.should_stop,
+            on_epoch=None if context.on_epoch is None else functools.partial(context.on_epoch, index))
         exports.export_trial_to_tensorboard(tensorboard_dir.parent, index, context.domain, params,
                                             architecture, result)
         return result
@@ -394,7 +399,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
     """
     from sdt.run.controller import Controller, Objective
-    from sdt.run.observer import RunObserver, RunStart, TrialProgress
+    from sdt.run.observer import EpochProgress, RunObserver, RunStart, TrialProgress
     from sdt.run.storage import SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically
 
     observer = RunObserver() if observer is None else observer
@@ -412,6 +417,8 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         # Only the budgets may change on resume; everything else is the stored run's.
         config = resumed_config(stored_config, resume_budget or None, resume_epoch_budget)
     context = prepare(config, log_folder, model_builder)
+    context = replace(context, on_epoch=lambda trial, epoch, epochs, numbers: observer.on_epoch(
+        EpochProgress(trial=trial, epoch=epoch, epochs=epochs, numbers=numbers)))
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
                             tune=strategies.tunes_network(config.strategy),

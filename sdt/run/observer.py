@@ -49,6 +49,16 @@ class RunEnd:
     best_model_path: Path | None           # where best_model.keras was copied, None when not evaluated
 
 
+@dataclass(frozen=True)
+class EpochProgress:
+    """One finished epoch of the training in progress."""
+
+    trial: int                               # the trial's index
+    epoch: int                               # counted from 1
+    epochs: int                              # the training's epoch budget (it may stop earlier)
+    numbers: dict[str, float]                # loss, accuracy, val_loss, val_accuracy, ... of this epoch
+
+
 class RunObserver:
     """Callbacks of a run; every method does nothing. Subclass and override what you need."""
 
@@ -57,6 +67,9 @@ class RunObserver:
 
     def on_trial(self, record: TrialRecord, progress: TrialProgress) -> None:
         pass
+
+    def on_epoch(self, progress: EpochProgress) -> None:
+        """After every epoch of a training (called from inside the training: keep it quick)."""
 
     def on_strategy_stopped(self, strategy: str, trials: int) -> None:
         pass
