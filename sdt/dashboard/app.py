@@ -22,12 +22,16 @@ REFRESH_MS = 3000
 def status_text(store) -> str:
     if not store:
         return "loading..."
+    running = store.get("running")
+    training = (f", training trial {running['trial_index']} (epoch {running['epoch']}/{running['epochs']})"
+                if running else "")
     if store.get("status") != data.STATUS_OK:
-        return data.no_run_message(store)
+        return data.no_run_message(store) + training
     trials = store["trials"]
     pruned = sum(1 for t in trials if t.get("status") == TrialStatus.PRUNED)
     text = (f"log folder {store['log_folder']}: {len(trials)} trial(s)"
             f"{f' ({pruned} pruned)' if pruned else ''}, objective {data.objective_name(store)}")
+    text += training
     if store.get("final"):
         text += f", finished (best trial {store['final'].get('index')})"
     if store.get("stale"):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sdt.core.errors import RunStateError
+from sdt.run.live import read_running
 from sdt.run.storage import DATABASE_NAME, RunStorage
 
 START_COMMAND = "python3 main.py --log-folder {folder}"
@@ -53,6 +54,26 @@ def epoch_rows(record) -> list[dict[str, Any]]:
              **{key: _finite(float(history[key][epoch])) if epoch < len(history.get(key) or []) else None
                 for key in HISTORY_COLUMNS}}
             for epoch in range(epochs)]
+
+
+def running_training(folder: Path, stored: set[int]) -> dict[str, Any] | None:
+    """The training in progress (sdt/run/live.py) with its epochs as rows like epoch_rows', or None
+    (no training in progress, or the file of a trial that is stored already)."""
+    running = read_running(folder)
+    if running is None or running["trial_index"] in stored:
+        return None
+    history = running["history"]
+    count = max((len(values) for values in history.values() if isinstance(values, list)), default=0)
+    rows = [{"trial_index": running["trial_index"], "epoch": epoch,
+             **{key: _live_value(history.get(key), epoch) for key in HISTORY_COLUMNS}} for epoch in range(count)]
+    return {"trial_index": running["trial_index"], "epoch": running.get("epoch"), "epochs": running.get("epochs"),
+            "rows": rows}
+
+
+def _live_value(values, epoch: int) -> float | None:
+    if not isinstance(values, list) or epoch >= len(values) or not isinstance(values[epoch], (int, float)):
+        return None
+    return _finite(float(values[epoch]))
 
 
 def weight_rows(trial_index: int, weights) -> list[dict[str, Any]]:
@@ -93,7 +114,7 @@ def load_run(log_folder: str | Path) -> dict[str, Any]:
               for index, state in states]
     best_model = folder / "best_model.keras"
     return {**base, "status": STATUS_OK if trials else STATUS_EMPTY,
-            "config": config, "final": final,
+            "config": config, "final": final, "running": running_training(folder, {r.index for r in records}),
             "trials": trials, "epochs": epochs, "diagnoses": diagnoses, "applied_actions": applied,
             "rule_weights": weights, "search_spaces": spaces,
             "best_model_path": str(best_model) if best_model.is_file() else None}

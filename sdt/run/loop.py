@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sdt.run import exports
+from sdt.run.live import RUNNING_NAME, LiveTraining
 from sdt.run.lock import FolderLock
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
@@ -50,7 +51,7 @@ MAX_CONSECUTIVE_FAILURES = 3
 # Files and folders a run writes; --overwrite removes exactly these, and only from a folder that
 # holds a run (its database); a folder with any of them but no run is refused.
 RUN_OUTPUTS = ("run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "summary.json", "best_model.keras",
-               "trials", "logs", "trials.csv")
+               "trials", "logs", "trials.csv", RUNNING_NAME)
 
 log = logging.getLogger(__name__)
 
@@ -417,8 +418,12 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         # Only the budgets may change on resume; everything else is the stored run's.
         config = resumed_config(stored_config, resume_budget or None, resume_epoch_budget)
     context = prepare(config, log_folder, model_builder)
-    context = replace(context, on_epoch=lambda trial, epoch, epochs, numbers: observer.on_epoch(
-        EpochProgress(trial=trial, epoch=epoch, epochs=epochs, numbers=numbers)))
+    live = LiveTraining(log_folder)
+
+    def tell_epoch(trial: int, epoch: int, epochs: int, numbers: dict[str, float]) -> None:
+        observer.on_epoch(EpochProgress(trial=trial, epoch=epoch, epochs=epochs, numbers=numbers))
+        live.epoch(trial, epoch, epochs, numbers)
+    context = replace(context, on_epoch=tell_epoch)
     controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
                             tune=strategies.tunes_network(config.strategy),
@@ -429,7 +434,8 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     lock = FolderLock.acquire(log_folder)
     try:
         check_log_folder(log_folder, resume, overwrite)     # again: another run may have got there first
-        remove_leftover_temporaries(log_folder, (SUMMARY_NAME, exports.TRIALS_CSV_NAME))
+        remove_leftover_temporaries(log_folder, (SUMMARY_NAME, exports.TRIALS_CSV_NAME, RUNNING_NAME))
+        live.clear()                                         # a killed run's training in progress
         if resume:
             storage = RunStorage.open(log_folder)
             records = storage.records()           # read once; each new trial is appended below
@@ -472,6 +478,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                 record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
                 strategy.tell(record.params, record.architecture, record.objective)
                 storage.commit_trial(record, state)
+                live.clear()
                 records.append(record)
                 spent += record.result.epochs_run
                 session_epochs += record.result.epochs_run

@@ -14,21 +14,34 @@ TITLE = "Metrics"
 
 
 def trial_options(store) -> list[dict]:
-    return [{"label": f"trial {t['trial_index']} ({t['status']}"
-                      + (f": {t['stop_reason']} after epoch {t.get('stop_epoch')})" if t.get("stop_reason") else ")"),
-             "value": t["trial_index"]}
-            for t in (store or {}).get("trials", [])]
+    options = [{"label": f"trial {t['trial_index']} ({t['status']}"
+                         + (f": {t['stop_reason']} after epoch {t.get('stop_epoch')})" if t.get("stop_reason") else ")"),
+                "value": t["trial_index"]}
+               for t in (store or {}).get("trials", [])]
+    running = (store or {}).get("running")
+    if running:
+        options.append({"label": running_label(running), "value": running["trial_index"]})
+    return options
+
+
+def running_label(running) -> str:
+    return f"trial {running['trial_index']} (training: epoch {running['epoch']}/{running['epochs']})"
 
 
 def epochs_of(store, trial_index: int) -> list[dict]:
+    running = store.get("running")
+    if running and running["trial_index"] == trial_index:
+        return running["rows"]
     return [e for e in store.get("epochs", []) if e["trial_index"] == trial_index]
 
 
 def metrics_figure(store, selected: int | None = None) -> go.Figure:
-    """Accuracy and loss per epoch for the latest trial and (dashed) for the selected one."""
-    if not has_trials(store):
+    """Accuracy and loss per epoch for the latest trial, or the training in progress, and (dashed)
+    for the selected one."""
+    running = (store or {}).get("running")
+    if not has_trials(store) and not running:
         return empty_figure(no_run_message(store))
-    latest = latest_trial(store)
+    latest = running["trial_index"] if running else latest_trial(store)
     shown = [latest] + ([selected] if selected is not None and selected != latest else [])
     figure = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
     colours = {"train": "#1f77b4", "val": "#ff7f0e"}
@@ -36,7 +49,7 @@ def metrics_figure(store, selected: int | None = None) -> go.Figure:
         epochs = epochs_of(store, trial_index)
         x = [e["epoch"] + 1 for e in epochs]
         dash = None if trial_index == latest else "dash"
-        tag = f"trial {trial_index}" + (" (latest)" if trial_index == latest else "")
+        tag = f"trial {trial_index}" + ((" (training)" if running else " (latest)") if trial_index == latest else "")
         for col, (train_key, val_key) in enumerate((("accuracy", "val_accuracy"), ("loss", "val_loss")), start=1):
             for split, key in (("train", train_key), ("val", val_key)):
                 figure.add_trace(go.Scatter(x=x, y=[e[key] for e in epochs], mode="lines+markers",
