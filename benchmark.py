@@ -942,7 +942,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                               f"{issue14['seeds']}, an epoch budget of {issue14['epoch_budget']}, "
                               f"{issue14['epochs']} epochs per training")
     default = PRESETS["default"]
-    parser.add_argument("--dataset", default=None, help=f"default {default['dataset']}")
+    parser.add_argument("--dataset", default=None,
+                        help=f"the dataset every run tunes on, as main.py's --dataset (default {default['dataset']})")
     parser.add_argument("--strategies", default=None,
                         help=f"comma-separated arms (default: {','.join(DEFAULT_ARMS)}; tpe needs Optuna); "
                              "sdt-edit / sdt-prior: sdt with --guidance edit / prior")
@@ -959,7 +960,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="random trainings before a model-based strategy models "
                              f"(default {default['initial_points']})")
     parser.add_argument("--checks", action="store_true", help="also run the memory and overhead checks")
-    parser.add_argument("--output-dir", default="benchmark_results")
+    parser.add_argument("--output-dir", default="benchmark_results",
+                        help="where results.md, best_so_far.png, trials.csv and every run's folder go; finished "
+                             "runs there are reused (default benchmark_results)")
     args = parser.parse_args(argv)
     if args.budgets is not None and args.max_evals is not None:
         parser.error("give --budgets or --max-evals, not both")

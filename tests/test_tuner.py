@@ -56,6 +56,11 @@ def test_summary_and_database_agree(tmp_path):
             assert sorted(stored.diagnosis.problem_names()) == summarised["problems"]
     assert set(on_disk) >= {"strategy", "seed", "dataset", "trials", "best"}
     assert on_disk["best"]["index"] == min(on_disk["trials"], key=lambda t: t["objective"])["index"]
+    best = on_disk["trials"][on_disk["best"]["index"]]
+    assert on_disk["best"]["params"] == best["params"] and on_disk["best"]["architecture"] == best["architecture"]
+    for stored, summarised in zip(records, on_disk["trials"]):
+        assert summarised["training_seconds"] == stored.result.duration_seconds
+        assert summarised["symbolic_seconds"] == stored.symbolic_seconds
 
 
 def test_space_edits_keep_every_trial_in_the_optimiser(tmp_path):

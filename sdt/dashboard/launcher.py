@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -59,6 +60,9 @@ def main(argv=None) -> int:
     from sdt.dashboard.app import create_app
     from sdt.dashboard.netron_viewer import NetronViewer
 
+    if not args.debug:
+        # One line per page refresh (every 3 s, per open page) would bury everything else.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     viewer = NetronViewer(host=args.host)
     app = create_app(log_folder, viewer=viewer)
     print(f"dashboard of {log_folder} at http://{args.host}:{args.port}/", flush=True)

@@ -341,6 +341,7 @@ def summary_trial(record) -> dict[str, Any]:
             "architecture": record.architecture.to_dict(),
             "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
             "objective": record.objective, "status": result.status, "epochs_run": result.epochs_run,
+            "training_seconds": result.duration_seconds, "symbolic_seconds": record.symbolic_seconds,
             "stop": stop, "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
 
 
@@ -355,7 +356,8 @@ def build_summary(records, config: RunConfig, final: dict[str, Any] | None) -> d
     best_summary = None
     if best is not None:
         best_summary = {"index": best["index"], "val_loss": best["val_loss"],
-                        "val_accuracy": best["val_accuracy"], "test_accuracy": None}
+                        "val_accuracy": best["val_accuracy"], "params": best["params"],
+                        "architecture": best["architecture"], "test_accuracy": None}
         if final and final.get("index") == best["index"]:
             best_summary["test_accuracy"] = final.get("test_accuracy")
             best_summary["test_loss"] = final.get("test_loss")
