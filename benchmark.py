@@ -290,6 +290,18 @@ def config_json(config) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
 
 
+def same_config(stored: Any, config) -> bool:
+    """Whether a stored configuration is `config`, read as the tuner reads it on --resume
+    (RunConfig.from_dict): an option added to RunConfig since the run was stored takes the value
+    the tuner gives it there (its default, or the behaviour runs had before it existed)."""
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return type(config).from_dict(stored) == config
+    except (TypeError, ValueError):
+        return False
+
+
 def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float, dict[str, Any]] | None:
     """(start time, wall seconds, summary) of a finished run of `config` in `folder`, else None.
 
@@ -302,13 +314,13 @@ def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float,
     except (OSError, ValueError, TunerError):
         return None
     with stored:
-        same = stored.run_value("config") == config_json(config)
+        same = same_config(stored.run_value("config"), config)
         trials = stored.stored_trials()
         final = stored.run_value("final")
     if not same or not trials:
         return None
     timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
-    if timing is not None and json.loads(json.dumps(timing.get("config"))) == config_json(config):
+    if timing is not None and same_config(timing.get("config"), config):
         return timing["started"], timing["wall_seconds"], summary
     if len(trials) != config.max_evals or final is None:
         return None

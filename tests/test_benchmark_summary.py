@@ -385,3 +385,19 @@ def test_issue_14s_check_compares_epochs_to_reach_with_the_epochs_bo_spent():
     summaries = benchmark.summarise([], arms[:1] + arms[2:], 0, benchmark.trials_within_epochs(bo + never, 40))
     (check,) = benchmark.epoch_checks(summaries)
     assert check.met is False and "never" in check.numbers
+
+
+def test_a_stored_run_matches_when_read_as_resume_reads_it():
+    from dataclasses import asdict
+    from sdt.run.loop import RunConfig
+    config = RunConfig(dataset="digits", max_evals=4, epochs=2, seed=1, strategy="sdt", guidance="prior")
+    stored = benchmark.config_json(config)
+    assert benchmark.same_config(stored, config)
+    # An option added after the run was stored (absent there, at its default here): still the same run.
+    older = {key: value for key, value in stored.items() if key != "epoch_budget"}
+    assert benchmark.same_config(older, config)
+    assert not benchmark.same_config(older, RunConfig(**{**asdict(config), "epoch_budget": 8}))
+    # A run stored before guidance existed edited the space: not this prior-guided run.
+    assert not benchmark.same_config({k: v for k, v in stored.items() if k != "guidance"}, config)
+    assert not benchmark.same_config({**stored, "seed": 2}, config)
+    assert not benchmark.same_config(None, config) and not benchmark.same_config({"bogus": 1}, config)
