@@ -134,7 +134,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          log_folder: str | os.PathLike[str] = "log_folder",
          strategy: str = "sdt", objective: str = "val_loss",
          resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
-         **options: Any) -> TuningResult:
+         timeout: float | None = None, **options: Any) -> TuningResult:
     """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
 
     dataset       a registered name, an .npz file, an image folder or `module:function`
@@ -148,6 +148,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     max_evals     the number of trainings (default 10, or with epoch_budget= as many as its
                   epochs); with resume=True, a new total budget (None: the stored one).
     verbose       print the command line's per-trial lines on stdout (when no observer is given).
+    timeout       seconds of wall time for this call: once a training ends past it, no further
+                  training starts (None: no limit; not stored with the run).
     observer      a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
                   None: silent unless verbose. `sdt.cli.console.ConsoleObserver(stream)` prints the
                   command line's lines to `stream`.
@@ -212,6 +214,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                              objective=objective, strategy=strategy, search_space_path=space_path,
                              model=model_spec, strategy_options=strategy_options, **options)
     config.validate()
+    tuner.check_timeout(timeout)
     if space_data is not None and not resume:
         tuner.check_log_folder(folder, resume, overwrite)   # refuse before writing anything
         folder.mkdir(parents=True, exist_ok=True)
@@ -220,5 +223,5 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
         config = replace(config, search_space_path=str(space_file))
     tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, observer=observer,
               resume_budget=requested_max_evals if resume else None, model_builder=model_builder,
-              resume_epoch_budget=config.epoch_budget if resume else None)
+              resume_epoch_budget=config.epoch_budget if resume else None, timeout=timeout)
     return TuningResult.from_log_folder(folder)

@@ -339,3 +339,24 @@ def test_the_console_shows_each_epoch_in_place_on_a_terminal_and_as_lines_elsewh
             assert printed.splitlines()[1:3] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
             assert "\r" not in printed
         assert "trial 1, epoch 2/3: " in printed and "other" not in printed
+
+
+def test_a_timeout_lets_the_training_in_progress_finish_and_starts_no_other(tmp_path):
+    from sdt.cli.console import ConsoleObserver
+    stream = io.StringIO()
+    summary = tuner.run(config(max_evals=4), tmp_path / "run", make_train=fake_factory(FakeTrainer()),
+                        observer=ConsoleObserver(stream), timeout=1e-6)
+    assert [t["index"] for t in summary["trials"]] == [0]
+    assert "time limit reached: " in stream.getvalue() and "after 1 trainings; no further training starts" in stream.getvalue()
+    # Not stored with the run: a resume without it trains to the budget.
+    summary = tuner.run(config(max_evals=4), tmp_path / "run", resume=True, make_train=fake_factory(FakeTrainer()))
+    assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "abc"])
+def test_a_bad_timeout_is_one_error_line_and_nothing_is_written(tmp_path, timeout):
+    result = cli("--timeout", timeout, "--log-folder", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--timeout" in lines[0], result.stderr
+    assert not (tmp_path / "run").exists()

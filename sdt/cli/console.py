@@ -155,5 +155,10 @@ class ConsoleObserver(RunObserver):
     def on_epoch_budget_spent(self, epochs_spent: int, epoch_budget: int, trials: int) -> None:
         self._print([f"epoch budget spent: {epochs_spent} of {epoch_budget} epochs trained in {trials} trainings"])
 
+    def on_timeout(self, elapsed_seconds: float, timeout_seconds: float, trials: int) -> None:
+        self._print([f"time limit reached: {format_duration(elapsed_seconds)} of --timeout "
+                     f"{format_duration(timeout_seconds)} after {trials} trainings; no further training starts "
+                     f"(continue with --resume)"])
+
     def on_finish(self, end: RunEnd) -> None:
         self._print(finish_lines(end))

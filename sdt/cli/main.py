@@ -33,7 +33,7 @@ from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_opti
 from sdt.core.user_code import is_spec, normalise_spec
 from sdt.run.loop import (
     DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_GUIDANCE, DEFAULT_INITIAL_POINTS,
-    DEFAULT_MAX_EVALS, RunConfig, default_max_evals, resolve_path, run,
+    DEFAULT_MAX_EVALS, RunConfig, check_timeout, default_max_evals, resolve_path, run,
 )
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 from sdt.space.preference import GUIDANCES
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="end the run once its trainings have trained N epochs in all (pruned ones "
                              "included); the training that crosses N still finishes. With --max-evals, "
                              "whichever comes first; with --resume, a new total (default: no epoch budget)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="wall time for this call: once a training ends past it, no further training "
+                             "starts (the run stays resumable; not stored with the run; default: none)")
     parser.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
                         help="stop a training after any epoch when the stop rules of the diagnosis file say "
                              "it cannot succeed (stuck at chance, diverged, overshot for good); it is recorded "
@@ -134,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         model=normalise_spec(args.model) if is_spec(args.model) else args.model)
     try:
         config.validate()
+        check_timeout(args.timeout)
         run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,
             verbose=1 if args.verbose else 0, observer=ConsoleObserver(), resume_budget=args.max_evals,
-            resume_epoch_budget=args.epoch_budget)
+            resume_epoch_budget=args.epoch_budget, timeout=args.timeout)
     except TunerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -255,6 +255,15 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
                       should_stop)
 
 
+def check_timeout(timeout: float | None) -> None:
+    """--timeout: None or a number of seconds > 0."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+            or timeout <= 0:
+        raise ConfigurationError(f"--timeout must be a number of seconds > 0, got {timeout!r}")
+
+
 def reachable_values(space) -> dict[str, tuple]:
     """Per dimension of `space`, the values a trial can reach: numeric bounds and domain limits,
     every category the run may use."""
@@ -389,8 +398,12 @@ def best_record(records):
 
 def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
         verbose: int = 0, observer=None, resume_budget: int | None = None,
-        make_train=None, model_builder=None, resume_epoch_budget: int | None = None) -> dict[str, Any]:
+        make_train=None, model_builder=None, resume_epoch_budget: int | None = None,
+        timeout: float | None = None) -> dict[str, Any]:
     """Run (or resume) a tuning run to its budget; returns the summary dict.
+
+    `timeout`: seconds of wall time for this call (not stored with the run, like Optuna's): once
+    a training ends past it, no further training starts; the run can be resumed for more.
 
     `model_builder`: a user's model function as a callable (else config.model, else the CNN).
     `observer`: a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
@@ -406,6 +419,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     from sdt.run.storage import SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically
 
     observer = RunObserver() if observer is None else observer
+    check_timeout(timeout)
     log_folder = Path(log_folder).expanduser().resolve()
     check_log_folder(log_folder, resume, overwrite)
     FolderLock.check_free(log_folder)       # before the slow checks; the lock itself is taken below
@@ -491,6 +505,10 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                     elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
                     trials_remaining=config.max_evals - index - 1, epochs_spent=spent,
                     epoch_budget=config.epoch_budget, epochs_done=session_epochs))
+                elapsed = time.monotonic() - started
+                if timeout is not None and elapsed >= timeout and index + 1 < config.max_evals:
+                    observer.on_timeout(elapsed, timeout, index - start + 1)
+                    break
                 consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     raise RunStateError(

@@ -78,5 +78,9 @@ class RunObserver:
         """The run's trainings have trained `epochs_spent` >= `epoch_budget` epochs in `trials`
         trainings: no further training starts."""
 
+    def on_timeout(self, elapsed_seconds: float, timeout_seconds: float, trials: int) -> None:
+        """This call ran `elapsed_seconds` >= its `timeout_seconds` after `trials` trainings: no
+        further training starts."""
+
     def on_finish(self, end: RunEnd) -> None:
         pass
