@@ -151,6 +151,46 @@ def test_a_loss_coming_back_down_after_an_overshoot_is_not_stopped(block):
 ])
 def test_slow_and_healthy_trainings_are_never_stopped(block, name, history):
     assert all(block.stop_reason(prefix, CLASSES) is None for _, prefix in prefixes(history)), name
+    # Nor when the rules know the epochs left (the tuner's stop check): these leave chance level
+    # within their own epochs, or were never at it. (The barely moving one does not: below.)
+    budgets = (40,) if name == "barely moving" else (len(history["loss"]), 2 * len(history["loss"]))
+    for budget in budgets:
+        assert all(block.stop_reason(prefix, CLASSES, epoch_budget=budget) is None
+                   for _, prefix in prefixes(history)), (name, budget)
+
+
+def creeping_at_chance_history(epochs: int = 6) -> dict:
+    """Adadelta at 4e-3 on digits (the issue-14 benchmark, seed 3, trial 17): the loss falls by
+    0.35% of ln(K) per epoch from chance level, the accuracy stays at 1/10."""
+    loss = [CHANCE_LOSS * (1 - 0.0035 * t) for t in range(epochs)]
+    accuracy = [0.095 + 0.003 * (-1) ** t for t in range(epochs)]
+    return {"loss": loss, "accuracy": accuracy, "val_loss": [v + 0.01 for v in loss], "val_accuracy": [0.1] * epochs}
+
+
+def test_a_training_creeping_at_chance_is_stopped_only_when_its_epochs_left_cannot_take_it_off(block):
+    history = creeping_at_chance_history()
+    # Falling faster than the noise floor: without the budget no rule stops it.
+    assert all(block.stop_reason(prefix, CLASSES) is None for _, prefix in prefixes(history))
+    # With 6 epochs in all: after epoch 4 it would end at 0.98 ln(K), still at chance level.
+    decisions = [block.stop_reason(prefix, CLASSES, epoch_budget=6) for _, prefix in prefixes(history)[:5]]
+    assert decisions[:3] == [None, None, None]
+    assert decisions[3].reason == STOP_STUCK_AT_CHANCE and decisions[3].epoch == STUCK_STOP_EPOCH
+    assert ("falling at that pace for the 2 epoch(s) left, the training loss would end at 0.983 times ln(K) "
+            ">= threshold 0.9 (min_slow_loss_over_chance_loss)") in decisions[3].explanation
+    # With 100 epochs the same pace would take it to 0.65 ln(K): it keeps training.
+    long = creeping_at_chance_history(epochs=30)
+    assert all(block.stop_reason(prefix, CLASSES, epoch_budget=100) is None for _, prefix in prefixes(long))
+    # The barely moving training (0.4% of ln(K) per epoch, accuracy 0.19 after 4 epochs) is
+    # stopped in a 10-epoch training, which it would end at 0.96 ln(K), and kept in a 40-epoch one.
+    slow = barely_moving_history()
+    decision = first_stop_with_budget(block, slow, 10)
+    assert decision.reason == STOP_STUCK_AT_CHANCE and decision.epoch == STUCK_STOP_EPOCH
+    assert first_stop_with_budget(block, slow, 40) is None
+
+
+def first_stop_with_budget(block, history, epoch_budget):
+    return next((decision for _, prefix in prefixes(history)
+                 if (decision := block.stop_reason(prefix, CLASSES, epoch_budget=epoch_budget)) is not None), None)
 
 
 def test_the_slow_histories_are_the_ones_the_diagnosis_calls_a_low_learning_rate(block):

@@ -180,12 +180,14 @@ class RunContext:
     on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
 
 
-def make_stop_check(symbolic, num_classes: int) -> Callable[[dict[str, list[float]]], tuple[str, str] | None]:
+def make_stop_check(symbolic, num_classes: int, epoch_budget: int | None = None
+                    ) -> Callable[[dict[str, list[float]]], tuple[str, str] | None]:
     """The plain callable the trainer asks after each epoch: the symbolic block's stop rules
-    (`SymbolicBlock.stop_reason`) on the history so far, as (reason, explanation) or None.
+    (`SymbolicBlock.stop_reason`) on the history so far, and the epochs a training may run
+    (`epoch_budget`, the run's --epochs), as (reason, explanation) or None.
     The neural block never imports the symbolic one; it gets this."""
     def should_stop(history: dict[str, list[float]]) -> tuple[str, str] | None:
-        decision = symbolic.stop_reason(history, num_classes)
+        decision = symbolic.stop_reason(history, num_classes, epoch_budget=epoch_budget)
         return None if decision is None else (decision.reason, decision.explanation)
     return should_stop
 
@@ -250,7 +252,7 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
         if not symbolic.has_stop_rules:
             log.warning("pruning is on but the diagnosis file %s has no stop rules (stop_training/1): "
                         "no training will be stopped early", symbolic.diagnosis_path)
-        should_stop = make_stop_check(symbolic, dataset.num_classes)
+        should_stop = make_stop_check(symbolic, dataset.num_classes, epoch_budget=config.epochs)
     return RunContext(config, log_folder, dataset, symbolic, space, domain, limits, model_builder, unsupported,
                       should_stop)
 

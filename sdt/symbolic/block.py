@@ -193,11 +193,13 @@ class SymbolicBlock:
                 f"rules file {self.rules_path}: {problog_message(err)}") from err
         return self._diagnosis_from(results)
 
-    def stop_reason(self, partial_history: Mapping[str, Any], num_classes: int) -> StopDecision | None:
+    def stop_reason(self, partial_history: Mapping[str, Any], num_classes: int,
+                    epoch_budget: int | None = None) -> StopDecision | None:
         """Whether a training still running should stop now, and why (`stop_training/1`).
 
         `partial_history` is the Keras history of the epochs run so far (the keys `diagnose`
-        reads). Returns the StopDecision of the most probable reason whose probability reaches
+        reads); `epoch_budget`, when given, the epochs the training may run in all (the fact
+        `history_stat(epoch_budget, N)`: stop rules may ask what the epochs left can achieve). Returns the StopDecision of the most probable reason whose probability reaches
         the file's `min_stop_probability` (on a tie, the first of STOP_REASONS), or None: keep
         training. None too when the diagnosis file has no stop rules. Raises like `diagnose`.
         """
@@ -205,7 +207,7 @@ class SymbolicBlock:
             return None
         curves = validate_history(partial_history, num_classes)
         try:
-            results = self._evaluate(self._stop_program(curves, int(num_classes)))
+            results = self._evaluate(self._stop_program(curves, int(num_classes), epoch_budget))
         except ProbLogError as err:
             raise RulesError(f"ProbLog failed on the stop rules of the diagnosis file "
                              f"{self.diagnosis_path}: {problog_message(err)}") from err
@@ -236,10 +238,12 @@ class SymbolicBlock:
             program.add_clause(Term("query", query))
         return program
 
-    def _stop_program(self, curves: Mapping[str, Any], num_classes: int) -> SimpleProgram:
+    def _stop_program(self, curves: Mapping[str, Any], num_classes: int,
+                      epoch_budget: int | None = None) -> SimpleProgram:
         """The diagnosis file alone (the rules are not needed to stop) with one history's facts."""
         program = SimpleProgram()
-        for fact in history_facts(history_statistics(curves), num_classes, epoch_statistics(curves)):
+        for fact in history_facts(history_statistics(curves), num_classes, epoch_statistics(curves),
+                                  epoch_budget=epoch_budget):
             program.add_clause(fact)
         for clause in self._diagnosis_clauses:
             program.add_clause(clause)
@@ -278,7 +282,7 @@ class SymbolicBlock:
             raise RulesError(f"rules file {self.rules_path} recurses without end") from err
         if self.has_stop_rules:
             try:
-                results = self._evaluate(self._stop_program(curves, 10))
+                results = self._evaluate(self._stop_program(curves, 10, epoch_budget=20))
             except ProbLogError as err:
                 raise RulesError(f"diagnosis file {self.diagnosis_path}: ProbLog failed on its stop rules: "
                                  f"{problog_message(err)}") from err

@@ -292,6 +292,22 @@ measure(recent_train_loss_fall_per_epoch, R) :-
     measure(recent_epochs, W), W > 1, measure(recent_peak_train_loss, A),
     measure(current_train_loss, B), chance_loss(C), R is (A - B) / (W - 1) / C.
 
+% epochs_left: how many more epochs the training may run: its epoch budget
+% (history_stat(epoch_budget, N), given by the tuner's stop check, never by
+% a history diagnosed on its own) minus the epochs run so far.
+measure(epochs_left, L) :-
+    history_stat(epoch_budget, B), history_stat(epochs, E), L is max(0, B - E).
+
+% projected_train_loss_over_chance_loss: where the training loss would end,
+% as a multiple of ln(K), if it kept coming down at its recent pace
+% (recent_train_loss_fall_per_epoch) for every epoch left. A straight-line
+% guess: a loss on a plateau can also drop suddenly, which is why the stop
+% rule that reads it needs the plateau to sit at chance level as well.
+measure(projected_train_loss_over_chance_loss, P) :-
+    measure(current_train_loss_over_chance_loss, R),
+    measure(recent_train_loss_fall_per_epoch, F), measure(epochs_left, L),
+    P is R - F * L.
+
 
 %% --------------------------------------------------------------------------
 %% 3. Thresholds
@@ -441,9 +457,13 @@ threshold(min_overshoot_peak_over_chance_loss, 1.2).
 threshold(min_collapsed_loss_over_chance_loss, 0.95).
 
 % --- Stopping a training early (issue 14; the stop causes of section 5) --
-% A training is stopped only for what no more epochs can fix. Merely slow
-% trainings (a loss that falls, however slowly) are never stopped: every
-% stop cause but divergence needs a loss that has stopped falling.
+% A training is stopped only for what no more epochs can fix, or for what
+% the epochs it has left cannot. Without its epoch budget (a history
+% diagnosed on its own) a merely slow training (a loss that falls, however
+% slowly) is never stopped: every stop cause but divergence needs a loss
+% that has stopped falling. With it, a training at chance level whose loss
+% falls too slowly to leave chance level before its epochs run out is
+% stopped as well (the second stuck_at_chance cause).
 
 % No training is stopped for sitting at chance level before it has run 4
 % epochs (a diverged one is stopped at once). The diagnosis' own curve tests
@@ -631,6 +651,20 @@ stop_cause(stuck_at_chance,
        below(recent_train_loss_fall_per_epoch, max_train_loss_fall_per_epoch_when_stuck),
        at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
 
+% Stuck at chance with too few epochs left to leave it: the same, except
+% that the loss still falls, slowly: at its recent pace it would still be
+% within a tenth of ln(K) of chance level (min_slow_loss_over_chance_loss,
+% the band low_lr calls barely moving) when the training's epochs run out.
+% A budget of 6 epochs ends Adadelta at 4e-3 on digits at 0.99 ln(K): its
+% last two epochs cannot help. Needs the epoch budget (epochs_left), so it
+% only ever stops a training the tuner runs; the same pace with many epochs
+% left keeps training.
+stop_cause(stuck_at_chance,
+      [at_least(epochs, min_epochs_before_stop),
+       at_least(epochs_at_chance_in_a_row, min_epochs_at_chance_to_stop),
+       at_least(projected_train_loss_over_chance_loss, min_slow_loss_over_chance_loss),
+       at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
+
 % Overshot and never recovered: the same, but the loss went above
 % min_overshoot_peak_over_chance_loss ln(K) first (the high_lr cause
 % overshoot-and-collapse, seen early). A loss that comes back down from its
@@ -779,6 +813,9 @@ phrase(epochs_at_chance_in_a_row,
        ["{value} epochs in a row at chance level (the last: training loss ",
         "{current_train_loss_over_chance_loss} times ln(K), training accuracy ",
         "{current_train_accuracy_above_chance} of the way from chance to 1)"]).
+phrase(projected_train_loss_over_chance_loss,
+       ["falling at that pace for the {epochs_left} epoch(s) left, the training ",
+        "loss would end at {value} times ln(K)"]).
 phrase(recent_train_loss_fall_per_epoch,
        ["over the last {recent_epochs} epochs the training loss came down from its ",
         "highest, {recent_peak_train_loss}, to {current_train_loss}: {value} times ",

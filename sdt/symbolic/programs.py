@@ -27,7 +27,7 @@ from sdt.core.errors import RulesError
 from sdt.core.vocabulary import ACTIONS, PROBLEMS, STOP_REASONS
 from sdt.symbolic.explanations import CONDITION_SYMBOLS, MeasurePhrases, phrase_fields
 from sdt.symbolic.records import ActionExclusions
-from sdt.symbolic.statistics import EPOCH_STATS, HISTORY_STATS
+from sdt.symbolic.statistics import EPOCH_STATS, HISTORY_STATS, TRAINING_STATS
 
 # The shipped programs are package data beside this module (a checkout shows them at the top level
 # too, as links): found from this file's location, never from the working directory.
@@ -162,12 +162,12 @@ def _defined_names(clauses: list[Any], functor: str) -> set[str] | None:
     """The names N of the `functor(N, _)` clauses; None when a clause defines any name.
 
     The clause that makes every statistic a measure (`measure(N, V) :- history_stat(N, V).`)
-    counts as defining the names of HISTORY_STATS.
+    counts as defining the names of HISTORY_STATS and TRAINING_STATS.
     """
     names: set[str] = set()
     for clause in clauses:
         if functor == "measure" and _passes_statistics_through(clause):
-            names |= set(HISTORY_STATS)
+            names |= set(HISTORY_STATS) | set(TRAINING_STATS)
             continue
         for head in _heads(clause):
             if head.functor == functor and head.arity == 2:
@@ -183,10 +183,10 @@ def _check_names(clauses: list[Any], path: Path) -> None:
     for term in (t for clause in clauses for t in _subterms(clause)):
         if term.functor == "history_stat" and term.arity == 2:
             name = _atom_name(term.args[0])
-            if name is not None and name not in HISTORY_STATS:
+            if name is not None and name not in HISTORY_STATS + TRAINING_STATS:
                 raise RulesError(f"diagnosis file {path}: {term} names a statistic that "
                                  f"sdt/symbolic/statistics.py does not measure; "
-                                 f"known: {', '.join(HISTORY_STATS)}")
+                                 f"known: {', '.join(HISTORY_STATS + TRAINING_STATS)}")
         if term.functor == "epoch_stat" and term.arity == 3:
             name = _atom_name(term.args[1])
             if name is not None and name not in EPOCH_STATS:

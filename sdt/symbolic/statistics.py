@@ -33,6 +33,12 @@ HISTORY_STATS = (
     "train_loss_chord_area", "train_loss_late_drop",
 )
 
+# Facts about the training rather than its curves, written by `history_facts` as
+# `history_stat(Name, Value)` only when the caller knows them: `epoch_budget`, the epochs the
+# training may run in all (the tuner's stop check knows it; a history diagnosed on its own does
+# not).
+TRAINING_STATS = ("epoch_budget",)
+
 # Per-epoch values that `history_facts` writes as `epoch_stat(Epoch, Name, Value)` facts (Epoch
 # counted from 1): the training loss and accuracy of every epoch, measured like the final ones
 # (inference mode on the fixed training subset when the history has it, Keras' otherwise). The
@@ -165,12 +171,16 @@ def epoch_statistics(curves: Mapping[str, np.ndarray]) -> dict[int, dict[str, fl
 
 
 def history_facts(stats: Mapping[str, float], num_classes: int,
-                  epochs: Mapping[int, Mapping[str, float]] | None = None) -> list[Term]:
+                  epochs: Mapping[int, Mapping[str, float]] | None = None,
+                  epoch_budget: int | None = None) -> list[Term]:
     """The facts `num_classes(K)`, `history_stat(Name, Value)` and, when `epochs` is given,
-    `epoch_stat(Epoch, Name, Value)` of one training."""
+    `epoch_stat(Epoch, Name, Value)` of one training; with `epoch_budget`, the fact
+    `history_stat(epoch_budget, N)` (TRAINING_STATS)."""
     facts = [Term("num_classes", Constant(int(num_classes)))]
     for name, value in stats.items():
         facts.append(Term("history_stat", Term(name), Constant(value)))
+    if epoch_budget is not None:
+        facts.append(Term("history_stat", Term("epoch_budget"), Constant(int(epoch_budget))))
     for epoch, values in sorted((epochs or {}).items()):
         for name, value in values.items():
             facts.append(Term("epoch_stat", Constant(int(epoch)), Term(name), Constant(value)))
