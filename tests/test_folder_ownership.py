@@ -191,6 +191,8 @@ def test_a_damaged_database_is_refused_by_resume_with_one_error_line_and_left_as
     with pytest.raises(tuner.RunStateError, match=message):
         fake_run(folder, resume=True, resume_budget=3)
     assert files(folder) == before                              # no WAL switch, no -wal/-shm, no repair
+    if how not in ("truncated", "another tool's"):
+        return                                                  # the command line's wording: two cases suffice
     result = subprocess.run([sys.executable, str(REPO / "main.py"), "--resume", "--log-folder", str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,7 +220,8 @@ def test_a_database_of_the_previous_schema_is_refused_with_a_clear_message(tmp_p
 
 
 def test_summary_and_csv_are_built_without_rereading_the_database(tmp_path, monkeypatch):
-    # Each trial appends its record to the loop's list: the database is read once on resume, never per trial.
+    # Each trial appends its record to the loop's list: the database is read on resume (once to check
+    # it, read-only, and once under the folder's lock), never per trial.
     reads = []
     original = RunStorage.stored_trials
 
@@ -230,7 +232,7 @@ def test_summary_and_csv_are_built_without_rereading_the_database(tmp_path, monk
     run(tmp_path, FakeTrainer(), max_evals=3)
     assert reads == []
     tuner.run(config(), tmp_path / "run", resume=True, resume_budget=5, make_train=fake_factory(FakeTrainer()))
-    assert reads == [1]
+    assert reads == [1, 1]
     csv_rows = (tmp_path / "run" / "trials.csv").read_text().strip().splitlines()
     assert len(csv_rows) == 1 + 5
 
@@ -282,15 +284,20 @@ def space_with(**changes):
 def test_impossible_search_space_values_are_refused_before_an_existing_run_is_touched(tmp_path, dimension, message):
     run(tmp_path, FakeTrainer(), max_evals=1)
     folder = tmp_path / "run"
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.lock"}
     space = tmp_path / "space.json"
     space.write_text(space_with(**{dimension["name"]: dimension}))
+    with pytest.raises(tuner.ConfigurationError, match=f"search space: {re.escape(message)}"):
+        tuner.run(config(search_space_path=str(space)), folder, overwrite=True, make_train=fake_factory(FakeTrainer()))
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.lock"} == before
+    if dimension["name"] != "optimizer":
+        return                           # the command line's one line: one case suffices
     result = cli("--overwrite", "--dataset", "digits", "--search-space", str(space), "--log-folder", str(folder),
                  cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: search space: ") and message in lines[0], result.stderr
-    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "run.lock"} == before
 
 
 def test_the_console_numbers_trials_as_the_summary_the_folders_and_the_dashboard_do(tmp_path):

@@ -212,8 +212,6 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
 
     `model_builder`: a user's model function given as a callable (the API); else config.model."""
     config.validate()
-    from sdt.neural import backend
-    backend.import_quietly()        # Keras' start-up chatter would bury a refusal's one error line
     from sdt.data.datasets import load_dataset
     from sdt.space.domain import Domain
     from sdt.core.records import MAX_EXTRA_DENSE_LAYERS
@@ -232,6 +230,8 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
     dataset = load_dataset(config.dataset, seed=config.seed, validation_fraction=config.validation_fraction)
     if space is None:
         space = default_search_space(training_size=len(dataset.y_train))
+    from sdt.neural import backend
+    backend.import_quietly()        # Keras' start-up chatter would bury a refusal's one error line
     from sdt.neural import network as neural_network
     # Every value the space can reach is one a training accepts, checked now rather than when a
     # training first draws it (by then the run folder is written).
