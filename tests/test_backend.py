@@ -205,3 +205,13 @@ def test_tensorboard_callback_is_a_keras_callback_on_its_folder(tmp_path):
     callback = backend.tensorboard_callback(tmp_path / "logs" / "trial_0000")
     assert isinstance(callback, keras.callbacks.Callback)
     assert (tmp_path / "logs" / "trial_0000").is_dir()
+
+
+def test_keras_is_imported_without_its_start_up_chatter_on_stderr():
+    if backend.available_devices():
+        pytest.skip("with a GPU visible the CUDA lines are the user's to see")
+    code = ("from sdt.neural import backend; backend.prepare_environment(); backend.import_quietly(); "
+            "import sys; print('imported', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO_DIR)
+    assert result.returncode == 0
+    assert result.stderr == "imported\n", result.stderr

@@ -69,9 +69,14 @@ _IMPORT_CHATTER = ("All log messages before absl::InitializeLog() is called", "c
                    "cpu_feature_guard.cc", "To enable the following instructions", "rebuild TensorFlow with")
 
 
+# Written when the engine first looks for a GPU and the machine has none: noise on a CPU machine.
+_NO_GPU_CHATTER = ("failed call to cuInit", "cuda_platform.cc")
+
+
 def import_quietly() -> None:
-    """Import Keras and its engine with their C++ start-up chatter kept off stderr, so that a
-    refused input after it is still one `error:` line. Every other line they write is passed on.
+    """Import Keras and its engine, and let the engine look for GPUs, with their C++ start-up
+    chatter kept off stderr, so that a refused input after it is still one `error:` line. Every
+    other line they write is passed on (the CUDA initialisation error too when a GPU is visible).
     Does nothing once Keras is imported."""
     if "keras" in sys.modules:
         return
@@ -83,14 +88,17 @@ def import_quietly() -> None:
         return
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
+        devices = None
         try:
             import keras  # noqa: F401
+            devices = available_devices()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
+            chatter = _IMPORT_CHATTER + (_NO_GPU_CHATTER if devices == [] else ())
             kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not any(chatter in line for chatter in _IMPORT_CHATTER)]
+                    if not any(text in line for text in chatter)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
