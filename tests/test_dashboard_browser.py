@@ -47,7 +47,7 @@ def plot_points(duo, graph_id):
         f"#{graph_id}")
 
 
-def wait_for_plot(duo, graph_id, timeout=20):
+def wait_for_plot(duo, graph_id, timeout=60):
     duo.wait_for_element(f"#{graph_id} .main-svg", timeout=timeout)
     deadline = time.time() + timeout
     while time.time() < deadline and plot_points(duo, graph_id) == 0:
@@ -60,7 +60,7 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
     viewer = NetronViewer()
     try:
         duo.start_server(create_app(real_run, viewer=viewer))
-        duo.wait_for_contains_text("#run-status", "3 trial(s)", timeout=20)
+        duo.wait_for_contains_text("#run-status", "3 trial(s)", timeout=60)
 
         wait_for_plot(duo, "metrics-epochs")
         wait_for_plot(duo, "metrics-best")
@@ -69,7 +69,7 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         open_page(duo, "nav-hyperparams")
         wait_for_plot(duo, "hp-parallel")
         wait_for_plot(duo, "hp-bounds")
-        duo.wait_for_element("#hp-table td", timeout=10)
+        duo.wait_for_element("#hp-table td", timeout=60)
         save_screenshot(duo, "hyperparameters")
 
         open_page(duo, "nav-weights")
@@ -77,7 +77,7 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         save_screenshot(duo, "weights")
 
         open_page(duo, "nav-decisions")
-        duo.wait_for_element(".decision-entry", timeout=10)
+        duo.wait_for_element(".decision-entry", timeout=60)
         text = duo.find_element("#decisions-timeline").text
         from sdt.run.storage import read_records
         records = read_records(real_run)
@@ -90,7 +90,7 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         save_screenshot(duo, "decisions")
 
         open_page(duo, "nav-architecture")
-        duo.wait_for_element("#arch-layers td", timeout=15)
+        duo.wait_for_element("#arch-layers td", timeout=60)
         assert "Conv2D" in duo.find_element("#arch-layers").text
         src = duo.driver.execute_script("return document.querySelector('#arch-netron').src")
         assert src.startswith("http://127.0.0.1:")
