@@ -105,7 +105,10 @@ def test_architecture_summary_reads_the_keras_zip_without_tensorflow(real_run):
     store = data.load_run(real_run)
     options = [o["value"] for o in architecture.model_options(store)]
     assert options == [architecture.BEST, 0, 1, 2]
-    assert architecture.default_model(store) == 2
+    assert architecture.default_model(store) == architecture.BEST          # the best model opens first
+    without_best = {**store, "best_model_path": None}
+    best_trial = min(store["trials"], key=lambda t: t["objective"])["trial_index"]
+    assert architecture.default_model(without_best) == best_trial
     rows = architecture.layer_summary(architecture.model_path_for(store, 2))
     types = [r["type"] for r in rows]
     assert types[0] == "InputLayer" and "Conv2D" in types and types[-1] == "Dense"
@@ -228,3 +231,24 @@ def test_a_database_of_an_older_version_is_reported_not_raised(fake_runs, tmp_pa
     target.close()
     store = data.refresh(folder, None)
     assert store["stale"] and "older version" in store["error"]
+
+
+def test_netron_serves_the_model_selected_last_even_after_another(real_run):
+    """Issue 18, item 1: open trial 2, then trial 0, then trial 2 again: Netron's page must hand the
+    browser trial 2's model, not the last other one it served."""
+    import urllib.request
+    from sdt.dashboard.netron_viewer import NetronViewer
+    store = data.load_run(real_run)
+    paths = {index: architecture.model_path_for(store, index) for index in (0, 2)}
+    assert Path(paths[0]).read_bytes() != Path(paths[2]).read_bytes()
+    viewer = NetronViewer()
+    try:
+        urls = [viewer.url_for(paths[index]) for index in (2, 0, 2)]
+        assert urls[0] != urls[1] and urls[0] == urls[2]              # the iframe reloads on each change
+        assert len({url.split("/?")[0] for url in urls}) == 1         # one origin: one cookie answer
+        page = urllib.request.urlopen(urls[2], timeout=30).read().decode()
+        served = page.split('<meta name="file" content="/data/')[1].split('"')[0]
+        data_url = urls[2].split("/?")[0] + "/data/" + served
+        assert urllib.request.urlopen(data_url, timeout=30).read() == Path(paths[2]).read_bytes()
+    finally:
+        viewer.stop()

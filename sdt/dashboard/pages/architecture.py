@@ -29,9 +29,14 @@ def model_options(store) -> list[dict]:
 
 
 def default_model(store):
+    """The best model when the run has one (best_model.keras), else the best trial with a saved
+    model (lowest objective), else None."""
     options = model_options(store)
-    trial_options = [o for o in options if o["value"] != BEST]
-    return trial_options[-1]["value"] if trial_options else (options[0]["value"] if options else None)
+    values = [o["value"] for o in options]
+    if BEST in values:
+        return BEST
+    saved = [t for t in (store or {}).get("trials", []) if t["trial_index"] in values]
+    return min(saved, key=lambda t: (t["objective"], t["trial_index"]))["trial_index"] if saved else None
 
 
 def model_path_for(store, choice) -> str | None:
