@@ -64,8 +64,26 @@ def test_first_training_is_the_default_configuration_at_the_geometric_middle_lea
 # Probability updates (TuneLearningRate lines 8-15) on scripted outcomes
 # ---------------------------------------------------------------------------------------
 
-def test_probabilities_follow_the_algorithm_on_a_scripted_sequence():
+def test_the_posters_success_rule_compares_with_the_previous_training_and_counts_ties():
     s = strategy(p_eps=0.1, patience=10)
+    assert s.success == "previous"                                        # the default
+    lr0 = s.initial_learning_rate
+    script = [
+        (lr0, 1.0, (THIRD, THIRD, THIRD)),                                # first: the reference, no move
+        (lr0 * 2, 0.9, (THIRD + 0.1, THIRD - 0.05, THIRD - 0.05)),        # increase, better: a success
+        (lr0 * 2, 0.9, (THIRD + 0.05, THIRD + 0.05, THIRD - 0.1)),        # keep, a tie: a success too
+        (lr0, 0.95, (THIRD + 0.1, THIRD + 0.1, THIRD - 0.2)),             # decrease, worse: a failure
+        (lr0 / 2, 0.92, (THIRD + 0.05, THIRD + 0.05, THIRD - 0.1)),       # decrease, better than the previous
+    ]                                                                     # (not the best 0.9): a success
+    for learning_rate, objective, expected in script:
+        s.tell({"learning_rate": learning_rate}, Architecture(), objective)
+        assert_probabilities(s.probabilities, expected)
+    assert [step.improved for step in s.steps] == [None, True, True, False, True]
+    assert s.best_objective == 0.9 and s.steps_without_improvement == 0
+
+
+def test_probabilities_follow_the_algorithm_on_a_scripted_sequence():
+    s = strategy(p_eps=0.1, patience=10, success="best")
     lr0 = s.initial_learning_rate
     # (learning rate told, objective, expected p1 p2 p3 after the update), hand-computed.
     script = [
@@ -83,14 +101,14 @@ def test_probabilities_follow_the_algorithm_on_a_scripted_sequence():
     assert s.best_objective == 0.8 and s.steps_without_improvement == 0
 
 
-def test_improvement_means_beating_the_best_so_far_not_the_previous_training():
-    s = strategy(p_eps=0.1)
-    lr0 = s.initial_learning_rate
-    for learning_rate, objective in ((lr0, 1.0), (lr0 * 2, 2.0), (lr0 * 4, 1.5)):
-        s.tell({"learning_rate": learning_rate}, Architecture(), objective)
-    # 1.5 beats the previous 2.0 but not the best 1.0: a worsening.
-    assert [step.improved for step in s.steps] == [None, False, False]
-    assert s.steps_without_improvement == 2
+def test_with_success_best_a_training_must_beat_the_best_so_far():
+    told = ((1.0, 1.0), (2.0, 2.0), (4.0, 1.5), (4.0, 1.5))
+    for success, expected in (("best", [None, False, False, False]), ("previous", [None, False, True, True])):
+        s = strategy(p_eps=0.1, success=success)
+        for factor, objective in told:
+            s.tell({"learning_rate": s.initial_learning_rate * factor}, Architecture(), objective)
+        # 1.5 beats the previous 2.0 but not the best 1.0; then a tie with the previous 1.5.
+        assert [step.improved for step in s.steps] == expected, success
 
 
 def test_boundary_clips_into_zero_one_then_renormalises():
@@ -159,7 +177,7 @@ def test_the_draw_comes_from_the_rng_handed_to_ask():
 def test_patience_non_improving_steps_finish_the_strategy():
     s = strategy(patience=3)
     lr0 = s.initial_learning_rate
-    outcomes = [1.0, 0.9, 1.2, 1.1, 0.95]             # best 0.9, then three steps without a new best
+    outcomes = [1.0, 0.9, 1.2, 1.3, 1.4]              # a success, then three failures in a row
     for i, objective in enumerate(outcomes):
         assert not s.finished
         s.tell({"learning_rate": lr0}, Architecture(), objective)
@@ -174,7 +192,8 @@ def test_the_budget_finishes_the_strategy():
     assert s.finished
 
 
-@pytest.mark.parametrize("options", [dict(step_factor=1.0), dict(p_eps=0.0), dict(p_eps=1.5), dict(patience=0)])
+@pytest.mark.parametrize("options", [dict(step_factor=1.0), dict(p_eps=0.0), dict(p_eps=1.5), dict(patience=0),
+                                     dict(success="strictly")])
 def test_invalid_options_are_refused(options):
     # A factor of 1 never moves; p_eps outside (0, 1]; a patience of 0 stops before training.
     with pytest.raises(ValueError):
@@ -185,6 +204,7 @@ def test_invalid_options_are_refused(options):
     ("meta_lr_step_factor", 0.5, "--meta-lr-step-factor must be > 1"),
     ("meta_lr_p_eps", 0.0, "--meta-lr-p-eps must be in (0, 1]"),
     ("meta_lr_patience", 0, "--meta-lr-patience must be >= 1"),
+    ("meta_lr_success", "strictly", "--meta-lr-success must be one of previous, best"),
 ])
 def test_run_config_refuses_invalid_meta_lr_options(field, value, message):
     with pytest.raises(ConfigurationError, match=__import__("re").escape(message)):
@@ -193,8 +213,8 @@ def test_run_config_refuses_invalid_meta_lr_options(field, value, message):
 
 def test_registry_builds_it_with_options():
     s = make_strategy("meta-lr", domain(), 4, {"meta_lr_step_factor": 4.0, "meta_lr_p_eps": 0.2,
-                                               "meta_lr_patience": 2}, budget=7)
-    assert (s.step_factor, s.p_eps, s.patience, s.budget) == (4.0, 0.2, 2, 7)
+                                               "meta_lr_patience": 2, "meta_lr_success": "best"}, budget=7)
+    assert (s.step_factor, s.p_eps, s.patience, s.budget, s.success) == (4.0, 0.2, 2, 7, "best")
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,7 +246,7 @@ def scripted_trainer(val_losses):
 
 
 def test_patience_ends_the_run_before_the_budget(tmp_path):
-    trainer = scripted_trainer([1.0, 0.8] + [2.0] * 10)        # best at trial 1, never again
+    trainer = scripted_trainer([1.0, 0.8] + [2.0 + 0.1 * i for i in range(10)])   # worse every time after trial 1
     summary = run(tmp_path / "run", trainer, max_evals=10, meta_lr_patience=3)
     assert len(trainer.calls) == 2 + 3 < 10
     assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3, 4]

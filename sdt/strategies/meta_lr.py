@@ -3,9 +3,10 @@
 The meta-learning poster of Verucchi, Franchini, Spallanzani, Bertogna and Zanni (Algorithms
 AdjustLR and TuneLearningRate): train once at a heuristic learning rate, then repeatedly draw
 a move (increase / keep / decrease) with probabilities p1, p2, p3, train again, and make the
-drawn move more likely when the training improved, less likely when it got worse.
+drawn move more likely when the training succeeded, less likely when it did not.
 
-Choices this implementation makes (the poster leaves them open):
+The success rule is the poster's; the other choices are this implementation's (the poster
+leaves them open):
 
 - Everything but the learning rate is fixed at the *default configuration* of the initial
   search space: the middle of each numeric range (geometric middle for a log-uniform prior,
@@ -18,8 +19,12 @@ Choices this implementation makes (the poster leaves them open):
   magnitude, and an additive step that is sensible at 1e-3 would jump past 1e-4 to a
   negative rate. The result is clipped into the learning_rate bounds of the initial space
   (the range the bo and random baselines search).
-- "Improvement" means the objective beats the best objective so far (strictly lower), as
-  the controller judges its actions; the first training sets the reference and moves nothing.
+- A training is a *success* as the poster counts it: its objective is at least as good as the
+  previous training's (lower or equal: ties count; with --objective val_accuracy the objective
+  is 1 - accuracy, so "accuracy at least the previous one's"). The walk steps from the last
+  learning rate, so the poster judges a move by where it came from. `--meta-lr-success best`
+  keeps the earlier rule: strictly better than the best objective so far. The first training
+  sets the reference and moves nothing.
 - Probability update: the drawn move c gets +p_eps after an improvement and -p_eps after a
   worsening, the two other moves -p_eps/2 / +p_eps/2 each. At the boundary each probability
   is clipped into [0, 1] and the three are divided by their sum, so they stay a
@@ -28,7 +33,7 @@ Choices this implementation makes (the poster leaves them open):
   previous one), never remembered from ask(): a resumed run rebuilds the same state by
   replaying tell() alone. A move the bound blocks completely trained the same learning rate
   again, so it is credited as a keep.
-- The strategy finishes after `patience` steps in a row without improvement, or at the budget.
+- The strategy finishes after `patience` steps in a row without a success, or at the budget.
 """
 
 from __future__ import annotations
@@ -50,7 +55,12 @@ from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension,
 # Defaults (documented in the CLI help and README).
 DEFAULT_STEP_FACTOR = 2.0     # one step doubles or halves the learning rate
 DEFAULT_P_EPS = 0.1           # probability moved per step; 1/3 -> about 3 agreeing steps to double
-DEFAULT_PATIENCE = 5          # steps in a row without improvement before the strategy stops
+DEFAULT_PATIENCE = 5          # steps in a row without a success before the strategy stops
+# What counts as a success: the poster's rule (at least as good as the previous training) or
+# the earlier one (strictly better than the best so far).
+SUCCESS_PREVIOUS, SUCCESS_BEST = "previous", "best"
+SUCCESS_RULES = (SUCCESS_PREVIOUS, SUCCESS_BEST)
+DEFAULT_SUCCESS = SUCCESS_PREVIOUS
 
 INCREASE, KEEP, DECREASE = 0, 1, 2
 MOVES = ("increase", "keep", "decrease")
@@ -116,7 +126,7 @@ class MetaLRStep:
     learning_rate: float
     objective: float
     move: int | None                 # None for the first (heuristic) training
-    improved: bool | None            # None for the first training
+    improved: bool | None            # a success (the success rule's); None for the first training
     probabilities: tuple[float, float, float]   # p1, p2, p3 after this step's update
 
 
@@ -132,18 +142,25 @@ class MetaLearningRateStrategy(Strategy):
                "taken, in (0, 1]",
                lambda value, options: None if 0 < value <= 1 else "must be in (0, 1]"),
         Option("meta_lr_patience", int, DEFAULT_PATIENCE,
-               "meta-lr: stop after this many trainings in a row without a new best", at_least(1)),
+               "meta-lr: stop after this many trainings in a row without a success", at_least(1)),
+        Option("meta_lr_success", str, DEFAULT_SUCCESS,
+               "meta-lr: a training succeeds when its objective is at least as good as the previous "
+               "training's (previous, the poster's rule: ties count) or strictly better than the best so far (best)",
+               lambda value, options: None if value in SUCCESS_RULES else f"must be one of {', '.join(SUCCESS_RULES)}"),
     )
 
     @classmethod
     def build(cls, setup: StrategySetup) -> "MetaLearningRateStrategy":
         options = cls.check_options(setup.options)
         return cls(setup.domain, step_factor=options["meta_lr_step_factor"], p_eps=options["meta_lr_p_eps"],
-                   patience=options["meta_lr_patience"], budget=setup.budget)
+                   patience=options["meta_lr_patience"], budget=setup.budget, success=options["meta_lr_success"])
 
     def __init__(self, domain: Domain, step_factor: float = DEFAULT_STEP_FACTOR,
                  p_eps: float = DEFAULT_P_EPS, patience: int = DEFAULT_PATIENCE,
-                 budget: int | None = None):
+                 budget: int | None = None, success: str = DEFAULT_SUCCESS):
+        if success not in SUCCESS_RULES:
+            raise ValueError(f"success must be one of {SUCCESS_RULES}, got {success!r}")
+        self.success = success
         if not step_factor > 1.0:
             raise ValueError(f"step_factor must be > 1, got {step_factor}")
         if not 0.0 < p_eps <= 1.0:
@@ -205,11 +222,11 @@ class MetaLearningRateStrategy(Strategy):
             self.steps.append(MetaLRStep(learning_rate, float(objective), None, None, self.probabilities))
             return
         move = move_between(self.steps[-1].learning_rate, learning_rate)
-        improved = objective < self.best_objective
-        self.probabilities = updated_probabilities(self.probabilities, move, improved, self.p_eps)
-        if improved:
-            self.best_objective = float(objective)
-            self.steps_without_improvement = 0
+        if self.success == SUCCESS_PREVIOUS:
+            improved = objective <= self.steps[-1].objective          # ties count (the poster's rule)
         else:
-            self.steps_without_improvement += 1
+            improved = objective < self.best_objective
+        self.probabilities = updated_probabilities(self.probabilities, move, improved, self.p_eps)
+        self.best_objective = min(self.best_objective, float(objective))
+        self.steps_without_improvement = 0 if improved else self.steps_without_improvement + 1
         self.steps.append(MetaLRStep(learning_rate, float(objective), move, improved, self.probabilities))
