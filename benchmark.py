@@ -22,7 +22,8 @@ whole measurement, 400 trainings, took about 100 minutes on 2 cores; docs/benchm
 Arms (`--strategies`, comma-separated labels): a strategy's name (`sdt`, `bo`, `random`, `tpe`,
 `random-sdt`, `meta-lr`, `evolution`), or a symbolic strategy with its guidance: `sdt-edit`,
 `sdt-prior`, `random-sdt-edit`, `random-sdt-prior` run `sdt` / `random-sdt` with the run option
-`guidance` set to `edit` / `prior`. The option needs a `sdt.run.loop.RunConfig` with a `guidance`
+`guidance` set to `edit` / `prior`; any of them followed by `@name=value` sets one of the strategy's
+options (`evolution@fitness=mrs+trained`, `meta-lr@meta_lr_success=best`). The option needs a `sdt.run.loop.RunConfig` with a `guidance`
 field; without it such an arm stops the benchmark with an error before anything runs. Default
 arms: sdt-prior, sdt-edit, bo, random, tpe (tpe is skipped when Optuna is not installed).
 
@@ -131,6 +132,8 @@ class Arm:
     label: str
     strategy: str
     guidance: str | None = None
+    # Strategy options the arm sets (`<arm>@name=value`, e.g. `evolution@fitness=mrs+trained`).
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def symbolic(self) -> bool:
@@ -139,7 +142,20 @@ class Arm:
 
 
 def parse_arm(label: str) -> Arm:
-    """The arm a `--strategies` label names: a strategy, or a symbolic strategy + `-edit`/`-prior`."""
+    """The arm a `--strategies` label names: a strategy, or a symbolic strategy + `-edit`/`-prior`,
+    each optionally followed by strategy options `@name=value` (`evolution@fitness=mrs+trained`)."""
+    base_label, *settings = label.split(ARM_OPTION_SEPARATOR)
+    if settings:
+        arm = parse_arm(base_label)
+        declared = {option.name for option in registry.entry(arm.strategy).sampler_class().options}
+        options = []
+        for setting in settings:
+            name, equals, value = setting.partition("=")
+            if not equals or name not in declared:
+                raise ConfigurationError(f"--strategies: arm {label!r}: {setting!r} is not name=value of an option "
+                                         f"of {arm.strategy} ({', '.join(sorted(declared)) or 'it has none'})")
+            options.append((name, value))
+        return Arm(label, arm.strategy, arm.guidance, tuple(options))
     if label in registry.STRATEGIES:
         return Arm(label, label)
     for guidance in GUIDANCE_VALUES:
@@ -150,6 +166,9 @@ def parse_arm(label: str) -> Arm:
     guided = [f"{name}-{guidance}" for name in symbolic for guidance in GUIDANCE_VALUES]
     raise ConfigurationError(f"--strategies: unknown arm {label!r}; expected one of "
                              f"{', '.join([*registry.STRATEGIES, *guided])}")
+
+
+ARM_OPTION_SEPARATOR = "@"
 
 
 def parse_arms(text: str) -> list[Arm]:
@@ -185,6 +204,8 @@ def make_config(arm: Arm, seed: int, max_evals: int, settings: argparse.Namespac
                 f"of sdt's RunConfig does not have; use arm {arm.strategy!r} (its built-in behaviour) "
                 f"or an sdt that has --guidance")
         options["guidance"] = arm.guidance
+    if arm.options:
+        options["strategy_options"] = dict(arm.options)
     return config_class(**options)
 
 
@@ -926,6 +947,84 @@ def overhead_check(dataset_name: str, epochs: int = 2, repetitions: int = 3) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# Evolution's training-free fitness (issue 19): what MRS costs and how it ranks networks
+# --------------------------------------------------------------------------------------------
+
+# Candidates per screening group in the MRS measurement: evolution's default --offspring.
+MRS_GROUP = 4
+
+
+def mrs_check(dataset_name: str, candidates: int, epochs: int, seed: int,
+              train: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Random candidates of evolution's domain, each scored by MRS and then trained `epochs` epochs.
+
+    Reported: the Spearman rank correlation of the MRS log p (and of the random-weight loss) with
+    the trained validation accuracy; the cost of one MRS estimate against one training; and, for
+    consecutive groups of MRS_GROUP candidates, what screening would have trained: the accuracy of
+    the group's MRS pick against the group's mean and best. `train` replaces network.train (tests)."""
+    import tempfile
+    import numpy as np
+    from scipy.stats import spearmanr
+    from sdt.neural import network as neural_network
+    from sdt.run import loop
+    from sdt.strategies.evolution import ArchitectureProblem
+    from sdt.strategies.mrs import fitness_of
+    config = loop.RunConfig(dataset=dataset_name, strategy="evolution", epochs=epochs, seed=seed)
+    with tempfile.TemporaryDirectory() as folder:
+        context = loop.prepare(config, Path(folder) / "run")
+    problem = ArchitectureProblem(context.domain)
+    rng = np.random.default_rng([seed, 19])
+    train = train or neural_network.train
+    rows = []
+    for index in range(candidates):
+        params, architecture = problem.decode(problem.random_genome(rng))
+        fitness = fitness_of(neural_network.random_weight_losses(params, architecture, context.dataset,
+                                                                 seed=seed * 1000 + index))
+        result = train(params, architecture, context.dataset, epochs=epochs, seed=seed * 1000 + index,
+                       tensorboard_dir=None, model_path=None,
+                       early_stopping_patience=config.early_stopping_patience)
+        accuracy = result.val_accuracy if math.isfinite(result.val_accuracy) else 0.0
+        rows.append({"index": index, "log_p": fitness.log_p, "random_loss_mean": fitness.mean,
+                     "random_loss_std": fitness.std, "mrs_seconds": fitness.seconds,
+                     "val_accuracy": accuracy, "training_seconds": result.duration_seconds,
+                     "params": params, "architecture": architecture.to_dict()})
+        print(f"  mrs candidate {index + 1}/{candidates}: log p {fitness.log_p:.3g}, "
+              f"val_accuracy {accuracy:.4f}", flush=True)
+    accuracies = [r["val_accuracy"] for r in rows]
+    groups = [rows[i:i + MRS_GROUP] for i in range(0, len(rows) - MRS_GROUP + 1, MRS_GROUP)]
+    picks = [max(group, key=lambda r: r["log_p"]) for group in groups]
+    return {
+        "dataset": dataset_name, "candidates": candidates, "epochs": epochs, "seed": seed,
+        "spearman_log_p": float(spearmanr([r["log_p"] for r in rows], accuracies)[0]),
+        "spearman_random_loss": float(spearmanr([r["random_loss_mean"] for r in rows], accuracies)[0]),
+        "mrs_seconds_median": statistics.median(r["mrs_seconds"] for r in rows),
+        "training_seconds_median": statistics.median(r["training_seconds"] for r in rows),
+        "groups": len(groups),
+        "pick_accuracy_mean": statistics.mean(r["val_accuracy"] for r in picks) if picks else math.nan,
+        "group_accuracy_mean": statistics.mean(accuracies[:len(groups) * MRS_GROUP]) if groups else math.nan,
+        "picked_the_best": sum(pick is max(group, key=lambda r: r["val_accuracy"])
+                               for pick, group in zip(picks, groups)),
+        "rows": rows,
+    }
+
+
+def mrs_report(result: dict[str, Any]) -> list[str]:
+    """The lines of mrs.md."""
+    ratio = result["mrs_seconds_median"] / max(result["training_seconds_median"], 1e-9) * 100
+    return ["## Evolution's MRS fitness against trained accuracy", "",
+            f"{result['candidates']} random candidates of evolution's domain on {result['dataset']} "
+            f"(seed {result['seed']}), each scored by MRS and trained {result['epochs']} epochs.", "",
+            f"- Spearman rank correlation with the trained validation accuracy: MRS log p "
+            f"{result['spearman_log_p']:+.2f}; mean random-weight loss {result['spearman_random_loss']:+.2f}",
+            f"- cost: one MRS estimate {result['mrs_seconds_median']:.2f} s (median) against one training "
+            f"{result['training_seconds_median']:.1f} s: {ratio:.1f} %",
+            f"- screening {result['groups']} groups of {MRS_GROUP} (what `--fitness mrs+trained` trains): the "
+            f"MRS pick's accuracy {result['pick_accuracy_mean']:.4f} on average against the groups' mean "
+            f"{result['group_accuracy_mean']:.4f}; it picked the group's best {result['picked_the_best']} "
+            f"times of {result['groups']} (chance: 1 in {MRS_GROUP})", ""]
+
+
+# --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 
@@ -976,6 +1075,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="random trainings before a model-based strategy models "
                              f"(default {default['initial_points']})")
     parser.add_argument("--checks", action="store_true", help="also run the memory and overhead checks")
+    parser.add_argument("--mrs", type=int, default=None, metavar="N",
+                        help="instead of the arms: evolution's MRS fitness of N random candidates against their "
+                             "trained accuracy (rank correlation, cost, screening), on --dataset (default digits), "
+                             "the first --seeds, --epochs; written to mrs.md and mrs.json")
     parser.add_argument("--output-dir", default="benchmark_results",
                         help="where results.md, best_so_far.png, trials.csv and every run's folder go; finished "
                              "runs there are reused (default benchmark_results)")
@@ -992,6 +1095,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epoch_budget = preset.get("epoch_budget")
     if args.epoch_budget is not None and args.epoch_budget < 1:
         parser.error(f"--epoch-budget takes a whole number >= 1, got {args.epoch_budget}")
+    if args.mrs is not None:
+        if args.mrs < MRS_GROUP:
+            parser.error(f"--mrs takes a number of candidates >= {MRS_GROUP}, got {args.mrs}")
+        args.dataset = args.dataset or "digits"
     args.dataset = args.dataset or preset["dataset"]
     args.seeds = parse_numbers(args.seeds or preset["seeds"], "--seeds", parser, minimum=0)
     budgets = str(args.max_evals) if args.max_evals is not None else args.budgets or preset["budgets"]
@@ -1085,10 +1192,29 @@ def checks_report(args: argparse.Namespace, output: Path) -> list[str]:
             f"(bar: within 10 %)", ""]
 
 
+def mrs_main(args: argparse.Namespace, argv: list[str] | None, output: Path, train=None) -> int:
+    """`--mrs N`: the MRS measurement alone (mrs.md, mrs.json)."""
+    started = time.time()
+    try:
+        result = mrs_check(args.dataset, args.mrs, args.epochs, args.seeds[0], train=train)
+    except TunerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "mrs.json").write_text(json.dumps(result, indent=2))
+    report = mrs_report(result) + [f"Command: `python3 benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
+                                   f"{minutes(time.time() - started)}.", ""]
+    (output / "mrs.md").write_text("\n".join(report))
+    print("\n".join(report))
+    return 0
+
+
 def main(argv: list[str] | None = None, make_train=None) -> int:
     """The benchmark; `make_train` (sdt.run.loop.run's) replaces the Keras trainer, for tests."""
     args = parse_args(argv)
     output = Path(args.output_dir).resolve()
+    if args.mrs is not None:
+        return mrs_main(args, argv, output)
     (output / "runs").mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:

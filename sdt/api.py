@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from sdt.core.errors import ConfigurationError
-from sdt.core.records import Architecture
+from sdt.core.records import Architecture, Decision
 
 SEARCH_SPACE_FILE = "search_space.json"   # where a space given as a dict or SearchSpace is kept
 DEFAULT_MAX_EVALS = 10                     # tune()'s trial budget when neither it nor an epoch budget is given
@@ -49,16 +49,19 @@ class TrialSummary:
     stop_reason: str | None = None
     stop_explanation: str | None = None
     stop_epoch: int | None = None
+    # Why the strategy proposed it (sdt/core/records.py Decision: strategy, summary, facts).
+    decision: Decision | None = None
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict: the columns of trials.csv (param_<name>, arch_<field>, ';'-joined lists)."""
-        from sdt.run.exports import flat_row
+        from sdt.run.exports import flat_row, proposal_text
         return flat_row({
             "index": self.index, "status": self.status, "objective": self.objective,
             "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "epochs_run": self.epochs_run,
             "duration_seconds": self.duration_seconds, "params": dict(self.params),
             "architecture": self.architecture.to_dict(), "problems": list(self.problems),
-            "actions": list(self.actions), "stop": self.stop_explanation, "error": self.error})
+            "actions": list(self.actions), "stop": self.stop_explanation, "error": self.error,
+            "proposal": proposal_text(self.decision)})
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _trial_summary(record) -> TrialSummary:
         params=dict(record.params), architecture=record.architecture,
         problems=tuple(problems_of(record)), actions=tuple(actions_of(record)),
         error=result.error, model_path=result.model_path, stop_reason=result.stop_reason,
-        stop_explanation=result.stop_explanation, stop_epoch=result.stop_epoch)
+        stop_explanation=result.stop_explanation, stop_epoch=result.stop_epoch, decision=record.decision)
 
 
 def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
@@ -132,7 +135,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          model: str | Callable[..., Any] | None = None,
          max_evals: int | None = None, epochs: int = 10, seed: int = 0,
          log_folder: str | os.PathLike[str] = "log_folder",
-         strategy: str = "sdt", objective: str = "val_loss",
+         strategy: str = "sdt", objective: str | None = None,
          resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
          timeout: float | None = None, **options: Any) -> TuningResult:
     """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
@@ -147,6 +150,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                   if it is not importable under its module:qualname.
     max_evals     the number of trainings (default 10, or with epoch_budget= as many as its
                   epochs); with resume=True, a new total budget (None: the stored one).
+    objective     "val_loss" or "val_accuracy" (maximised); None: the strategy's own (val_accuracy
+                  for meta-lr, as the poster; val_loss for the others).
     verbose       print the command line's per-trial lines on stdout (when no observer is given).
     timeout       seconds of wall time for this call: once a training ends past it, no further
                   training starts (None: no limit; not stored with the run).

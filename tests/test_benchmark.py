@@ -140,3 +140,47 @@ def test_an_epoch_budget_and_a_budget_of_trainings_are_refused_together(capsys):
     assert "not both" in capsys.readouterr().err
     assert benchmark.parse_args(["--issue14"]).epoch_budget == 96
     assert benchmark.parse_args(["--issue14"]).strategies == "sdt-prior,bo"
+
+
+def test_the_mrs_measurement_scores_trains_and_reports_the_screening(tmp_path, capsys):
+    import json
+    import math
+    from scipy.stats import spearmanr
+    from sdt.core.records import TrainingResult
+
+    def fake_train(params, architecture, dataset, **kwargs):
+        # A landscape the report can be checked against: accuracy grows with the dense layer.
+        return TrainingResult("completed", val_loss=1.0, val_accuracy=params["unit_d"] / 1024, duration_seconds=2.0)
+    args = benchmark.parse_args(["--mrs", "8", "--epochs", "1", "--seeds", "3", "--output-dir", str(tmp_path)])
+    assert args.dataset == "digits"
+    assert benchmark.mrs_main(args, [], tmp_path, train=fake_train) == 0
+    result = json.loads((tmp_path / "mrs.json").read_text())
+    rows = result["rows"]
+    assert len(rows) == 8 and result["groups"] == 2 and result["seed"] == 3
+    assert all(math.isfinite(r["log_p"]) and r["mrs_seconds"] > 0 for r in rows)
+    accuracies = [r["val_accuracy"] for r in rows]
+    assert accuracies == [r["params"]["unit_d"] / 1024 for r in rows]
+    assert result["spearman_log_p"] == pytest.approx(spearmanr([r["log_p"] for r in rows], accuracies)[0])
+    picks = [max(rows[i:i + 4], key=lambda r: r["log_p"]) for i in (0, 4)]
+    assert result["pick_accuracy_mean"] == pytest.approx(sum(p["val_accuracy"] for p in picks) / 2)
+    assert result["training_seconds_median"] == 2.0
+    text = (tmp_path / "mrs.md").read_text()
+    assert "Spearman rank correlation" in text and f"{result['spearman_log_p']:+.2f}" in text
+
+
+def test_the_mrs_measurement_needs_a_group_of_candidates(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--mrs", "2"])
+    assert "--mrs takes a number of candidates >= 4" in capsys.readouterr().err
+
+
+def test_an_arm_may_set_strategy_options():
+    arm = benchmark.parse_arm("evolution@fitness=mrs+trained@offspring=3")
+    assert (arm.strategy, arm.options) == ("evolution", (("fitness", "mrs+trained"), ("offspring", "3")))
+    args = benchmark.parse_args(["--dataset", "digits", "--seeds", "0", "--budgets", "4"])
+    config = benchmark.make_config(arm, 0, 4, args)
+    config.validate()
+    assert config.strategy_options == {"fitness": "mrs+trained", "offspring": "3"}
+    for label in ("evolution@fitness", "evolution@colour=red", "bo@fitness=mrs"):
+        with pytest.raises(benchmark.ConfigurationError, match="is not name=value of an option"):
+            benchmark.parse_arm(label)

@@ -143,7 +143,8 @@ def told(strategy, objectives, seed=0):
     """Tell `objectives` for candidates the strategy asked for itself; returns the genomes."""
     genomes = []
     for i, objective in enumerate(objectives):
-        params, architecture = strategy.ask(None, np.random.default_rng([seed, i]))
+        proposal = strategy.ask(None, np.random.default_rng([seed, i]))
+        params, architecture = proposal.params, proposal.architecture
         strategy.tell(params, architecture, objective)
         genomes.append(strategy.problem.encode(params, architecture))
     return genomes
@@ -196,7 +197,8 @@ def test_children_come_from_the_population_after_the_initial_phase():
     # With the whole population in the tournament every child is a mutant of the best: at most
     # one architecture operator away, and most shared hyper-parameters unchanged.
     for i in range(20):
-        params, architecture = strategy.ask(None, np.random.default_rng([9, i]))
+        proposal = strategy.ask(None, np.random.default_rng([9, i]))
+        params, architecture = proposal.params, proposal.architecture
         child = problem.encode(params, architecture)
         assert child != best
         a, b = child.architecture, best.architecture
@@ -298,3 +300,61 @@ def test_switches_a_model_does_not_support_stay_off():
     assert problem.applicable_operators(Architecture()) == []
     for genome in mutants(problem, 200):
         assert genome.architecture == Architecture() and problem.is_valid(genome)
+
+
+# ---------------------------------------------------------------------------------------
+# Mutation: log-scale steps, the rates, the operators recorded (issue 19)
+# ---------------------------------------------------------------------------------------
+
+def test_a_log_uniform_dimension_mutates_by_steps_on_a_log_scale():
+    from sdt.strategies.evolution import MUTATION_SCALE
+    problem = ArchitectureProblem(domain())
+    dimension = problem.space["learning_rate"]                 # log-uniform, [1e-4, 1e-3]
+    low, high = float(dimension.low), float(dimension.high)
+    start = 1.5e-4
+    rng = np.random.default_rng(11)
+    ratios = np.log([problem.mutate_value(dimension, start, rng) / start for _ in range(4000)])
+    sigma = MUTATION_SCALE * np.log(high / low)                # one standard deviation, in log units
+    # Upward, one sigma on the log scale is exceeded by P(z > 1) = 0.159 of the steps (a linear
+    # step of MUTATION_SCALE of the range from 1.5e-4 would exceed it 0.31 of the time).
+    assert abs(np.mean(ratios > sigma) - 0.159) < 0.03
+    # Downward the bound clips: P(z < ln(1e-4 / 1.5e-4) / sigma) = 0.19 land on it (linear: 0.39).
+    assert abs(np.mean(np.isclose(ratios, np.log(low / start))) - 0.19) < 0.03
+
+
+def test_each_hyper_parameter_mutates_with_probability_one_over_their_number():
+    problem = ArchitectureProblem(domain())
+    rng = np.random.default_rng(5)
+    parent = problem.random_genome(rng)
+    names = [n for n in parent.params if not problem.space[n].is_fixed]
+    draws = 6000
+    changed = dict.fromkeys(names, 0)
+    for _ in range(draws):
+        child = problem.mutate_params(parent, rng)
+        for name in names:
+            changed[name] += child.params[name] != parent.params[name]
+    expected = draws / len(names)
+    # Binomial sd is about 0.3 of 10 % of the expectation; an integer step that rounds back to the
+    # same value is a mutation that changed nothing (a few per cent for the narrowest ranges).
+    for name, count in changed.items():
+        assert 0.8 * expected < count < 1.15 * expected, (name, count, expected)
+
+
+def test_about_half_of_the_children_get_an_architecture_operator_and_the_operators_say_what_changed():
+    from sdt.strategies.evolution import ARCHITECTURE_MUTATION_RATE
+    problem = ArchitectureProblem(domain())
+    rng = np.random.default_rng(8)
+    parent = problem.random_genome(rng)
+    architecture_changes = 0
+    draws = 3000
+    for _ in range(draws):
+        child, operators = problem.mutate_with_operators(parent, rng)
+        architectural = [op for op in operators if op in ARCHITECTURE_OPERATORS]
+        assert len(architectural) <= 1
+        architecture_changes += bool(architectural)
+        assert (child.architecture != parent.architecture) == bool(architectural)
+        kept = set(child.params) & set(parent.params)
+        mutated = {op.removeprefix("mutate_") for op in operators if op.startswith("mutate_")}
+        assert mutated & kept == {name for name in kept if child.params[name] != parent.params[name]}
+        assert mutated - kept <= set(child.params) - set(parent.params)     # a new layer's width, mutated too
+    assert abs(architecture_changes / draws - ARCHITECTURE_MUTATION_RATE) < 0.03

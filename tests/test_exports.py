@@ -50,6 +50,10 @@ def test_trials_csv_has_one_row_per_trial_and_agrees_with_summary(tmp_path):
             if column.startswith("param_") and column[len("param_"):] not in trial["params"]:
                 assert row[column] == ""
     assert rows[0]["param_l2_factor"] == "" and rows[1]["param_l2_factor"] != ""
+    # Why the strategy proposed each trial: summary.json has the whole decision, the CSV its words.
+    for row, trial in zip(rows, summary["trials"]):
+        assert row["proposal"] == f"{trial['proposal']['strategy']}: {trial['proposal']['summary']}"
+    assert [t["proposal"]["facts"]["phase"] for t in summary["trials"]] == ["initial", "initial", "model", "model"]
 
 
 def test_trials_csv_is_rewritten_after_every_trial(tmp_path):

@@ -116,7 +116,7 @@ def test_expected_improvement_is_weighted_by_the_prior_and_the_data_overrules_it
         rng = np.random.default_rng(11)
         for params, _ in sample_candidates(SimpleNamespace(space=space, architecture=Architecture()), told, rng):
             optimizer.tell(params, Architecture(), objective(params))
-        return [optimizer.ask(state, np.random.default_rng([told, i]))[0]["learning_rate"] for i in range(6)]
+        return [optimizer.ask(state, np.random.default_rng([told, i])).params["learning_rate"] for i in range(6)]
 
     early, late = proposals(3), proposals(40)
     assert sum(lr <= high for lr in early) >= 5      # (0.1) ** (4/3): the region wins early...

@@ -50,7 +50,8 @@ def assert_probabilities(actual, expected):
 # ---------------------------------------------------------------------------------------
 
 def test_first_training_is_the_default_configuration_at_the_geometric_middle_learning_rate():
-    params, architecture = strategy().ask(None, np.random.default_rng(0))
+    proposal = strategy().ask(None, np.random.default_rng(0))
+    params, architecture = proposal.params, proposal.architecture
     assert architecture == Architecture()
     # Middle of each range (geometric for the log-scale learning rate), first category.
     assert params == {"unit_c1": 40, "dr1_2": pytest.approx(0.151), "unit_c2": 96, "unit_d": 384,
@@ -138,7 +139,8 @@ def test_the_learning_rate_moves_in_the_drawn_direction_by_the_step(u, move, fac
     s = strategy(step_factor=3.0)
     lr0 = s.initial_learning_rate
     s.tell({"learning_rate": lr0}, Architecture(), 1.0)
-    params, _ = s.ask(None, FixedDraw(u))
+    proposal = s.ask(None, FixedDraw(u))
+    params, _ = proposal.params, proposal.architecture
     assert draw_move(s.probabilities, u) == move
     assert params["learning_rate"] == pytest.approx(lr0 * factor)
     assert move_between(lr0, params["learning_rate"]) == move
@@ -150,23 +152,26 @@ def test_the_learning_rate_moves_in_the_drawn_direction_by_the_step(u, move, fac
 def test_the_step_is_clipped_into_the_learning_rate_bounds_and_a_blocked_move_counts_as_keep():
     s = strategy(step_factor=10.0, p_eps=0.1)
     s.tell({"learning_rate": 1e-3}, Architecture(), 1.0)          # at the upper bound
-    up, _ = s.ask(None, FixedDraw(0.0))
+    proposal = s.ask(None, FixedDraw(0.0))
+    up, _ = proposal.params, proposal.architecture
     assert up["learning_rate"] == 1e-3
     s.tell(up, Architecture(), 2.0)                                # blocked increase, worse
     assert s.steps[-1].move == KEEP
     assert_probabilities(s.probabilities, (THIRD + 0.05, THIRD - 0.1, THIRD + 0.05))
-    down, _ = s.ask(None, FixedDraw(0.99))
+    proposal = s.ask(None, FixedDraw(0.99))
+    down, _ = proposal.params, proposal.architecture
     assert down["learning_rate"] == pytest.approx(1e-4)            # 1e-3 / 10, the lower bound
     s.tell(down, Architecture(), 0.5)
-    again, _ = s.ask(None, FixedDraw(0.99))
+    proposal = s.ask(None, FixedDraw(0.99))
+    again, _ = proposal.params, proposal.architecture
     assert again["learning_rate"] == pytest.approx(1e-4)
 
 
 def test_the_draw_comes_from_the_rng_handed_to_ask():
     s = strategy()
     s.tell({"learning_rate": s.initial_learning_rate}, Architecture(), 1.0)
-    first = [s.ask(None, np.random.default_rng([3, i, 0]))[0]["learning_rate"] for i in range(20)]
-    again = [s.ask(None, np.random.default_rng([3, i, 0]))[0]["learning_rate"] for i in range(20)]
+    first = [s.ask(None, np.random.default_rng([3, i, 0])).params["learning_rate"] for i in range(20)]
+    again = [s.ask(None, np.random.default_rng([3, i, 0])).params["learning_rate"] for i in range(20)]
     assert first == again and len(set(first)) == 3       # all three moves occur, reproducibly
 
 
@@ -245,14 +250,42 @@ def scripted_trainer(val_losses):
     return train
 
 
+def scripted_accuracy_trainer(val_accuracies):
+    """Completed trainings whose validation accuracy is val_accuracies[index], at a constant loss."""
+    calls = []
+
+    def train(params, architecture, index):
+        calls.append((dict(params), architecture, index))
+        history = canned_history("healthy")
+        return TrainingResult(status=TrialStatus.COMPLETED, history=history, val_loss=0.5,
+                              val_accuracy=val_accuracies[index], best_epoch=0, epochs_run=len(history["loss"]))
+    train.calls = calls
+    return train
+
+
+def test_the_objective_is_the_posters_validation_accuracy_unless_told_otherwise(tmp_path):
+    assert tuner.RunConfig(strategy="meta-lr").objective == "val_accuracy"
+    assert tuner.RunConfig(strategy="meta-lr", objective="val_loss").objective == "val_loss"
+    assert tuner.RunConfig(strategy="bo").objective == "val_loss"
+    # Accuracy falls after the second training, every time, while the loss stays put: judged by accuracy,
+    # every later training is a failure and patience 2 ends the run after two of them.
+    trainer = scripted_accuracy_trainer([0.5, 0.6] + [0.4 - 0.03 * i for i in range(8)])
+    summary = run(tmp_path / "run", trainer, max_evals=10, meta_lr_patience=2)
+    assert summary["objective"] == "val_accuracy" and len(trainer.calls) == 2 + 2
+    # Judged by the (constant) loss every training ties the previous one: all successes.
+    trainer = scripted_accuracy_trainer([0.5, 0.6] + [0.4 - 0.03 * i for i in range(8)])
+    summary = run(tmp_path / "loss", trainer, max_evals=10, meta_lr_patience=2, objective="val_loss")
+    assert summary["objective"] == "val_loss" and len(trainer.calls) == 10
+
+
 def test_patience_ends_the_run_before_the_budget(tmp_path):
     trainer = scripted_trainer([1.0, 0.8] + [2.0 + 0.1 * i for i in range(10)])   # worse every time after trial 1
-    summary = run(tmp_path / "run", trainer, max_evals=10, meta_lr_patience=3)
+    summary = run(tmp_path / "run", trainer, max_evals=10, meta_lr_patience=3, objective="val_loss")
     assert len(trainer.calls) == 2 + 3 < 10
     assert [t["index"] for t in summary["trials"]] == [0, 1, 2, 3, 4]
     assert summary["best"]["index"] == 1
     # Resuming a finished run trains nothing more.
-    again = tuner.run(config(max_evals=10), tmp_path / "run", resume=True,
+    again = tuner.run(config(max_evals=10, objective="val_loss"), tmp_path / "run", resume=True,
                       make_train=fake_factory(scripted_trainer([9.9] * 10)))
     assert len(again["trials"]) == 5
 

@@ -53,14 +53,14 @@ def test_space_edit_keeps_every_past_trial(domain, space):
     rng = np.random.default_rng(0)
     told = []
     for _ in range(6):
-        params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), rng)[0]
+        params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), rng).params
         optimizer.tell(params, Architecture(), objective(params))
         told.append(params)
     # An action edits the space: learning rate moves down, L2 is switched on with a new dimension.
     edited = space.replace_dimension(space["learning_rate"].with_bounds(1e-5, 1e-4))
     edited = edited.replace_dimension(l2_factor_dimension())
     architecture = Architecture(l2=True, batch_norm=True)
-    proposal = optimizer.ask(SimpleNamespace(space=edited, architecture=architecture), rng)[0]
+    proposal = optimizer.ask(SimpleNamespace(space=edited, architecture=architecture), rng).params
     assert edited.contains(proposal)                  # the candidate honours the edited space
     optimizer.tell(proposal, architecture, objective(proposal))
     # Nothing was dropped: all seven points are in the GP's data, including those outside the new space.
@@ -76,7 +76,7 @@ def test_gp_finds_better_points_than_its_initial_samples(domain, space):
     rng = np.random.default_rng(3)
     values = []
     for _ in range(14):
-        params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), rng)[0]
+        params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), rng).params
         values.append(objective(params))
         optimizer.tell(params, Architecture(), values[-1])
     assert min(values[4:]) < min(values[:4])
@@ -94,7 +94,7 @@ def test_same_seed_same_proposals(domain, space):
         optimizer = ConstrainedGPOptimizer(domain, n_initial_points=2, n_candidates=300)
         out = []
         for i in range(4):
-            params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), np.random.default_rng([7, i]))[0]
+            params = optimizer.ask(SimpleNamespace(space=space, architecture=Architecture()), np.random.default_rng([7, i])).params
             optimizer.tell(params, Architecture(), objective(params))
             out.append(params)
         return out

@@ -56,9 +56,22 @@ def test_options_are_checked_with_the_flag_named():
 
 
 def test_defaults_fill_in_what_is_not_given():
-    strategy = registry.make_strategy("evolution", domain(), 2, {"tournament_size": 3})
+    strategy = registry.make_strategy("meta-lr", domain(), 2, {"meta_lr_patience": 3})
     declared = {option.name: option.default for option in strategy.options}
-    assert (strategy.population_size, strategy.tournament_size) == (declared["population_size"], 3)
+    assert (strategy.step_factor, strategy.patience) == (declared["meta_lr_step_factor"], 3)
+
+
+@pytest.mark.parametrize("budget, population", [(None, 6), (4, 3), (8, 3), (16, 5), (30, 10), (90, 10)])
+def test_evolutions_default_population_leaves_most_of_the_budget_to_evolution(budget, population):
+    strategy = registry.make_strategy("evolution", domain(), 2, {"tournament_size": 3}, budget=budget)
+    assert (strategy.population_size, strategy.tournament_size) == (population, 3)
+    if budget is not None and budget >= 8:
+        assert budget - population >= budget * 2 // 3 - 1     # at least about two thirds are children
+
+
+def test_a_tournament_larger_than_the_derived_population_is_refused_with_a_hint():
+    with pytest.raises(ConfigurationError, match="--tournament-size .*set --population-size"):
+        registry.make_strategy("evolution", domain(), 2, {"tournament_size": 5}, budget=8)
 
 
 def test_unknown_strategy_is_a_configuration_error():
@@ -78,8 +91,8 @@ def test_random_search_samples_the_edited_space():
     narrowed = space.replace_dimension(space["learning_rate"].with_bounds(2e-4, 3e-4))
     strategy = RandomStrategy()
     for index in range(20):
-        params, architecture = strategy.ask(SimpleNamespace(space=narrowed, architecture=Architecture()),
-                                            np.random.default_rng(index))
+        params = strategy.ask(SimpleNamespace(space=narrowed, architecture=Architecture()),
+                              np.random.default_rng(index)).params
         assert 2e-4 <= params["learning_rate"] <= 3e-4
 
 
@@ -89,9 +102,9 @@ def test_random_search_with_the_symbolic_tuning_runs_end_to_end(tmp_path, monkey
     original_ask = RandomStrategy.ask
 
     def recording_ask(self, state, rng):
-        params, architecture = original_ask(self, state, rng)
-        asked.append((state.space, params))
-        return params, architecture
+        proposal = original_ask(self, state, rng)
+        asked.append((state.space, proposal.params))
+        return proposal
 
     monkeypatch.setattr(RandomStrategy, "ask", recording_ask)
     config = tuner.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1, strategy="random-sdt")

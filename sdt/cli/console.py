@@ -55,6 +55,8 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
              f"{result.epochs_run} epochs in {result.duration_seconds:.0f}s{budget} | elapsed "
              f"{format_duration(elapsed)}, ~{format_duration(eta)} left",
              f"    params: {describe_params(record.params)}"]
+    if record.decision is not None:
+        lines.append(f"    proposed by {record.decision.strategy}: {record.decision.summary}")
     if result.status == TrialStatus.PRUNED:
         explanation = (result.stop_explanation or "").removeprefix(f"{result.stop_reason}: ")
         lines.append(f"    pruned after epoch {result.stop_epoch} ({result.stop_reason}): {explanation}")

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     parser.add_argument("--log-folder", default=DEFAULT_LOG_FOLDER,
                         help=f"where the run is written (default ./{DEFAULT_LOG_FOLDER})")
-    parser.add_argument("--objective", default=VAL_LOSS, choices=(VAL_LOSS, VAL_ACCURACY),
-                        help="what the optimiser minimises: val_loss (default) or val_accuracy (maximised)")
+    parser.add_argument("--objective", default=None, choices=(VAL_LOSS, VAL_ACCURACY),
+                        help="what the optimiser minimises: val_loss or val_accuracy (maximised); default "
+                             "val_loss, and val_accuracy for --strategy meta-lr (the poster's)")
     parser.add_argument("--search-space", dest="search_space", metavar="FILE",
                         help="JSON search-space file (default: the paper's space, Listing 3)")
     parser.add_argument("--model", metavar="MODULE:FUNCTION", default=None,
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"early-stopping patience in epochs, 0 = off (default {DEFAULT_EARLY_STOPPING_PATIENCE})")
     for option in all_strategy_options().values():   # declared on the strategies (sdt/strategies/*.py)
         parser.add_argument(option.flag, dest=option.name, type=option.type, default=None,
-                            help=f"{option.help} (default {option.default})")
+                            help=f"{option.help} (default {option.shown_default or option.default})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --log-folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the run in --log-folder and start a new one")

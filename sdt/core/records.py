@@ -199,8 +199,49 @@ class TrainingResult:
         )
 
 
+@dataclass(frozen=True)
+class RandomWeightLosses:
+    """The loss of one untrained network over random draws of its weights (the neural block's
+    `random_weight_losses`), what a training-free fitness (sdt/strategies/mrs.py) is computed from."""
+
+    losses: tuple[float, ...]      # one cross-entropy per weight draw
+    chance_loss: float             # ln K: the loss of a uniform guess over the K classes
+    seconds: float = 0.0           # what the estimate cost
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why a strategy proposed a training, in its own terms; persisted whole with the trial.
+
+    `strategy` names the sampler that decided ("gaussian process", "meta-lr", "evolution"...),
+    `summary` is one sentence for people (the console and the dashboard's Decisions page), and
+    `facts` holds the numbers behind it as JSON values, under names the strategy documents
+    (meta-lr: the move drawn and p1/p2/p3; evolution: parents, tournament and operators).
+    """
+
+    strategy: str
+    summary: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "summary": self.summary, "facts": dict(self.facts)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Decision":
+        return cls(strategy=str(data["strategy"]), summary=str(data["summary"]), facts=dict(data.get("facts") or {}))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a strategy's ask() returns: the next training's hyper-parameters and network, and why."""
+
+    params: dict[str, Any]
+    architecture: Architecture
+    decision: Decision | None = None
+
+
 __all__ = [
-    "Architecture", "ArchitectureFeature", "ARCHITECTURE_FEATURES", "ARCHITECTURE_ACTIONS", "COUNT", "SWITCH",
+    "Architecture", "ArchitectureFeature", "Decision", "Proposal", "RandomWeightLosses", "ARCHITECTURE_FEATURES", "ARCHITECTURE_ACTIONS", "COUNT", "SWITCH",
     "FEATURES_BY_NAME", "TrainingResult", "switches_of_actions",
     "MAX_EXTRA_CONV_BLOCKS", "MAX_EXTRA_DENSE_LAYERS", "L2_FACTOR",
     "extra_conv_width_name", "extra_dense_width_name",

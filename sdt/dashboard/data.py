@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sdt.core.errors import RunStateError
+from sdt.core.vocabulary import TrialStatus
 from sdt.run.live import read_running
 from sdt.run.storage import DATABASE_NAME, RunStorage
 
@@ -106,6 +107,11 @@ def load_run(log_folder: str | Path) -> dict[str, Any]:
                 "changes": [change.to_dict() for change in action.changes]}
                for record in records if record.outcome is not None
                for position, action in enumerate(record.outcome.applied)]
+    candidates = [{"trial_index": record.index, "action": candidate.name, "problem": candidate.problem,
+                   "probability": candidate.probability}
+                  for record in records if record.diagnosis is not None for candidate in record.diagnosis.actions]
+    proposals = [{"trial_index": record.index, **record.decision.to_dict()}
+                 for record in records if record.decision is not None]
     initial_weights = [weight_rows(index, state.rule_weights) for index, state in states if index == -1]
     weights = [row for rows in initial_weights for row in rows] + [
         row for record in records if record.rule_weights is not None
@@ -116,6 +122,7 @@ def load_run(log_folder: str | Path) -> dict[str, Any]:
     return {**base, "status": STATUS_OK if trials else STATUS_EMPTY,
             "config": config, "final": final, "running": running_training(folder, {r.index for r in records}),
             "trials": trials, "epochs": epochs, "diagnoses": diagnoses, "applied_actions": applied,
+            "proposals": proposals, "candidate_actions": candidates,
             "rule_weights": weights, "search_spaces": spaces,
             "best_model_path": str(best_model) if best_model.is_file() else None}
 
@@ -163,6 +170,19 @@ def no_run_message(store: dict[str, Any] | None, log_folder: str | Path | None =
 
 def objective_name(store: dict[str, Any]) -> str:
     return (store.get("config") or {}).get("objective") or "val_loss"
+
+
+def objective_label(store: dict[str, Any]) -> str:
+    """The objective as the pages label it: val_loss, or -val_accuracy (the optimiser minimises both)."""
+    return "-val_accuracy" if objective_name(store) == "val_accuracy" else objective_name(store)
+
+
+def best_trial(store: dict[str, Any]) -> dict[str, Any] | None:
+    """The best trial as the run reports it: the lowest objective among completed and pruned
+    trainings, a completed one before a pruned one on a tie, then the earliest (sdt/run/loop.py)."""
+    scored = [t for t in (store or {}).get("trials", []) if t["status"] in TrialStatus.SCORED]
+    return min(scored, key=lambda t: (t["objective"], t["status"] == TrialStatus.PRUNED, t["trial_index"]),
+               default=None)
 
 
 def latest_trial(store: dict[str, Any]) -> int | None:

@@ -32,6 +32,7 @@ import numpy as np
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.records import (
     L2_FACTOR,
+    RandomWeightLosses,
     MAX_EXTRA_CONV_BLOCKS,
     MAX_EXTRA_DENSE_LAYERS,
     Architecture,
@@ -732,6 +733,71 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
         except Exception as err:  # noqa: BLE001 - one failed training must not stop the run
             logger.exception("training failed")
             return result(TrialStatus.FAILED, error=f"{type(err).__name__}: {err}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training-free estimate: the loss of the untrained network over random weights (MRS)
+# ---------------------------------------------------------------------------------------------
+
+# How many training examples (the first ones, the same for every candidate of a run) the untrained
+# network is evaluated on per weight draw, and how many draws: DLOPT's MRS samples its weights a
+# few tens of times; 10 draws of 256 examples cost about a second on 2 CPU cores for the paper's
+# CNN (docs/benchmarks.md measures it against a training).
+RANDOM_WEIGHT_EXAMPLES = 256
+RANDOM_WEIGHT_SAMPLES = 10
+
+
+def _glorot_limit(shape: tuple[int, ...]) -> float:
+    """Keras' Glorot-uniform limit sqrt(6 / (fan_in + fan_out)) of a kernel of `shape`."""
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    return float(np.sqrt(6.0 / max(fan_in + fan_out, 1)))
+
+
+def random_weight_losses(params: dict, architecture: Architecture, dataset, *, seed: int,
+                         samples: int = RANDOM_WEIGHT_SAMPLES, examples: int = RANDOM_WEIGHT_EXAMPLES,
+                         model_builder=None) -> RandomWeightLosses:
+    """The cross-entropy of the untrained network of (params, architecture) on the first
+    `examples` training examples, once for each of `samples` random draws of its weights.
+
+    Every kernel (a weight of two or more dimensions) is drawn from Keras' default initialiser,
+    Glorot uniform, from a generator seeded with `seed`; biases and batch-normalisation weights
+    keep their initial values, and the network runs in inference mode (no dropout, no
+    augmentation). This is what DLOPT's MRS samples, for a classifier: the distribution of the
+    error of random weights, from which sdt/strategies/mrs.py scores a candidate before any
+    training. Raises ConfigurationError for malformed params, like `train`.
+    """
+    input_shape = _check_input_shape(dataset.input_shape)
+    _check_architecture(architecture, input_shape)
+    num_classes = int(dataset.num_classes)
+    network_values = _network_params(params, architecture) if model_builder is None else None
+    x_train, y_train = _split(dataset, "train")
+    x, y = x_train[:examples], y_train[:examples]
+    rng = np.random.default_rng(int(seed))
+    started = time.perf_counter()
+    losses = []
+    with backend.training_scope():
+        backend.clear_session()
+        if model_builder is None:
+            model = _build(network_values, architecture, input_shape, num_classes,
+                           bool(getattr(dataset, "allows_horizontal_flip", False)))
+        else:
+            model = _build_user_model(model_builder, params, architecture, input_shape, num_classes)
+        kernels = [w for w in model.trainable_weights if len(w.shape) >= 2]
+        for _ in range(int(samples)):
+            for weight in kernels:
+                shape = tuple(int(d) for d in weight.shape)
+                limit = _glorot_limit(shape)
+                weight.assign(rng.uniform(-limit, limit, size=shape).astype(np.float32))
+            probabilities = np.asarray(model(x, training=False), dtype=np.float64)
+            if not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3):    # a user's model giving logits
+                shifted = np.exp(probabilities - probabilities.max(axis=1, keepdims=True))
+                probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+            picked = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
+            losses.append(float(-np.mean(np.log(picked))))
+        backend.clear_session()
+    return RandomWeightLosses(losses=tuple(losses), chance_loss=float(np.log(num_classes)),
+                              seconds=time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sdt.core.records import Architecture, TrainingResult
+from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
     EDIT, PRIOR, Preference, available_union, check_guidance, preference_of_changes, within,
@@ -150,6 +150,7 @@ class TrialRecord:
     new_observations: tuple[Observation, ...] = ()
     symbolic_seconds: float = 0.0
     point: tuple[Any, ...] = field(default_factory=tuple)   # filled by the caller (optimiser coordinates)
+    decision: Decision | None = None             # why the strategy proposed this training (filled by the caller)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +167,7 @@ class TrialRecord:
             "new_observations": [o.to_dict() for o in self.new_observations],
             "symbolic_seconds": self.symbolic_seconds,
             "point": list(self.point),
+            "decision": None if self.decision is None else self.decision.to_dict(),
         }
 
     @classmethod
@@ -185,6 +187,7 @@ class TrialRecord:
             new_observations=tuple(Observation.from_dict(o) for o in data.get("new_observations", ())),
             symbolic_seconds=float(data.get("symbolic_seconds", 0.0)),
             point=tuple(data.get("point", ())),
+            decision=None if data.get("decision") is None else Decision.from_dict(data["decision"]),
         )
 
 

@@ -38,7 +38,7 @@ from sdt.neural import backend
 TRIALS_CSV_NAME = "trials.csv"
 FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds")
 ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Architecture))
-TRAILING_COLUMNS = ("problems", "actions", "stop", "error")
+TRAILING_COLUMNS = ("proposal", "problems", "actions", "stop", "error")
 PARAM_PREFIX = "param_"
 ARCHITECTURE_PREFIX = "arch_"
 LIST_SEPARATOR = ";"
@@ -59,13 +59,14 @@ def _plain(value: Any) -> Any:
 
 def flat_row(trial: dict[str, Any]) -> dict[str, Any]:
     """One trial as a flat dict; `trial` has the keys of FIXED_COLUMNS plus params,
-    architecture, problems, actions and (optionally) stop and error."""
+    architecture, problems, actions and (optionally) proposal, stop and error."""
     row = {column: _plain(trial.get(column)) for column in FIXED_COLUMNS}
     for name, value in trial["params"].items():
         row[PARAM_PREFIX + name] = _plain(value)
     architecture = Architecture.from_dict(trial.get("architecture") or {}).to_dict()
     for name in ARCHITECTURE_FIELDS:
         row[ARCHITECTURE_PREFIX + name] = architecture[name]
+    row["proposal"] = trial.get("proposal")
     row["problems"] = LIST_SEPARATOR.join(trial.get("problems") or [])
     row["actions"] = LIST_SEPARATOR.join(trial.get("actions") or [])
     row["stop"] = trial.get("stop")
@@ -94,6 +95,11 @@ def actions_of(record: TrialRecord) -> list[str]:
     return list(record.outcome.applied_actions) if record.outcome is not None else []
 
 
+def proposal_text(decision) -> str | None:
+    """A trial's Decision in one cell: `<strategy>: <summary>` (None when it has none)."""
+    return None if decision is None else f"{decision.strategy}: {decision.summary}"
+
+
 def record_fields(record: TrialRecord) -> dict[str, Any]:
     """One trial record as the dict flat_row reads (index, metrics, params, problems, ...)."""
     result = record.result
@@ -102,6 +108,7 @@ def record_fields(record: TrialRecord) -> dict[str, Any]:
             "epochs_run": result.epochs_run, "duration_seconds": result.duration_seconds,
             "params": dict(record.params), "architecture": record.architecture.to_dict(),
             "problems": problems_of(record), "actions": actions_of(record), "stop": result.stop_explanation,
+            "proposal": proposal_text(record.decision),
             "error": result.error, "model_path": result.model_path}
 
 

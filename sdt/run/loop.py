@@ -64,7 +64,9 @@ class RunConfig:
     max_evals: int = DEFAULT_MAX_EVALS
     epochs: int = DEFAULT_EPOCHS
     seed: int = 0
-    objective: str = VAL_LOSS
+    # val_loss or val_accuracy; None (the default) is resolved on construction to the strategy's own
+    # (`Strategy.default_objective`: val_accuracy for meta-lr, as the poster, val_loss otherwise).
+    objective: str | None = None
     strategy: str = "sdt"
     search_space_path: str | None = None
     diagnosis_path: str | None = None
@@ -84,6 +86,10 @@ class RunConfig:
     prune: bool | None = None
     # End the run once the trainings have trained this many epochs in all (None: no such limit).
     epoch_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective is None and self.strategy in strategies.STRATEGIES:
+            object.__setattr__(self, "objective", strategies.default_objective(self.strategy))
 
     @property
     def pruning(self) -> bool:
@@ -106,6 +112,7 @@ class RunConfig:
             raise ConfigurationError(f"--epochs must be >= 1, got {self.epochs}")
         if self.seed < 0:
             raise ConfigurationError(f"--seed must be >= 0, got {self.seed}")
+        strategies.entry(self.strategy)        # an unknown strategy is named before the objective it decides
         if self.objective not in (VAL_LOSS, VAL_ACCURACY):
             raise ConfigurationError(f"--objective must be {VAL_LOSS} or {VAL_ACCURACY}, got {self.objective!r}")
         strategies.check_options(self.strategy, self.strategy_options)   # the strategy's name too
@@ -339,8 +346,15 @@ def make_trainer(context: RunContext, verbose: int):
 
 def make_strategy(context: RunContext):
     config = context.config
+
+    def random_weight_losses(params, architecture, seed: int):
+        """The neural block's training-free estimate on this run's data and model (evolution's MRS)."""
+        from sdt.neural import network as neural_network
+        return neural_network.random_weight_losses(params, architecture, context.dataset, seed=seed,
+                                                   model_builder=context.model_builder)
     return strategies.make_strategy(config.strategy, context.domain, config.initial_points, config.strategy_options,
-                                    budget=config.max_evals, unsupported_actions=context.unsupported_actions)
+                                    budget=config.max_evals, unsupported_actions=context.unsupported_actions,
+                                    random_weight_losses=random_weight_losses)
 
 
 def summary_trial(record) -> dict[str, Any]:
@@ -353,7 +367,8 @@ def summary_trial(record) -> dict[str, Any]:
             "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
             "objective": record.objective, "status": result.status, "epochs_run": result.epochs_run,
             "training_seconds": result.duration_seconds, "symbolic_seconds": record.symbolic_seconds,
-            "stop": stop, "problems": exports.problems_of(record), "actions": exports.actions_of(record)}
+            "stop": stop, "problems": exports.problems_of(record), "actions": exports.actions_of(record),
+            "proposal": None if record.decision is None else record.decision.to_dict()}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -458,7 +473,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             storage = RunStorage.open(log_folder)
             records = storage.records()           # read once; each new trial is appended below
             for record in records:
-                strategy.tell(record.params, record.architecture, record.objective)
+                strategy.tell(record.params, record.architecture, record.objective, record.decision)
             _, state = storage.last_state()
             start = len(records)
         else:
@@ -490,11 +505,13 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                 if strategy.finished:
                     observer.on_strategy_stopped(config.strategy, index)
                     break
-                params, architecture = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
+                proposal = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
                 record, state = controller.run_iteration(
-                    index, params, state, np.random.default_rng([config.seed, index, 1]), architecture=architecture)
-                record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)))
-                strategy.tell(record.params, record.architecture, record.objective)
+                    index, proposal.params, state, np.random.default_rng([config.seed, index, 1]),
+                    architecture=proposal.architecture)
+                record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)),
+                                 decision=proposal.decision)
+                strategy.tell(record.params, record.architecture, record.objective, record.decision)
                 storage.commit_trial(record, state)
                 live.clear()
                 records.append(record)
@@ -524,6 +541,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             storage.close()
     finally:
         lock.release()
+
 
 
 def finish(records, storage, context: RunContext, observer) -> dict[str, Any] | None:

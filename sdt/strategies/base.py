@@ -3,8 +3,9 @@
 A strategy decides what to try next (KerasTuner's "oracle"); the run's loop trains what it
 proposes and tells it the outcome. The loop speaks to every strategy the same way:
 
-    params, architecture = strategy.ask(state, rng)     # state: the run's current space and network
-    strategy.tell(params, architecture, objective)      # objective: finite, lower is better
+    proposal = strategy.ask(state, rng)       # state: the run's current space and network
+    # proposal.params, proposal.architecture: what to train; proposal.decision: why (stored)
+    strategy.tell(params, architecture, objective, decision)   # objective: finite, lower is better
     strategy.finished                                   # True: the strategy has nothing left to try
 
 `state` carries `space` (the current, possibly edited, search space) and `architecture`. A
@@ -26,6 +27,8 @@ from typing import Any, Callable, ClassVar, Mapping
 import numpy as np
 
 from sdt.core.errors import ConfigurationError
+from sdt.core.records import Decision, Proposal
+from sdt.core.vocabulary import VAL_LOSS
 from sdt.space.domain import Domain
 
 
@@ -40,6 +43,7 @@ class Option:
     default: Any
     help: str
     check: Callable[[Any, Mapping[str, Any]], str | None] = lambda value, options: None
+    shown_default: str | None = None      # the help's words for a default that is derived (None: `default`)
 
     @property
     def flag(self) -> str:
@@ -55,6 +59,10 @@ class StrategySetup:
     budget: int | None = None                       # the run's number of trainings
     unsupported_actions: frozenset[str] = frozenset()   # architecture actions a user's model cannot take
     options: Mapping[str, Any] = field(default_factory=dict)   # the strategy's declared options
+    # (params, architecture, seed) -> the untrained network's loss over random draws of its weights
+    # (the neural block's random_weight_losses, bound to the run's data); None where the run has
+    # no such estimate. Only a training-free fitness calls it (evolution's --fitness mrs).
+    random_weight_losses: Callable[[dict[str, Any], Any, int], Any] | None = None
 
 
 class Strategy(ABC):
@@ -64,6 +72,8 @@ class Strategy(ABC):
     options: ClassVar[tuple[Option, ...]] = ()
     follows_edited_space: ClassVar[bool] = False    # samples from state.space: the symbolic edits steer it
     searches_architecture: ClassVar[bool] = False   # proposes its own architecture (needs the full domain)
+    # The run's objective when none is given (`RunConfig.objective` None): what the method optimises.
+    default_objective: ClassVar[str] = VAL_LOSS
 
     finished: bool = False
 
@@ -73,12 +83,15 @@ class Strategy(ABC):
         """A new strategy for one run."""
 
     @abstractmethod
-    def ask(self, state: Any, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
-        """The hyper-parameters and architecture of the next training."""
+    def ask(self, state: Any, rng: np.random.Generator) -> Proposal:
+        """The hyper-parameters and architecture of the next training, and the decision behind
+        them (sdt/core/records.py: Proposal, Decision), which the run stores with the trial."""
 
     @abstractmethod
-    def tell(self, params: dict[str, Any], architecture: Any, objective: float) -> None:
-        """The objective (finite, lower is better) of a finished training, in the order trained."""
+    def tell(self, params: dict[str, Any], architecture: Any, objective: float,
+             decision: Decision | None = None) -> None:
+        """The objective (finite, lower is better) of a finished training, in the order trained,
+        with the decision its ask() returned (also when a resumed run replays its stored trials)."""
 
     @classmethod
     def option_values(cls, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -106,6 +119,8 @@ class Strategy(ABC):
 
 
 def _converted(option: Option, value: Any) -> Any:
+    if value is None and option.default is None:       # an option whose default is derived, left unset
+        return None
     try:
         if option.type is int and isinstance(value, float) and not value.is_integer():
             raise ValueError

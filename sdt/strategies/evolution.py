@@ -48,19 +48,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from sdt.core.errors import ConfigurationError
 from sdt.space.domain import Domain, sample_params
 from sdt.strategies.base import Option, Strategy, StrategySetup, at_least
+from sdt.strategies.mrs import MRSFitness, fitness_of
 from sdt.core.records import (
-    ARCHITECTURE_FEATURES, COUNT, SWITCH, Architecture, ArchitectureFeature, switches_of_actions,
+    ARCHITECTURE_FEATURES, COUNT, SWITCH, Architecture, ArchitectureFeature, Decision, Proposal,
+    RandomWeightLosses, switches_of_actions,
 )
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
+# The name its decisions carry (sdt/core/records.py Decision).
+DECIDER = "evolution"
+# Population without a budget; with one, a third of it within these bounds (default_population_size).
 DEFAULT_POPULATION_SIZE = 6
+MIN_DEFAULT_POPULATION, MAX_DEFAULT_POPULATION = 3, 10
 DEFAULT_TOURNAMENT_SIZE = 2
+# What ranks candidates (--fitness): the trained objective; DLOPT's training-free MRS fitness alone;
+# MRS to screen each training's candidates and the trained objective to select parents.
+FITNESS_TRAINED, FITNESS_MRS, FITNESS_SCREENED = "trained", "mrs", "mrs+trained"
+FITNESSES = (FITNESS_TRAINED, FITNESS_MRS, FITNESS_SCREENED)
+DEFAULT_FITNESS = FITNESS_TRAINED
+# Candidates drawn and scored by MRS per training (with an MRS fitness).
+DEFAULT_OFFSPRING = 4
 # Standard deviation of a numeric mutation, as a fraction of the dimension's (log-)range.
 MUTATION_SCALE = 0.2
 # Probability that a child also gets one architecture mutation.
@@ -231,17 +245,28 @@ class ArchitectureProblem:
 
     def mutate(self, genome: Genome, rng: np.random.Generator) -> Genome:
         """A child of `genome` (see the module docstring for the operators and their rates)."""
+        return self.mutate_with_operators(genome, rng)[0]
+
+    def mutate_with_operators(self, genome: Genome, rng: np.random.Generator) -> tuple[Genome, tuple[str, ...]]:
+        """A child of `genome` and what made it: the architecture operator applied, if any (a name
+        of ARCHITECTURE_OPERATORS), then `mutate_<name>` for each hyper-parameter whose value changed."""
         child = genome
+        operators: list[str] = []
         if rng.random() < ARCHITECTURE_MUTATION_RATE:
-            operators = self.applicable_operators(child.architecture)
-            if operators:      # none when the model's network is fixed
-                child = self.mutate_architecture(child, operators[int(rng.integers(0, len(operators)))], rng)
+            applicable = self.applicable_operators(child.architecture)
+            if applicable:      # none when the model's network is fixed
+                operator = applicable[int(rng.integers(0, len(applicable)))]
+                child = self.mutate_architecture(child, operator, rng)
+                operators.append(operator)
+        before = child
         child = self.mutate_params(child, rng)
         for _ in range(_COPY_RETRIES):
             if child != genome:
                 break
             child = self.mutate_params(child, rng, force=True)
-        return child
+        operators.extend(f"mutate_{name}" for name in child.params
+                         if name in before.params and child.params[name] != before.params[name])
+        return child, tuple(operators)
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,11 +275,45 @@ class ArchitectureProblem:
 
 @dataclass(frozen=True)
 class Member:
-    """A trained candidate in the population; `index` is its position among the told trainings."""
+    """A trained candidate in the population; `index` is its position among the told trainings.
+
+    `fitness` is what selection compares (lower is better): the trained objective, or with
+    `--fitness mrs` minus the MRS log p."""
 
     genome: Genome
     objective: float
     index: int
+    fitness: float = math.nan
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.fitness):
+            object.__setattr__(self, "fitness", self.objective)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposal before it is trained: its genome and where it came from."""
+
+    genome: Genome
+    parent: int | None = None               # the tournament winner's trial index; None for a random one
+    tournament: tuple[int, ...] = ()        # the trial indices of the members drawn
+    operators: tuple[str, ...] = ()         # what turned the parent into the child
+    mrs: MRSFitness | None = None           # its training-free fitness, when screened
+
+
+def default_population_size(budget: int | None) -> int:
+    """A third of the budget, between MIN_DEFAULT_POPULATION and MAX_DEFAULT_POPULATION, so
+    evolution has about two thirds of the trainings (DEFAULT_POPULATION_SIZE without a budget)."""
+    if budget is None:
+        return DEFAULT_POPULATION_SIZE
+    return min(max(round(budget / 3), MIN_DEFAULT_POPULATION), MAX_DEFAULT_POPULATION)
+
+
+def _check_tournament(value, options) -> str | None:
+    population = options["population_size"]
+    if population is None:          # derived from the budget when the strategy is built
+        return None if value >= 1 else "must be >= 1"
+    return None if 1 <= value <= population else f"must be in [1, --population-size ({population})]"
 
 
 class EvolutionStrategy(Strategy):
@@ -262,32 +321,61 @@ class EvolutionStrategy(Strategy):
 
     searches_architecture = True
     options = (
-        Option("population_size", int, DEFAULT_POPULATION_SIZE,
-               "evolution: candidates kept; the first this many trainings are random", at_least(2)),
+        Option("population_size", int, None,
+               "evolution: candidates kept; the first this many trainings are random",
+               lambda value, options: None if value is None or value >= 2 else "must be >= 2",
+               shown_default=f"a third of the budget, between {MIN_DEFAULT_POPULATION} and {MAX_DEFAULT_POPULATION}"),
         Option("tournament_size", int, DEFAULT_TOURNAMENT_SIZE,
-               "evolution: members drawn per tournament, the best becomes the parent",
-               lambda value, options: (None if 1 <= value <= options["population_size"]
-                                       else f"must be in [1, --population-size ({options['population_size']})]")),
+               "evolution: members drawn per tournament, the best becomes the parent", _check_tournament),
+        Option("fitness", str, DEFAULT_FITNESS,
+               "evolution: what ranks candidates: trained (the trained objective), mrs (DLOPT's training-free "
+               "MRS fitness alone) or mrs+trained (MRS screens each training's candidates, the trained "
+               "objective selects parents)",
+               lambda value, options: None if value in FITNESSES else f"must be one of {', '.join(FITNESSES)}"),
+        Option("offspring", int, DEFAULT_OFFSPRING,
+               "evolution, with --fitness mrs or mrs+trained: candidates drawn and scored by MRS for each "
+               "training; the one with the best MRS fitness is trained", at_least(1)),
     )
 
     @classmethod
     def build(cls, setup: StrategySetup) -> "EvolutionStrategy":
         options = cls.check_options(setup.options)
+        population = options["population_size"]
+        if population is None:
+            population = default_population_size(setup.budget)
+            if options["tournament_size"] > population:
+                raise ConfigurationError(f"--tournament-size must be in [1, the population ({population}, a third "
+                                         f"of the budget)], got {options['tournament_size']}; set --population-size")
+        if options["fitness"] != FITNESS_TRAINED and setup.random_weight_losses is None:
+            raise ConfigurationError(f"--fitness {options['fitness']} needs the built-in trainer's random-weight "
+                                     f"losses, which this run does not provide")
         problem = ArchitectureProblem(setup.domain, switches_of_actions(setup.unsupported_actions))
-        return cls(problem, population_size=options["population_size"],
-                   tournament_size=options["tournament_size"], budget=setup.budget)
+        return cls(problem, population_size=population, tournament_size=options["tournament_size"],
+                   budget=setup.budget, fitness=options["fitness"], offspring=options["offspring"],
+                   random_weight_losses=setup.random_weight_losses)
 
     def __init__(self, problem: ArchitectureProblem, population_size: int = DEFAULT_POPULATION_SIZE,
-                 tournament_size: int = DEFAULT_TOURNAMENT_SIZE, budget: int | None = None):
+                 tournament_size: int = DEFAULT_TOURNAMENT_SIZE, budget: int | None = None,
+                 fitness: str = DEFAULT_FITNESS, offspring: int = DEFAULT_OFFSPRING,
+                 random_weight_losses: Callable[[dict[str, Any], Architecture, int], RandomWeightLosses] | None = None):
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if not 1 <= tournament_size <= population_size:
             raise ValueError(f"tournament_size must be in [1, population_size={population_size}], "
                              f"got {tournament_size}")
+        if fitness not in FITNESSES:
+            raise ValueError(f"fitness must be one of {FITNESSES}, got {fitness!r}")
+        if offspring < 1:
+            raise ValueError(f"offspring must be >= 1, got {offspring}")
+        if fitness != FITNESS_TRAINED and random_weight_losses is None:
+            raise ValueError(f"fitness {fitness!r} needs random_weight_losses")
         self.problem = problem
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.budget = budget
+        self.fitness = fitness
+        self.offspring = offspring
+        self.random_weight_losses = random_weight_losses
         self.population: list[Member] = []
         self.told = 0
 
@@ -297,30 +385,87 @@ class EvolutionStrategy(Strategy):
 
     @property
     def best(self) -> Member | None:
-        return min(self.population, key=lambda m: (m.objective, m.index), default=None)
+        return min(self.population, key=lambda m: (m.fitness, m.index), default=None)
 
     def tournament(self, rng: np.random.Generator) -> Member:
         """The best of `tournament_size` members drawn without replacement."""
-        drawn = rng.choice(len(self.population), size=self.tournament_size, replace=False)
-        return min((self.population[int(i)] for i in drawn), key=lambda m: (m.objective, m.index))
+        return self.tournament_draw(rng)[0]
+
+    def tournament_draw(self, rng: np.random.Generator) -> tuple[Member, tuple[Member, ...]]:
+        """The tournament's winner and the members drawn."""
+        drawn = tuple(self.population[int(i)]
+                      for i in rng.choice(len(self.population), size=self.tournament_size, replace=False))
+        return min(drawn, key=lambda m: (m.fitness, m.index)), drawn
+
+    def candidate(self, rng: np.random.Generator) -> Candidate:
+        """One unscored candidate: random during the initial phase, then a tournament winner's child."""
+        if self.told < self.population_size:
+            return Candidate(self.problem.random_genome(rng))
+        winner, drawn = self.tournament_draw(rng)
+        child, operators = self.problem.mutate_with_operators(winner.genome, rng)
+        return Candidate(child, winner.index, tuple(m.index for m in drawn), operators)
 
     def next_genome(self, rng: np.random.Generator) -> Genome:
-        if self.told < self.population_size:
-            return self.problem.random_genome(rng)
-        return self.problem.mutate(self.tournament(rng).genome, rng)
+        return self.next_candidate(rng)[0].genome
 
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
-        return self.problem.decode(self.next_genome(rng))
+    def mrs(self, genome: Genome, seed: int) -> MRSFitness:
+        """The MRS fitness of `genome`, its random weights drawn from `seed`."""
+        params, architecture = self.problem.decode(genome)
+        return fitness_of(self.random_weight_losses(params, architecture, seed))
 
-    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float) -> None:
+    def next_candidate(self, rng: np.random.Generator) -> tuple[Candidate, tuple[Candidate, ...]]:
+        """The candidate to train and every candidate drawn for it (one, or `offspring` scored by MRS)."""
+        if self.fitness == FITNESS_TRAINED:
+            chosen = self.candidate(rng)
+            return chosen, (chosen,)
+        drawn = [self.candidate(rng) for _ in range(self.offspring)]
+        scored = tuple(replace(c, mrs=self.mrs(c.genome, int(rng.integers(0, 2**31 - 1)))) for c in drawn)
+        best = max(range(len(scored)), key=lambda i: (scored[i].mrs.log_p, -i))
+        return scored[best], scored
+
+    def ask(self, state, rng: np.random.Generator) -> Proposal:
+        """The next candidate and its decision. Facts: `phase` ("random" or "child"), `parent` (the
+        tournament winner's trial index), `tournament` (the trial indices drawn), `operators` (what
+        made the child: an architecture operator, then `mutate_<name>` per changed hyper-parameter),
+        `fitness`; with MRS, `mrs` (the chosen one's log_p, mean, std, threshold, samples, seconds)
+        and `screened_log_p` (every drawn candidate's, in draw order)."""
+        chosen, drawn = self.next_candidate(rng)
+        params, architecture = self.problem.decode(chosen.genome)
+        phase = "random" if chosen.parent is None else "child"
+        facts: dict[str, Any] = {"phase": phase, "parent": chosen.parent, "tournament": list(chosen.tournament),
+                                 "operators": list(chosen.operators), "fitness": self.fitness}
+        if phase == "random":
+            summary = f"random member {self.told + 1} of the initial population of {self.population_size}"
+        else:
+            summary = (f"child of trial {chosen.parent} (winner of a tournament of trials "
+                       f"{', '.join(map(str, chosen.tournament))}) by {', '.join(chosen.operators) or 'no change'}")
+        if chosen.mrs is not None:
+            facts["mrs"] = chosen.mrs.to_dict()
+            facts["screened_log_p"] = [c.mrs.log_p for c in drawn]
+            summary += (f"; best MRS fitness of {len(drawn)} candidates (log p {chosen.mrs.log_p:.3g}, "
+                        f"random-weight loss {chosen.mrs.mean:.3f} ± {chosen.mrs.std:.3f})")
+        return Proposal(params, architecture, Decision(DECIDER, summary, facts))
+
+    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float,
+             decision: Decision | None = None) -> None:
+        """With `--fitness mrs` the member's fitness is minus the MRS log p its decision recorded
+        (estimated again when the decision lacks it); otherwise the trained objective."""
         if not math.isfinite(objective):
             raise ValueError(f"objective must be finite, got {objective}")
-        member = Member(self.problem.encode(params, architecture), float(objective), self.told)
+        genome = self.problem.encode(params, architecture)
+        fitness = float(objective)
+        if self.fitness == FITNESS_MRS:
+            recorded = (decision.facts.get("mrs") or {}) if decision is not None else {}
+            log_p = recorded.get("log_p")
+            if log_p is None:
+                log_p = self.mrs(genome, self.told).log_p
+            fitness = -float(log_p)
+        member = Member(genome, float(objective), self.told, fitness)
         self.told += 1
         if len(self.population) < self.population_size:
             self.population.append(member)
             return
         worst = max(range(len(self.population)),
-                    key=lambda i: (self.population[i].objective, self.population[i].index))
-        if member.objective <= self.population[worst].objective:
+                    key=lambda i: (self.population[i].fitness, self.population[i].index))
+        if member.fitness <= self.population[worst].fitness:
             self.population[worst] = member

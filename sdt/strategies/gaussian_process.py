@@ -27,12 +27,14 @@ from skopt.acquisition import gaussian_ei
 from skopt.space import Categorical, Integer, Real, Space
 from skopt.utils import cook_estimator
 
-from sdt.core.records import Architecture
+from sdt.core.records import Architecture, Decision, Proposal
 from sdt.space.domain import Domain
 from sdt.space.preference import candidate_weights, draw_from_prior, sample_candidates
 from sdt.space.search_space import CATEGORICAL, INTEGER, Dimension, SearchSpace
 from sdt.strategies.base import Strategy, StrategySetup
 
+# The name its decisions carry (sdt/core/records.py Decision).
+DECIDER = "gaussian process"
 # Candidates sampled from the current space per proposal; EI is evaluated on all of them.
 DEFAULT_CANDIDATES = 5000
 
@@ -90,7 +92,8 @@ class ConstrainedGPOptimizer:
         self.objectives: list[float] = []
         self._gp_space, self._gp_columns = gp_space(domain)
 
-    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float) -> None:
+    def tell(self, params: dict[str, Any], architecture: Architecture, objective: float,
+             decision: Decision | None = None) -> None:
         """Record the objective of one training; it must be finite (use a penalty for failures)."""
         if not math.isfinite(objective):
             raise ValueError(f"objective must be finite, got {objective}")
@@ -101,27 +104,50 @@ class ConstrainedGPOptimizer:
         rows = [[point[i] for i in self._gp_columns] for point in points]
         return self._gp_space.transform(rows)
 
-    def ask(self, state: Any, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
+    def ask(self, state: Any, rng: np.random.Generator) -> Proposal:
         """Hyper-parameters and network of the next training, from `state` (its space, its
         architecture, and with `prior` guidance its preferences: sdt/space/preference.py).
 
         The random phase draws from the prior; afterwards expected improvement is weighted by
-        it (EI(x) * π(x) ** (β / n), πBO). Without preferences both are plain GP-EI."""
+        it (EI(x) * π(x) ** (β / n), πBO). Without preferences both are plain GP-EI.
+
+        The decision's facts: `phase` ("initial" or "model"); in the initial phase `point` (1-based)
+        and `initial_points`; in the model phase `candidates`, the chosen candidate's
+        `expected_improvement`, `prior_weight` (1 without preferences), the GP's
+        `predicted_objective` and `predicted_std` there, and `best_objective` so far."""
         told = len(self.objectives)
+        preferred = bool(getattr(state, "preferences", ()))
         if told < self.n_initial_points:
-            return draw_from_prior(state, told, rng)
+            params, architecture = draw_from_prior(state, told, rng)
+            source = "drawn from the actions' preferences" if preferred else "drawn at random"
+            return Proposal(params, architecture, Decision(
+                DECIDER, f"initial point {told + 1} of {self.n_initial_points}, {source} (the GP models from "
+                         f"point {self.n_initial_points + 1} on)",
+                {"phase": "initial", "point": told + 1, "initial_points": self.n_initial_points}))
         candidates = sample_candidates(state, self.n_candidates, rng)
         gp = cook_estimator("GP", space=self._gp_space, noise="gaussian",
                             random_state=int(rng.integers(0, 2**31 - 1)))
+        y_opt = float(np.min(self.objectives))
         with warnings.catch_warnings():
             # The GP warns about converging to bounds on tiny data sets; that is expected.
             warnings.simplefilter("ignore")
             gp.fit(self._gp_matrix(self.points), np.asarray(self.objectives))
-            expected_improvement = gaussian_ei(
+            expected_improvement = np.asarray(gaussian_ei(
                 self._gp_matrix([self.domain.encode(p, a) for p, a in candidates]),
-                gp, y_opt=float(np.min(self.objectives)), xi=self.xi)
-        score = np.asarray(expected_improvement) * candidate_weights(state, candidates, told)
-        return candidates[int(np.argmax(score))]
+                gp, y_opt=y_opt, xi=self.xi))
+            weights = candidate_weights(state, candidates, told)
+            chosen = int(np.argmax(expected_improvement * weights))
+            params, architecture = candidates[chosen]
+            mean, std = gp.predict(self._gp_matrix([self.domain.encode(params, architecture)]), return_std=True)
+        facts = {"phase": "model", "candidates": len(candidates),
+                 "expected_improvement": float(expected_improvement[chosen]),
+                 "prior_weight": float(weights[chosen]), "predicted_objective": float(mean[0]),
+                 "predicted_std": float(std[0]), "best_objective": y_opt}
+        weighting = f", weighted by the actions' preferences ({facts['prior_weight']:.2f})" if preferred else ""
+        summary = (f"highest expected improvement of {len(candidates)} candidates ({facts['expected_improvement']:.3g}"
+                   f"{weighting}): the GP predicts an objective of {facts['predicted_objective']:.4g} "
+                   f"± {facts['predicted_std']:.2g} against the best {y_opt:.4g}")
+        return Proposal(params, architecture, Decision(DECIDER, summary, facts))
 
     def predict(self, params: dict[str, Any], architecture: Architecture) -> tuple[float, float]:
         """GP mean and standard deviation of the objective at one configuration (for tests and explanations)."""
@@ -145,8 +171,9 @@ class GaussianProcessStrategy(Strategy):
     def build(cls, setup: StrategySetup) -> "GaussianProcessStrategy":
         return cls(setup.domain, setup.initial_points)
 
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+    def ask(self, state, rng: np.random.Generator) -> Proposal:
         return self.optimizer.ask(state, rng)
 
-    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+    def tell(self, params: dict[str, Any], architecture, objective: float,
+             decision: Decision | None = None) -> None:
         self.optimizer.tell(params, architecture, objective)

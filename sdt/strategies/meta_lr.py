@@ -20,8 +20,9 @@ leaves them open):
   negative rate. The result is clipped into the learning_rate bounds of the initial space
   (the range the bo and random baselines search).
 - A training is a *success* as the poster counts it: its objective is at least as good as the
-  previous training's (lower or equal: ties count; with --objective val_accuracy the objective
-  is 1 - accuracy, so "accuracy at least the previous one's"). The walk steps from the last
+  previous training's (lower or equal: ties count). The run's objective defaults to the poster's,
+  validation accuracy (`default_objective`; the objective is then 1 - accuracy, so "accuracy at
+  least the previous one's"); `--objective val_loss` judges by the loss instead. The walk steps from the last
   learning rate, so the poster judges a move by where it came from. `--meta-lr-success best`
   keeps the earlier rule: strictly better than the best objective so far. The first training
   sets the reference and moves nothing.
@@ -45,10 +46,10 @@ from typing import Any
 import numpy as np
 
 from sdt.core.errors import ConfigurationError
-from sdt.core.vocabulary import LEARNING_RATE
+from sdt.core.vocabulary import LEARNING_RATE, VAL_ACCURACY
 from sdt.space.domain import Domain
 from sdt.strategies.base import Option, Strategy, StrategySetup, at_least
-from sdt.core.records import Architecture
+from sdt.core.records import Architecture, Decision, Proposal
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
 
@@ -61,6 +62,9 @@ DEFAULT_PATIENCE = 5          # steps in a row without a success before the stra
 SUCCESS_PREVIOUS, SUCCESS_BEST = "previous", "best"
 SUCCESS_RULES = (SUCCESS_PREVIOUS, SUCCESS_BEST)
 DEFAULT_SUCCESS = SUCCESS_PREVIOUS
+
+# The name its decisions carry (sdt/core/records.py Decision).
+DECIDER = "meta-lr"
 
 INCREASE, KEEP, DECREASE = 0, 1, 2
 MOVES = ("increase", "keep", "decrease")
@@ -133,6 +137,8 @@ class MetaLRStep:
 class MetaLearningRateStrategy(Strategy):
     """Ask/tell form of TuneLearningRate on the run's initial space; never edits the network."""
 
+    # The poster judges a training by its accuracy.
+    default_objective = VAL_ACCURACY
     options = (
         Option("meta_lr_step_factor", float, DEFAULT_STEP_FACTOR,
                "meta-lr: a step multiplies or divides the learning rate by this factor > 1",
@@ -206,14 +212,44 @@ class MetaLearningRateStrategy(Strategy):
         factor = {INCREASE: self.step_factor, KEEP: 1.0, DECREASE: 1.0 / self.step_factor}[move]
         return self.clip(self.steps[-1].learning_rate * factor)
 
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Architecture]:
+    def ask(self, state, rng: np.random.Generator) -> Proposal:
+        """The next training: the defaults with the learning rate AdjustLR moves to.
+
+        The decision records the draw (facts): `probabilities` (p1, p2, p3: increase, keep,
+        decrease, as they stood for the draw), `uniform` (the draw), `move` (its name, None for the
+        heuristic start), `from_learning_rate` and `learning_rate`, `clipped` (a bound stopped the
+        step) and `previous_success` (whether the success rule counted the last told training a
+        success; None before the second)."""
         # One draw per ask, always taken, so the rng use does not depend on the state.
         uniform = float(rng.random())
         params = dict(self.defaults)
-        params[LEARNING_RATE] = self.next_learning_rate(uniform)
-        return params, Architecture()
+        learning_rate = self.next_learning_rate(uniform)
+        params[LEARNING_RATE] = learning_rate
+        return Proposal(params, Architecture(), self.decision(uniform, learning_rate))
 
-    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+    def decision(self, uniform: float, learning_rate: float) -> Decision:
+        """Why ask() proposes `learning_rate` after the draw `uniform` (see ask for the facts)."""
+        p1, p2, p3 = self.probabilities
+        facts: dict[str, Any] = {"probabilities": [p1, p2, p3], "uniform": uniform, "move": None,
+                                 "from_learning_rate": None, "learning_rate": learning_rate, "clipped": False,
+                                 "previous_success": None}
+        if not self.steps:
+            return Decision(DECIDER, f"heuristic start: learning rate {learning_rate:.3g}, the geometric middle "
+                                     f"of its bounds [{self.low:.3g}, {self.high:.3g}]", facts)
+        move = draw_move(self.probabilities, uniform)
+        last = self.steps[-1]
+        factor = {INCREASE: self.step_factor, KEEP: 1.0, DECREASE: 1.0 / self.step_factor}[move]
+        facts.update(move=MOVES[move], from_learning_rate=last.learning_rate,
+                     clipped=learning_rate != last.learning_rate * factor, previous_success=last.improved)
+        judged = ("" if last.improved is None else
+                  f"; the last training was a {'success' if last.improved else 'failure'}")
+        clipped = " (held at the bound)" if facts["clipped"] else ""
+        return Decision(DECIDER, f"move {MOVES[move]} drawn (u {uniform:.2f} against p1 {p1:.2f}, p2 {p2:.2f}, "
+                                 f"p3 {p3:.2f}{judged}): learning rate {last.learning_rate:.3g} -> "
+                                 f"{learning_rate:.3g}{clipped}", facts)
+
+    def tell(self, params: dict[str, Any], architecture, objective: float,
+             decision: Decision | None = None) -> None:
         if not math.isfinite(objective):
             raise ValueError(f"objective must be finite, got {objective}")
         learning_rate = float(params[LEARNING_RATE])

@@ -85,6 +85,11 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any
     return sampler.check_options({key: value for key, value in (options or {}).items() if key in own})
 
 
+def default_objective(name: str) -> str:
+    """The objective strategy `name` optimises when the run names none (val_loss but for meta-lr)."""
+    return entry(name).sampler_class().default_objective
+
+
 def tunes_network(name: str) -> bool:
     return entry(name).symbolic
 
@@ -96,11 +101,13 @@ def uses_full_domain(name: str) -> bool:
 
 
 def make_strategy(name: str, domain: Domain, initial_points: int, options: Mapping[str, Any] | None = None,
-                  budget: int | None = None, unsupported_actions: frozenset[str] = frozenset()) -> Strategy:
-    """Build strategy `name` for one run; `options` are its declared options (checked here)."""
+                  budget: int | None = None, unsupported_actions: frozenset[str] = frozenset(),
+                  random_weight_losses=None) -> Strategy:
+    """Build strategy `name` for one run; `options` are its declared options (checked here);
+    `random_weight_losses`: the run's training-free estimate (StrategySetup), if it has one."""
     strategy = entry(name)
     sampler = strategy.sampler_class()
     if strategy.symbolic and not sampler.follows_edited_space:
         raise ConfigurationError(f"strategy {name!r}: its sampler does not follow the edited space")
     return sampler.build(StrategySetup(domain, initial_points, budget, frozenset(unsupported_actions),
-                                       check_options(name, options)))
+                                       check_options(name, options), random_weight_losses))

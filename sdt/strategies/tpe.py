@@ -16,9 +16,13 @@ from typing import Any
 import numpy as np
 
 from sdt.core.errors import ConfigurationError
+from sdt.core.records import Decision, Proposal
 from sdt.space.domain import Domain
 from sdt.strategies.base import Strategy, StrategySetup
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, SearchSpace
+
+# The name its decisions carry (sdt/core/records.py Decision).
+DECIDER = "tpe"
 
 
 def _import_optuna():
@@ -64,14 +68,24 @@ class OptunaTPEStrategy(Strategy):
         self.finished = False
         self._pending = None
 
-    def ask(self, state, rng: np.random.Generator) -> tuple[dict[str, Any], Any]:
+    def ask(self, state, rng: np.random.Generator) -> Proposal:
+        """Optuna's proposal; the decision's facts: `phase` ("startup": Optuna's random trials, or
+        "model") and `told` (finished trials Optuna knows)."""
         self.study.sampler = self._optuna.samplers.TPESampler(
             n_startup_trials=self.initial_points, seed=int(rng.integers(0, 2**31 - 1)))
+        told = len(self.study.trials)
         self._pending = self.study.ask(self.distributions)
         params = {d.name: d.python_value(self._pending.params[d.name]) for d in self.domain.hyper_parameters}
-        return params, state.architecture
+        if told < self.initial_points:
+            decision = Decision(DECIDER, f"startup trial {told + 1} of {self.initial_points}, drawn at random",
+                                {"phase": "startup", "told": told})
+        else:
+            decision = Decision(DECIDER, f"TPE: the point most likely under the best trials' density against the "
+                                         f"others' ({told} trials told)", {"phase": "model", "told": told})
+        return Proposal(params, state.architecture, decision)
 
-    def tell(self, params: dict[str, Any], architecture, objective: float) -> None:
+    def tell(self, params: dict[str, Any], architecture, objective: float,
+             decision: Decision | None = None) -> None:
         pending, self._pending = self._pending, None
         if pending is not None and all(pending.params.get(k) == v for k, v in params.items()):
             self.study.tell(pending, float(objective))

@@ -1,4 +1,5 @@
-"""Decisions page: per trial, the diagnosed problems, the actions applied and whether the next trial improved."""
+"""Decisions page: per trial, why the strategy proposed it, the diagnosed problems, the actions
+applied and whether the next trial improved."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def decision_timeline(store) -> list[dict]:
         return []
     trials = store["trials"]
     by_index = {t["trial_index"]: t for t in trials}
+    proposals = {p["trial_index"]: p for p in store.get("proposals", [])}
     entries = []
     for trial in trials:
         index = trial["trial_index"]
@@ -24,8 +26,11 @@ def decision_timeline(store) -> list[dict]:
         entries.append({
             "trial_index": index, "status": trial["status"], "objective": trial["objective"],
             "stop": trial.get("stop_explanation"), "stop_epoch": trial.get("stop_epoch"),
+            "proposal": proposals.get(index),
             "problems": [{"problem": d["problem"], "probability": d["probability"], "explanation": d["explanation"]}
                          for d in store.get("diagnoses", []) if d["trial_index"] == index],
+            "candidates": [{"action": c["action"], "problem": c["problem"], "probability": c["probability"]}
+                           for c in store.get("candidate_actions", []) if c["trial_index"] == index],
             "actions": [{"action": a["action"], "problem": a["problem"], "description": a["description"],
                          "changes": a["changes"]}
                         for a in store.get("applied_actions", []) if a["trial_index"] == index],
@@ -37,6 +42,9 @@ def decision_timeline(store) -> list[dict]:
 
 
 def outcome_text(entry: dict) -> str:
+    """How the next training judged the action applied (nothing to judge when none was applied)."""
+    if not entry["actions"]:
+        return ""
     if not entry["has_next"]:
         return "next training: not run yet"
     improved = entry["next_improved"]
@@ -44,6 +52,25 @@ def outcome_text(entry: dict) -> str:
     if improved is None:
         return f"next training (trial {nxt}): improvement unknown"
     return f"next training (trial {nxt}): {'improved the best objective' if improved else 'did not improve'}"
+
+
+def _fact_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fact_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fact_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def proposal_block(proposal: dict | None) -> list:
+    """Why the strategy proposed the trial: its summary, and its numbers under it."""
+    if proposal is None:
+        return []
+    facts = [html.Li(f"{name}: {_fact_text(value)}") for name, value in proposal["facts"].items()]
+    return [html.Div(f"Proposed by {proposal['strategy']}: {proposal['summary']}", className="decision-proposal"),
+            html.Details([html.Summary("numbers"), html.Ul(facts)], className="decision-proposal-facts")]
 
 
 def _change_text(change: dict) -> str:
@@ -61,16 +88,23 @@ def render_timeline(store) -> list:
         actions = [html.Li([html.B(a["action"]), f" for {a['problem']}: ", html.Span(a["description"]),
                             html.Ul([html.Li(_change_text(c)) for c in a["changes"]])])
                    for a in entry["actions"]] or [html.Li("no action applied")]
+        candidates = ([html.Div("Candidate actions (rule probability): " + ", ".join(
+            f"{c['action']} for {c['problem']} ({c['probability']:.2f})" for c in entry["candidates"]),
+            className="decision-candidates")] if entry["candidates"] else [])
         improved = entry["next_improved"]
         colour = "#2e7d32" if improved else ("#c62828" if improved is False else "#555")
+        outcome = outcome_text(entry)
         stopped = ([html.Div(["Stopped after epoch ", str(entry["stop_epoch"]), ": ", html.Span(entry["stop"])],
                              className="decision-stop")] if entry.get("stop") else [])
         items.append(html.Div([
             html.H4(f"Trial {entry['trial_index']} — {entry['status']}, objective {entry['objective']:.4g}"),
+            *proposal_block(entry.get("proposal")),
             *stopped,
             html.Div("Diagnosed problems:"), html.Ul(problems, className="decision-problems"),
+            *candidates,
             html.Div("Actions applied (before -> after):"), html.Ul(actions, className="decision-actions"),
-            html.Div(outcome_text(entry), className="decision-outcome", style={"color": colour, "fontWeight": "bold"}),
+            *([html.Div(outcome, className="decision-outcome", style={"color": colour, "fontWeight": "bold"})]
+              if outcome else []),
         ], className="decision-entry",
             style={"borderLeft": "4px solid #1f77b4", "paddingLeft": "1em", "marginBottom": "1.5em"}))
     return items
