@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -433,7 +434,9 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     """
     from sdt.run.controller import Controller, Objective
     from sdt.run.observer import EpochProgress, RunObserver, RunStart, TrialProgress
-    from sdt.run.storage import SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically
+    from sdt.run.storage import (
+        DATABASE_NAME, SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically,
+    )
 
     observer = RunObserver() if observer is None else observer
     check_timeout(timeout)
@@ -467,7 +470,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     lock = FolderLock.acquire(log_folder)
     try:
         check_log_folder(log_folder, resume, overwrite)     # again: another run may have got there first
-        remove_leftover_temporaries(log_folder, (SUMMARY_NAME, exports.TRIALS_CSV_NAME, RUNNING_NAME))
+        remove_leftover_temporaries(log_folder, (DATABASE_NAME, SUMMARY_NAME, exports.TRIALS_CSV_NAME, RUNNING_NAME))
         live.clear()                                         # a killed run's training in progress
         if resume:
             storage = RunStorage.open(log_folder)
@@ -539,9 +542,22 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             return summary
         finally:
             storage.close()
+    except (OSError, sqlite3.OperationalError) as err:
+        # The run's own files could not be written or read (a full disk, a quota, a folder made
+        # read-only): everything committed before is kept; say so in one line.
+        saved = (log_folder / DATABASE_NAME).is_file()
+        then = (f"the trainings finished before are saved: fix the cause and continue with --resume --log-folder "
+                f"{log_folder}" if saved else "nothing was saved: fix the cause and run the command again")
+        raise RunStateError(f"writing the run in '{log_folder}' failed ({_os_error_text(err)}); {then}") from err
     finally:
         lock.release()
 
+
+def _os_error_text(err: BaseException) -> str:
+    """An OSError as `strerror: 'path'` (no errno digits), anything else as its message."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}: '{err.filename}'" if err.filename else err.strerror
+    return str(err)
 
 
 def finish(records, storage, context: RunContext, observer) -> dict[str, Any] | None:

@@ -195,25 +195,42 @@ class RunStorage:
     def create(cls, log_folder: Path, config: dict[str, Any], domain: dict[str, Any],
                initial_state: dict[str, Any], initial_space: dict[str, Any],
                initial_architecture: dict[str, Any], initial_weights: dict[str, Any]) -> "RunStorage":
-        """Create the database of a new run (the folder must not hold one)."""
+        """Create the database of a new run (the folder must not hold one).
+
+        It is built whole in a temporary file (`run.sqlite.<random>.tmp`) and renamed into place,
+        so a failure on the way (a full disk) or a kill leaves no table-less run.sqlite that would
+        block the folder: the temporary is removed on failure, and after a kill by the folder's
+        next owner (remove_leftover_temporaries)."""
         log_folder = Path(log_folder)
         path = log_folder / DATABASE_NAME
         if path.exists():
             raise RunStateError(f"log folder '{log_folder}' already holds a run")
-        connection = cls._connect(path)
-        storage = cls(log_folder, connection)
-        with connection:
-            connection.executescript(_SCHEMA)
-        with connection:
-            connection.executemany("INSERT INTO run (key, value) VALUES (?, ?)", [
-                ("schema_version", _json(SCHEMA_VERSION)), ("config", _json(config)),
-                ("domain", _json(domain)),
-            ])
-            storage._insert_space(connection, -1, initial_space, initial_architecture)
-            storage._insert_weights(connection, -1, initial_weights)
-            connection.execute("INSERT INTO controller_states (trial_index, state) VALUES (?, ?)",
-                               (-1, _json(initial_state)))
-        return storage
+        handle, temporary = tempfile.mkstemp(prefix=DATABASE_NAME + ".", suffix=TEMPORARY_SUFFIX, dir=log_folder)
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(handle, 0o666 & ~umask)      # as sqlite3 would create it, not mkstemp's 0600
+            os.close(handle)
+            with closing(sqlite3.connect(temporary)) as connection:
+                connection.execute("PRAGMA synchronous=FULL")
+                with connection:
+                    connection.executescript(_SCHEMA)
+                with connection:
+                    connection.executemany("INSERT INTO run (key, value) VALUES (?, ?)", [
+                        ("schema_version", _json(SCHEMA_VERSION)), ("config", _json(config)),
+                        ("domain", _json(domain)),
+                    ])
+                    cls._insert_space(connection, -1, initial_space, initial_architecture)
+                    cls._insert_weights(connection, -1, initial_weights)
+                    connection.execute("INSERT INTO controller_states (trial_index, state) VALUES (?, ?)",
+                                       (-1, _json(initial_state)))
+            os.replace(temporary, path)
+        except BaseException:
+            for leftover in (temporary, temporary + "-journal"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+            raise
+        return cls(log_folder, cls._connect(path))
 
     @classmethod
     def open(cls, log_folder: Path, read_only: bool = False, timeout: float = 30.0) -> "RunStorage":
