@@ -29,16 +29,26 @@ def test_loader_reads_a_real_run(real_run):
 
 def test_metrics_figures_have_points(real_run):
     store = data.load_run(real_run)
-    figure = metrics.metrics_figure(store)                  # latest only: train+val for accuracy and loss
+    best = data.best_trial(store)["trial_index"]
+    assert best == min(store["trials"], key=lambda t: t["objective"])["trial_index"]
+    figure = metrics.metrics_figure(store)                  # the best trial: train+val for accuracy and loss
     assert len(figure.data) == 4
     assert all(len(trace.x) == 3 for trace in figure.data)  # 3 epochs
-    compared = metrics.metrics_figure(store, selected=0)    # plus the selected trial, dashed
+    assert all(trace.name.startswith(f"trial {best} (best) ") for trace in figure.data)
+    other = next(t["trial_index"] for t in store["trials"] if t["trial_index"] != best)
+    compared = metrics.metrics_figure(store, selected=other)    # plus the selected trial, dashed
     assert len(compared.data) == 8
-    assert any("trial 0" in trace.name for trace in compared.data)
+    assert sum(f"trial {other} " in trace.name and trace.line.dash == "dash" for trace in compared.data) == 4
+    # Whole numbers only on the epoch axis.
+    assert figure.layout.xaxis.tickformat == "d" and figure.layout.xaxis.dtick == 1
+    card = str(metrics.best_trial_card(store))
+    assert f"Best trial {best}" in card and "test accuracy" in card and "learning_rate=" in card
     best = metrics.best_so_far_figure(store)
     objectives = [t["objective"] for t in store["trials"]]
     assert list(best.data[0].y) == objectives
     assert list(best.data[1].y) == [min(objectives[:i + 1]) for i in range(3)]
+    logged = metrics.best_so_far_figure(store, metrics.LOG)     # val_loss on a log axis
+    assert logged.layout.yaxis.type == "log" and list(logged.data[0].y) == objectives
     assert [o["value"] for o in metrics.trial_options(store)] == [0, 1, 2]
 
 
@@ -48,6 +58,10 @@ def test_best_so_far_is_labelled_by_the_objective():
     figure = metrics.best_so_far_figure(store)
     assert list(figure.data[1].y) == [-0.5, -0.7, -0.7]
     assert "-val_accuracy" in figure.layout.yaxis.title.text
+    # The log view draws the validation error 1 - accuracy, so a chance-level trial does not flatten the rest.
+    logged = metrics.best_so_far_figure(store, metrics.LOG)
+    assert list(logged.data[1].y) == pytest.approx([0.5, 0.3, 0.3]) and logged.layout.yaxis.type == "log"
+    assert "1 - accuracy" in logged.layout.yaxis.title.text
 
 
 def test_hyper_parameter_views(real_run):
@@ -56,7 +70,11 @@ def test_hyper_parameter_views(real_run):
     labels = [d.label for d in parallel.data[0].dimensions]
     assert "log10(learning_rate)" in labels and "batch_size" in labels
     assert all(len(d.values) == 3 for d in parallel.data[0].dimensions)
-    assert list(parallel.data[0].line.color) == [0, 0, 1]             # the latest trial highlighted
+    # The objective is the last axis and colours every line; categorical values get labelled positions.
+    assert labels[-1] == "val_loss"
+    assert list(parallel.data[0].line.color) == [t["objective"] for t in store["trials"]]
+    optimizer = next(d for d in parallel.data[0].dimensions if d.label == "optimizer")
+    assert [optimizer.ticktext[v] for v in optimizer.values] == [t["params"]["optimizer"] for t in store["trials"]]
     columns, rows = hyperparams.params_table(store)
     assert {"optimizer", "activation"} <= {c["id"] for c in columns}  # categorical parameters too
     assert len(rows) == 3
@@ -84,6 +102,10 @@ def test_weights_figure_has_one_trace_per_rule(fake_runs):
     assert len(figure.data) == len(rules) > 0
     assert {trace.name for trace in figure.data} == {f"{a} | {p}" for a, p in rules}
     assert all(trace.x[0] == -1 for trace in figure.data)             # initial weights first
+    # No two rules drawn alike: a colour per rule; one line style per problem.
+    assert len({trace.line.color for trace in figure.data}) == len(figure.data)
+    for problem in {name.split(" | ")[1] for name in (trace.name for trace in figure.data)}:
+        assert len({trace.line.dash for trace in figure.data if trace.name.endswith(f" | {problem}")}) == 1
 
 
 def test_decisions_show_explanations_actions_and_outcome(fake_runs):
@@ -97,8 +119,39 @@ def test_decisions_show_explanations_actions_and_outcome(fake_runs):
         assert row["explanation"] in text
     for row in store["applied_actions"]:
         assert row["description"] in text
-    assert "not run yet" in text
-    assert ("improved the best objective" in text) or ("did not improve" in text)
+    # The next training judges an applied action; a trial without one gets no verdict.
+    for entry in timeline:
+        outcome = decisions.outcome_text(entry)
+        if not entry["actions"]:
+            assert outcome == ""
+        elif not entry["has_next"]:
+            assert outcome == "next training: not run yet"
+        else:
+            assert outcome.startswith(f"next training (trial {entry['trial_index'] + 1}): ")
+    # The candidate actions of each diagnosis, with their rule probabilities.
+    for row in store["candidate_actions"]:
+        assert f"{row['action']} for {row['problem']} ({row['probability']:.2f})" in text
+    assert store["candidate_actions"]
+    # Why the strategy proposed each trial (issue 19): its summary and numbers, per trial.
+    assert [p["trial_index"] for p in store["proposals"]] == [0, 1, 2, 3, 4]
+    for entry, proposal in zip(timeline, store["proposals"]):
+        assert entry["proposal"] == proposal and proposal["strategy"] == "gaussian process"
+        assert proposal["summary"] in text
+    assert "Proposed by gaussian process: initial point 1 of" in text
+
+
+def test_decisions_show_meta_lrs_move_and_probabilities(tmp_path):
+    from sdt.run import loop as tuner
+    from tests.fake_training import FakeTrainer, fake_factory
+    config = tuner.RunConfig(dataset="digits", max_evals=3, epochs=3, seed=5, strategy="meta-lr")
+    tuner.run(config, tmp_path / "run", make_train=fake_factory(FakeTrainer()))
+    store = data.load_run(tmp_path / "run")
+    text = str(decisions.render_timeline(store))
+    assert "Proposed by meta-lr: heuristic start" in text
+    second = store["proposals"][1]["facts"]
+    assert f"move {second['move']} drawn" in text
+    assert "probabilities: [" + ", ".join(f"{p:.4g}" for p in second["probabilities"]) + "]" in text
+    assert "did not improve" not in text and "improved the best" not in text   # meta-lr applies no action
 
 
 def test_architecture_summary_reads_the_keras_zip_without_tensorflow(real_run):
@@ -250,5 +303,27 @@ def test_netron_serves_the_model_selected_last_even_after_another(real_run):
         served = page.split('<meta name="file" content="/data/')[1].split('"')[0]
         data_url = urls[2].split("/?")[0] + "/data/" + served
         assert urllib.request.urlopen(data_url, timeout=30).read() == Path(paths[2]).read_bytes()
+    finally:
+        viewer.stop()
+
+
+def test_netrons_page_is_served_without_its_calls_to_other_hosts(real_run):
+    """Issue 18, item 1: Netron's page would ask ipinfo.io, show a cookie prompt and report to Google
+    Analytics; the viewer serves its script without those start-up steps."""
+    import urllib.request
+    import netron
+    from sdt.dashboard.netron_viewer import NETRON_START_UP_STEPS, NetronViewer
+    original = (Path(netron.__file__).parent / "browser.js").read_bytes()
+    assert all(step in original for step in NETRON_START_UP_STEPS)     # what is removed is there to remove
+    store = data.load_run(real_run)
+    viewer = NetronViewer()
+    try:
+        url = viewer.url_for(architecture.model_path_for(store, 0))
+        served = urllib.request.urlopen(url.split("?")[0] + "browser.js", timeout=30).read()
+        assert not any(step in served for step in NETRON_START_UP_STEPS)
+        assert served == original.replace(b"await age();", b"").replace(b"await consent();", b"") \
+            .replace(b"await telemetry();", b"").replace(b"await capabilities();", b"")
+        page = urllib.request.urlopen(url, timeout=30).read().decode()
+        assert 'src="https://' not in page and "href=\"https://fonts" not in page
     finally:
         viewer.stop()

@@ -86,7 +86,11 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         assert all(name in text for r in records if r.diagnosis for name in r.diagnosis.problem_names())
         assert all(a.name in text for r in records for a in r.chosen)
         assert any(r.diagnosis and r.diagnosis.problems for r in records)     # the check above can fail
-        assert "next training (trial 1)" in text
+        # An applied action is judged by the next training; a trial without one gets no verdict.
+        judged = [r.index for r in records if r.chosen and r.index + 1 < len(records)]
+        assert all(f"next training (trial {i + 1})" in text for i in judged)
+        assert text.count("next training") == len([r for r in records if r.chosen])
+        assert "Proposed by gaussian process: initial point 1 of 2" in text
         save_screenshot(duo, "decisions")
 
         open_page(duo, "nav-architecture")
@@ -94,19 +98,25 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         assert "Conv2D" in duo.find_element("#arch-layers").text
         src = duo.driver.execute_script("return document.querySelector('#arch-netron').src")
         assert src.startswith("http://127.0.0.1:")
-        # Netron asks for cookie consent once; accept it inside the iframe so it draws the model.
+        # Netron draws the model at once: no cookie prompt, and (issue 18) no request to any host
+        # but this machine (127.0.0.1; dash_duo serves the dashboard as localhost), from the
+        # dashboard's page or from Netron's.
         duo.driver.switch_to.frame(duo.find_element("#arch-netron"))
         try:
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                buttons = [b for b in duo.driver.find_elements("css selector", "#message-button") if b.is_displayed()]
-                if buttons:
-                    buttons[0].click()
-                    break
+            deadline = time.time() + 30
+            while time.time() < deadline and not duo.driver.find_elements("css selector", "#canvas g"):
                 time.sleep(0.3)
-            time.sleep(3)                  # let Netron draw the graph
+            assert duo.driver.find_elements("css selector", "#canvas g"), "Netron drew no graph"
+            assert not [b for b in duo.driver.find_elements("css selector", "#message-button") if b.is_displayed()]
+            netron_requests = duo.driver.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)")
         finally:
             duo.driver.switch_to.default_content()
+        dashboard_requests = duo.driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert netron_requests and dashboard_requests
+        elsewhere = [url for url in netron_requests + dashboard_requests
+                     if not url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:"))]
+        assert elsewhere == [], elsewhere
         save_screenshot(duo, "architecture")
         assert duo.get_logs() == [], duo.get_logs()
     finally:

@@ -8,6 +8,12 @@ trial's network beside another's layer summary). Serving again on the same port 
 server first, and the same origin keeps Netron's cookie answer across models. The URL carries
 the model's name, so the iframe reloads when the selection changes. Two browser tabs that select
 different models take turns: each draws the model selected last when it loads.
+
+Netron's page, as its Python package serves it, asks ipinfo.io for the visitor's country, shows a
+cookie prompt and then sends usage reports to Google Analytics, and after 180 days refuses to
+draw until updated. None of that belongs in a local dashboard: the viewer serves Netron's
+browser.js without those start-up steps (`quiet_browser_script`), so the page draws the model at
+once and requests nothing from any host but its own server.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class NetronViewer:
                 try:
                     import netron
                     logging.getLogger("netron").setLevel(logging.WARNING)
+                    serve_quietly(netron)
                     port = 0
                     if self._address is not None:
                         port = self._address[1]
@@ -75,3 +82,34 @@ def _stop_and_wait(netron, address: tuple[str, int]) -> None:
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     while netron.status(address) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+# The start-up steps of Netron's browser.js (`BrowserHost.start`) that reach other hosts or block
+# the page: the 180-day update demand, the ipinfo.io lookup and cookie prompt, the analytics, and
+# the capabilities report sent through the analytics.
+NETRON_START_UP_STEPS = (b"await age();", b"await consent();", b"await telemetry();", b"await capabilities();")
+
+
+def quiet_browser_script(script: bytes) -> bytes:
+    """Netron's browser.js without NETRON_START_UP_STEPS (each call removed, its function left unused)."""
+    for step in NETRON_START_UP_STEPS:
+        if step not in script:
+            logging.getLogger(__name__).warning("Netron's browser.js has no %s: its telemetry may be on",
+                                                step.decode())
+        script = script.replace(step, b"")
+    return script
+
+
+def serve_quietly(netron) -> None:
+    """Make Netron's request handler serve browser.js through quiet_browser_script (once per process)."""
+    handler = netron.server._HTTPRequestHandler
+    if getattr(handler, "sdt_quiet", False):
+        return
+    write = handler._write
+
+    def quiet_write(self, status_code, content_type, content):
+        if content and urllib.parse.urlparse(self.path).path == "/browser.js":
+            content = quiet_browser_script(content)
+        write(self, status_code, content_type, content)
+    handler._write = quiet_write
+    handler.sdt_quiet = True

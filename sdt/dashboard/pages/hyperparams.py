@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
-from sdt.dashboard.data import has_trials, latest_trial, no_run_message
+from sdt.dashboard.data import has_trials, latest_trial, no_run_message, objective_label
 from sdt.dashboard.pages.common import empty_figure
 from sdt.space.search_space import LOG_UNIFORM
 
@@ -27,26 +27,38 @@ def _is_number(value) -> bool:
 
 
 def parallel_figure(store) -> go.Figure:
-    """Parallel coordinates over the numeric parameters every trial has; the latest trial in orange."""
+    """Parallel coordinates: one axis per hyper-parameter every trial has (categorical ones as
+    labelled positions, log-scale ones as log10), then the objective; each trial's line is coloured
+    by its objective (dark: low, the best), so good regions of every axis show at a glance."""
     if not has_trials(store):
         return empty_figure(no_run_message(store))
     trials = store["trials"]
-    names = sorted(k for k in trials[0]["params"]
-                   if all(_is_number(t["params"].get(k)) for t in trials))
-    latest = latest_trial(store)
+    names = sorted(k for k in trials[0]["params"] if all(k in t["params"] for t in trials))
     log_scale = log_scale_names(store)
-    dimensions = [{"label": "trial", "values": [t["trial_index"] for t in trials]}]
+    indices = [t["trial_index"] for t in trials]
+    step = max(1, math.ceil(len(indices) / 12))
+    dimensions = [{"label": "trial", "values": indices,
+                   "tickvals": list(range(min(indices), max(indices) + 1, step))}]     # whole trial numbers
     for name in names:
         values = [t["params"][name] for t in trials]
-        if name in log_scale and all(v > 0 for v in values):
-            dimensions.append({"label": f"log10({name})", "values": [math.log10(v) for v in values]})
+        if all(_is_number(v) for v in values):
+            if name in log_scale and all(v > 0 for v in values):
+                dimensions.append({"label": f"log10({name})", "values": [math.log10(v) for v in values]})
+            else:
+                dimensions.append({"label": name, "values": values})
         else:
-            dimensions.append({"label": name, "values": values})
-    colour = [1 if t["trial_index"] == latest else 0 for t in trials]
+            categories = sorted({str(v) for v in values})
+            dimensions.append({"label": name, "values": [categories.index(str(v)) for v in values],
+                               "tickvals": list(range(len(categories))), "ticktext": categories,
+                               "range": [-0.5, len(categories) - 0.5] if len(categories) == 1 else None})
+    objectives = [t["objective"] for t in trials]
+    label = objective_label(store)
+    dimensions.append({"label": label, "values": objectives})
     figure = go.Figure(go.Parcoords(
-        line={"color": colour, "colorscale": [[0, "#1f77b4"], [1, "#ff7f0e"]], "cmin": 0, "cmax": 1},
-        dimensions=dimensions))
-    figure.update_layout(template="plotly_white", height=420, margin={"l": 60, "r": 60, "t": 60})
+        line={"color": objectives, "colorscale": "Viridis", "showscale": True,
+              "colorbar": {"title": {"text": label}}},
+        dimensions=[{k: v for k, v in d.items() if v is not None} for d in dimensions]))
+    figure.update_layout(template="plotly_white", height=440, margin={"l": 60, "r": 80, "t": 60})
     return figure
 
 
@@ -114,7 +126,7 @@ def bounds_figure(store) -> go.Figure:
 def layout():
     return html.Div([
         html.H2("Hyper-parameters"),
-        html.P("Each line is a trial; the latest trial is orange."),
+        html.P("Each line is a trial, coloured by its objective (dark: lower, better); the last axis is the objective."),
         dcc.Graph(id="hp-parallel"),
         dash_table.DataTable(id="hp-table", page_size=20, sort_action="native",
                              style_table={"overflowX": "auto"}, style_cell={"fontSize": 12}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from dash import Input, Output, dcc, html
 
 from sdt.dashboard.data import no_run_message
@@ -26,9 +27,18 @@ def weights_figure(store) -> go.Figure:
     series = weight_series(store)
     if not series:
         return empty_figure(no_run_message(store) or "no rule weights stored")
-    figure = go.Figure([go.Scatter(x=xs, y=ys, mode="lines+markers", name=name)
-                        for name, (xs, ys) in sorted(series.items())])
-    figure.update_layout(template="plotly_white", height=520, xaxis={"title": "trial (-1 = initial)", "dtick": 1},
+    # A colour of its own for every rule (ten default colours for a dozen rules made some share one),
+    # and one line style per problem, so the rules of one problem are seen together.
+    names = sorted(series)
+    problems = sorted({name.split(" | ")[1] for name in names})
+    palette = qualitative.Dark24 + qualitative.Light24
+    dashes = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+    figure = go.Figure([go.Scatter(x=series[name][0], y=series[name][1], mode="lines+markers", name=name,
+                                   line={"color": palette[position % len(palette)],
+                                         "dash": dashes[problems.index(name.split(" | ")[1]) % len(dashes)]})
+                        for position, name in enumerate(names)])
+    figure.update_layout(template="plotly_white", height=520,
+                         xaxis={"title": "trial (-1 = initial)", "tickmode": "linear", "dtick": 1, "tickformat": "d"},
                          yaxis={"title": "rule probability", "range": [0, 1.05]},
                          legend={"title": "action | problem"})
     return figure
