@@ -116,9 +116,12 @@ def test_decisions_show_explanations_actions_and_outcome(fake_runs):
     assert timeline[0]["has_next"] and not timeline[-1]["has_next"]
     text = str(decisions.render_timeline(store))
     for row in store["diagnoses"]:
-        assert row["explanation"] in text
+        # Each once, without its name repeated in front (the name is already in bold before it).
+        shown = row["explanation"].removeprefix(f"{row['problem']}: ")
+        assert shown in text and f"{row['problem']}: {shown}" not in text
     for row in store["applied_actions"]:
-        assert row["description"] in text
+        shown = row["description"].removeprefix(f"{row['action']}: ")
+        assert shown in text and f"{row['action']}: {shown}" not in text
     # The next training judges an applied action; a trial without one gets no verdict.
     for entry in timeline:
         outcome = decisions.outcome_text(entry)
@@ -127,7 +130,11 @@ def test_decisions_show_explanations_actions_and_outcome(fake_runs):
         elif not entry["has_next"]:
             assert outcome == "next training: not run yet"
         else:
-            assert outcome.startswith(f"next training (trial {entry['trial_index'] + 1}): ")
+            # The verdict is the rule learning's: the next objective against this trial's.
+            following = timeline[entry["trial_index"] + 1]
+            verdict = "helped" if following["objective"] < entry["objective"] else "did not help"
+            assert outcome.startswith(f"next training (trial {entry['trial_index'] + 1}): objective ")
+            assert f"so the action {verdict} (the rule learning's judgement)" in outcome
     # The candidate actions of each diagnosis, with their rule probabilities.
     for row in store["candidate_actions"]:
         assert f"{row['action']} for {row['problem']} ({row['probability']:.2f})" in text
@@ -327,3 +334,32 @@ def test_netrons_page_is_served_without_its_calls_to_other_hosts(real_run):
         assert 'src="https://' not in page and "href=\"https://fonts" not in page
     finally:
         viewer.stop()
+
+
+def test_compare_puts_other_runs_beside_this_one(real_run, fake_runs, tmp_path):
+    from sdt.dashboard.pages import compare
+    store = data.load_run(real_run)
+    text = f"{fake_runs['overfitting']}, {real_run} , {tmp_path / 'nothing'}"
+    assert compare.folders_of(text) == [str(fake_runs["overfitting"]), str(real_run), str(tmp_path / "nothing")]
+    stores = compare.compared_stores(store, text)
+    # This run once (its own folder typed again is not loaded twice), the other run, the missing one.
+    assert [s["log_folder"] for s in stores] == [str(real_run), str(fake_runs["overfitting"]), str(tmp_path / "nothing")]
+    figure = compare.comparison_figure(stores)
+    assert len(figure.data) == 2                                       # the missing folder draws nothing
+    other = stores[1]
+    xs, ys = compare.best_so_far_accuracy(other)
+    accuracies = [t["val_accuracy"] for t in other["trials"]]
+    assert list(figure.data[1].y) == ys == [max(accuracies[:i + 1]) for i in range(len(accuracies))]
+    rows = [compare.summary_row(s) for s in stores]
+    assert rows[0]["trainings"] == 3 and rows[0]["test accuracy"] == round(store["final"]["test_accuracy"], 4)
+    assert rows[1]["best val_accuracy"] == round(max(accuracies), 4) and rows[1]["strategy"] == "sdt"
+    assert "sdt, edit" in rows[1]["run"]
+    assert rows[2]["trainings"] == 0 and "No run found" in rows[2]["note"]
+
+
+def test_the_launcher_takes_runs_to_compare(tmp_path):
+    from sdt.dashboard import launcher
+    args = launcher.parse_args(["--log-folder", str(tmp_path), "--compare", "a", "--compare", "b"])
+    assert args.compare == ["a", "b"]
+    app = create_app(tmp_path, compare=[tmp_path / "a"])
+    assert "compare-default" in str(app.layout) and str(tmp_path / "a") in str(app.layout)

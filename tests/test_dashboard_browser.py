@@ -59,7 +59,7 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
     duo = browser_duo
     viewer = NetronViewer()
     try:
-        duo.start_server(create_app(real_run, viewer=viewer))
+        duo.start_server(create_app(real_run, viewer=viewer, compare=[fake_runs["overfitting"]]))
         duo.wait_for_contains_text("#run-status", "3 trial(s)", timeout=60)
 
         wait_for_plot(duo, "metrics-epochs")
@@ -118,6 +118,14 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
                      if not url.startswith(("http://127.0.0.1:", "http://localhost:", "data:", "blob:"))]
         assert elsewhere == [], elsewhere
         save_screenshot(duo, "architecture")
+
+        open_page(duo, "nav-compare")
+        wait_for_plot(duo, "compare-graph")
+        lines = duo.driver.execute_script(
+            "return document.querySelector('#compare-graph .js-plotly-plot').data.length")
+        assert lines == 2
+        duo.wait_for_contains_text("#compare-table", "sdt, edit", timeout=60)
+        save_screenshot(duo, "compare")
         assert duo.get_logs() == [], duo.get_logs()
     finally:
         viewer.stop()

@@ -13,9 +13,9 @@ from dash import Input, Output, State, dcc, html
 
 from sdt.core.vocabulary import TrialStatus
 from sdt.dashboard import data
-from sdt.dashboard.pages import architecture, decisions, hyperparams, metrics, weights
+from sdt.dashboard.pages import architecture, compare, decisions, hyperparams, metrics, weights
 
-PAGES = (metrics, hyperparams, weights, decisions, architecture)
+PAGES = (metrics, hyperparams, weights, decisions, architecture, compare)
 REFRESH_MS = 3000
 
 
@@ -46,8 +46,9 @@ def page_for(pathname: str | None):
     return None
 
 
-def create_app(log_folder, viewer=None, refresh_ms: int = REFRESH_MS) -> dash.Dash:
-    """The Dash app for the run in `log_folder`; `viewer` serves models for Netron (None: layer summary only)."""
+def create_app(log_folder, viewer=None, refresh_ms: int = REFRESH_MS, compare=()) -> dash.Dash:
+    """The Dash app for the run in `log_folder`; `viewer` serves models for Netron (None: layer summary
+    only); `compare`: other runs' log folders the Compare page opens with."""
     folder = str(Path(log_folder))
     app = dash.Dash(__name__, title="Symbolic DNN-Tuner", suppress_callback_exceptions=True)
     nav = html.Nav([dcc.Link(page.TITLE, href=page.PATH, id=f"nav-{page.__name__.rsplit('.', 1)[-1]}",
@@ -59,6 +60,7 @@ def create_app(log_folder, viewer=None, refresh_ms: int = REFRESH_MS) -> dash.Da
         nav,
         html.Div(id="run-status", style={"color": "#555", "margin": "0.5em 0"}),
         dcc.Store(id="run-store"),
+        dcc.Store(id="compare-default", data=[str(Path(folder)) for folder in compare]),
         dcc.Interval(id="refresh", interval=refresh_ms),
         html.Div(id="page"),
     ], style={"fontFamily": "sans-serif", "margin": "0 2em"})

@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the run's log folder (default: ./log_folder in the current directory)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=port_number, default=8050, help="port to listen on (default 8050)")
+    parser.add_argument("--compare", action="append", default=[], metavar="FOLDER",
+                        help="another run's log folder for the Compare page (repeatable), e.g. a benchmark's bo run")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode")
     return parser.parse_args(argv)
 
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
         # One line per page refresh (every 3 s, per open page) would bury everything else.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     viewer = NetronViewer(host=args.host)
-    app = create_app(log_folder, viewer=viewer)
+    app = create_app(log_folder, viewer=viewer,
+                     compare=[Path(folder).expanduser().resolve() for folder in args.compare])
     print(f"dashboard of {log_folder} at http://{args.host}:{args.port}/", flush=True)
     try:
         app.run(host=args.host, port=args.port, debug=args.debug)

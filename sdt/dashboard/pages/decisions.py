@@ -36,9 +36,18 @@ def decision_timeline(store) -> list[dict]:
                         for a in store.get("applied_actions", []) if a["trial_index"] == index],
             # None: no next trial yet (or its improvement is unknown).
             "next_improved": None if following is None else following.get("improved"),
+            "next_objective": None if following is None else following["objective"],
             "has_next": following is not None,
         })
     return entries
+
+
+def helped(entry: dict) -> bool | None:
+    """The rule learning's judgement of the actions applied after this trial: the next training's
+    objective is lower than this one's (None without a next training)."""
+    if not entry["actions"] or entry.get("next_objective") is None:
+        return None
+    return entry["next_objective"] < entry["objective"]
 
 
 def outcome_text(entry: dict) -> str:
@@ -47,11 +56,13 @@ def outcome_text(entry: dict) -> str:
         return ""
     if not entry["has_next"]:
         return "next training: not run yet"
-    improved = entry["next_improved"]
     nxt = entry["trial_index"] + 1
-    if improved is None:
+    if entry.get("next_objective") is None:
         return f"next training (trial {nxt}): improvement unknown"
-    return f"next training (trial {nxt}): {'improved the best objective' if improved else 'did not improve'}"
+    verdict = "helped" if helped(entry) else "did not help"
+    best = "; a new best" if entry["next_improved"] else ""
+    return (f"next training (trial {nxt}): objective {entry['next_objective']:.4g} against {entry['objective']:.4g} "
+            f"here, so the action {verdict} (the rule learning's judgement){best}")
 
 
 def _fact_text(value) -> str:
@@ -83,16 +94,18 @@ def render_timeline(store) -> list:
         return [banner]
     items = []
     for entry in reversed(decision_timeline(store)):           # newest first
-        problems = [html.Li([html.B(p["problem"]), f" (p={p['probability']:.2f}): ", html.Span(p["explanation"])])
+        problems = [html.Li([html.B(p["problem"]), f" (p={p['probability']:.2f}): ",
+                             html.Span(p["explanation"].removeprefix(f"{p['problem']}: "))])
                     for p in entry["problems"]] or [html.Li("no problem diagnosed")]
-        actions = [html.Li([html.B(a["action"]), f" for {a['problem']}: ", html.Span(a["description"]),
+        actions = [html.Li([html.B(a["action"]), f" for {a['problem']}: ",
+                            html.Span(a["description"].removeprefix(f"{a['action']}: ")),
                             html.Ul([html.Li(_change_text(c)) for c in a["changes"]])])
                    for a in entry["actions"]] or [html.Li("no action applied")]
         candidates = ([html.Div("Candidate actions (rule probability): " + ", ".join(
             f"{c['action']} for {c['problem']} ({c['probability']:.2f})" for c in entry["candidates"]),
             className="decision-candidates")] if entry["candidates"] else [])
-        improved = entry["next_improved"]
-        colour = "#2e7d32" if improved else ("#c62828" if improved is False else "#555")
+        judged = helped(entry)
+        colour = "#2e7d32" if judged else ("#c62828" if judged is False else "#555")
         outcome = outcome_text(entry)
         stopped = ([html.Div(["Stopped after epoch ", str(entry["stop_epoch"]), ": ", html.Span(entry["stop"])],
                              className="decision-stop")] if entry.get("stop") else [])
