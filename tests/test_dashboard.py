@@ -363,3 +363,14 @@ def test_the_launcher_takes_runs_to_compare(tmp_path):
     assert args.compare == ["a", "b"]
     app = create_app(tmp_path, compare=[tmp_path / "a"])
     assert "compare-default" in str(app.layout) and str(tmp_path / "a") in str(app.layout)
+
+
+def test_bootstraps_stylesheet_is_served_by_the_dashboard_itself(tmp_path):
+    """The pages' design (dash-bootstrap-components) needs Bootstrap's CSS: served from the package's
+    assets, never from a CDN (no request leaves the machine)."""
+    app = create_app(tmp_path)
+    client = app.server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert "/assets/bootstrap.min.css" in page and "cdn." not in page
+    stylesheet = client.get("/assets/bootstrap.min.css")
+    assert stylesheet.status_code == 200 and b"Bootstrap" in stylesheet.get_data()[:200]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dash
+import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from sdt.core.vocabulary import TrialStatus
@@ -50,20 +51,24 @@ def create_app(log_folder, viewer=None, refresh_ms: int = REFRESH_MS, compare=()
     """The Dash app for the run in `log_folder`; `viewer` serves models for Netron (None: layer summary
     only); `compare`: other runs' log folders the Compare page opens with."""
     folder = str(Path(log_folder))
+    # Bootstrap's stylesheet is served from sdt/dashboard/assets/ (Dash loads every .css there), not a
+    # CDN: the dashboard requests nothing from other hosts.
     app = dash.Dash(__name__, title="Symbolic DNN-Tuner", suppress_callback_exceptions=True)
-    nav = html.Nav([dcc.Link(page.TITLE, href=page.PATH, id=f"nav-{page.__name__.rsplit('.', 1)[-1]}",
-                             style={"marginRight": "1.5em"}) for page in PAGES],
-                   style={"padding": "0.5em 0", "borderBottom": "1px solid #ddd"})
+    nav = dbc.NavbarSimple(
+        [dbc.NavItem(dbc.NavLink(page.TITLE, href=page.PATH, active="exact",
+                                 id=f"nav-{page.__name__.rsplit('.', 1)[-1]}")) for page in PAGES],
+        brand="Symbolic DNN-Tuner", brand_href="/", color="primary", dark=True, fluid=True, className="mb-2")
     app.layout = html.Div([
         dcc.Location(id="url"),
-        html.H1("Symbolic DNN-Tuner", style={"marginBottom": "0.2em"}),
         nav,
-        html.Div(id="run-status", style={"color": "#555", "margin": "0.5em 0"}),
-        dcc.Store(id="run-store"),
-        dcc.Store(id="compare-default", data=[str(Path(folder)) for folder in compare]),
-        dcc.Interval(id="refresh", interval=refresh_ms),
-        html.Div(id="page"),
-    ], style={"fontFamily": "sans-serif", "margin": "0 2em"})
+        dbc.Container([
+            html.Div(id="run-status", className="text-muted small mb-3"),
+            dcc.Store(id="run-store"),
+            dcc.Store(id="compare-default", data=[str(Path(folder)) for folder in compare]),
+            dcc.Interval(id="refresh", interval=refresh_ms),
+            html.Div(id="page"),
+        ], fluid=True, className="px-4 pb-4"),
+    ])
 
     @app.callback(Output("run-store", "data"), Input("refresh", "n_intervals"), State("run-store", "data"))
     def _load(_, previous):

@@ -143,7 +143,8 @@ class ConstrainedGPOptimizer:
                  "expected_improvement": float(expected_improvement[chosen]),
                  "prior_weight": float(weights[chosen]), "predicted_objective": float(mean[0]),
                  "predicted_std": float(std[0]), "best_objective": y_opt}
-        weighting = f", weighted by the actions' preferences ({facts['prior_weight']:.2f})" if preferred else ""
+        weighting = (f", weighted by the actions' preferences ({facts['prior_weight']:.2f})"
+                     if preferred and round(facts["prior_weight"], 2) != 1.0 else "")
         summary = (f"highest expected improvement of {len(candidates)} candidates ({facts['expected_improvement']:.3g}"
                    f"{weighting}): the GP predicts an objective of {facts['predicted_objective']:.4g} "
                    f"± {facts['predicted_std']:.2g} against the best {y_opt:.4g}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from dash import Input, Output, State, dash_table, dcc, html
 
 from sdt.dashboard.data import has_trials
-from sdt.dashboard.pages.common import notice
+from sdt.dashboard.pages.common import TABLE_STYLE, notice
 
 PATH = "/architecture"
 TITLE = "Architecture"
@@ -82,7 +82,7 @@ def layout():
         html.Iframe(id="arch-netron", style={"width": "100%", "height": "600px", "border": "1px solid #ccc"}),
         html.H3("Layer summary"),
         dash_table.DataTable(id="arch-layers", columns=[{"name": c, "id": c} for c in ("name", "type", "settings")],
-                             style_cell={"fontSize": 12, "textAlign": "left"}),
+                             **TABLE_STYLE),
     ])
 
 

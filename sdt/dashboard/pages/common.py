@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import html
 
@@ -20,4 +21,13 @@ def notice(store) -> html.Div | None:
     """The 'no run yet' banner, or None when the store has trials."""
     if has_trials(store):
         return None
-    return html.Div(no_run_message(store), className="no-run", style={"padding": "1em", "background": "#fff3cd"})
+    return dbc.Alert(no_run_message(store), color="warning", className="no-run")
+
+
+# The look of every DataTable, matching Bootstrap's tables.
+TABLE_STYLE = {
+    "style_table": {"overflowX": "auto"},
+    "style_cell": {"fontFamily": "var(--bs-body-font-family)", "fontSize": "0.875rem", "padding": "0.3rem 0.5rem",
+                   "textAlign": "left"},
+    "style_header": {"fontWeight": "600", "backgroundColor": "var(--bs-light)"},
+}

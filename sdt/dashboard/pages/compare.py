@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dash_table, dcc, html
 
 from sdt.dashboard import data
-from sdt.dashboard.pages.common import empty_figure
+from sdt.dashboard.pages.common import TABLE_STYLE, empty_figure
 
 PATH = "/compare"
 TITLE = "Compare runs"
@@ -105,7 +105,7 @@ def layout():
         dcc.Input(id="compare-folders", type="text", debounce=True, placeholder="/path/to/other/log_folder",
                   style={"width": "80%"}),
         dcc.Graph(id="compare-graph"),
-        dash_table.DataTable(id="compare-table", style_cell={"fontFamily": "sans-serif", "textAlign": "left"}),
+        dash_table.DataTable(id="compare-table", **TABLE_STYLE),
     ])
 
 

@@ -3,6 +3,7 @@ applied and whether the next trial improved."""
 
 from __future__ import annotations
 
+import dash_bootstrap_components as dbc
 from dash import Input, Output, html
 
 from sdt.dashboard.data import has_trials
@@ -109,8 +110,9 @@ def render_timeline(store) -> list:
         outcome = outcome_text(entry)
         stopped = ([html.Div(["Stopped after epoch ", str(entry["stop_epoch"]), ": ", html.Span(entry["stop"])],
                              className="decision-stop")] if entry.get("stop") else [])
-        items.append(html.Div([
-            html.H4(f"Trial {entry['trial_index']} — {entry['status']}, objective {entry['objective']:.4g}"),
+        items.append(dbc.Card(dbc.CardBody([
+            html.H5(f"Trial {entry['trial_index']} — {entry['status']}, objective {entry['objective']:.4g}",
+                    className="card-title"),
             *proposal_block(entry.get("proposal")),
             *stopped,
             html.Div("Diagnosed problems:"), html.Ul(problems, className="decision-problems"),
@@ -118,8 +120,7 @@ def render_timeline(store) -> list:
             html.Div("Actions applied (before -> after):"), html.Ul(actions, className="decision-actions"),
             *([html.Div(outcome, className="decision-outcome", style={"color": colour, "fontWeight": "bold"})]
               if outcome else []),
-        ], className="decision-entry",
-            style={"borderLeft": "4px solid #1f77b4", "paddingLeft": "1em", "marginBottom": "1.5em"}))
+        ]), className="decision-entry mb-3", style={"borderLeft": "4px solid var(--bs-primary)"}))
     return items
 
 

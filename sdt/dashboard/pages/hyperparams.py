@@ -9,7 +9,7 @@ from dash import Input, Output, dash_table, dcc, html
 from plotly.subplots import make_subplots
 
 from sdt.dashboard.data import has_trials, latest_trial, no_run_message, objective_label
-from sdt.dashboard.pages.common import empty_figure
+from sdt.dashboard.pages.common import TABLE_STYLE, empty_figure
 from sdt.space.search_space import LOG_UNIFORM
 
 PATH = "/hyperparameters"
@@ -128,8 +128,7 @@ def layout():
         html.H2("Hyper-parameters"),
         html.P("Each line is a trial, coloured by its objective (dark: lower, better); the last axis is the objective."),
         dcc.Graph(id="hp-parallel"),
-        dash_table.DataTable(id="hp-table", page_size=20, sort_action="native",
-                             style_table={"overflowX": "auto"}, style_cell={"fontSize": 12}),
+        dash_table.DataTable(id="hp-table", page_size=20, sort_action="native", **TABLE_STYLE),
         html.H3("Search-space bounds over the iterations"),
         html.P("The band is [low, high] of each numeric dimension after each trial's tuning actions."),
         dcc.Graph(id="hp-bounds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 from plotly.subplots import make_subplots
@@ -133,13 +134,13 @@ def best_trial_card(store) -> html.Div:
                if best.get("val_accuracy") is not None and best.get("val_loss") is not None else "")
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
     added = [f"{k}={v}" for k, v in best["architecture"].items() if v]
-    return html.Div([
-        html.H3(f"Best trial {best['trial_index']}{pruned}"),
-        html.Div(metrics, className="best-metrics"),
-        html.Div(f"hyper-parameters: {params}", className="best-params"),
-        html.Div(f"network: the paper's CNN{' + ' + ', '.join(added) if added else ''}", className="best-network"),
-    ], id="best-trial-card", className="best-trial-card",
-        style={"border": "1px solid #ccc", "borderRadius": "6px", "padding": "0.5em 1em", "marginBottom": "1em"})
+    return dbc.Card(dbc.CardBody([
+        html.H4(f"Best trial {best['trial_index']}{pruned}", className="card-title"),
+        html.Div(metrics, className="best-metrics fw-semibold"),
+        html.Div(f"hyper-parameters: {params}", className="best-params small"),
+        html.Div(f"network: the paper's CNN{' + ' + ', '.join(added) if added else ''}",
+                 className="best-network small"),
+    ]), id="best-trial-card", className="best-trial-card mb-3 border-success")
 
 
 def layout():
