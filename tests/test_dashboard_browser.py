@@ -119,6 +119,25 @@ def test_every_page_in_a_browser(browser_duo, real_run, fake_runs):
         assert elsewhere == [], elsewhere
         save_screenshot(duo, "architecture")
 
+        # Issue 18, item 1: trial 2, then trial 0, then trial 2 again: Netron draws the network of
+        # the model selected, the same as the layer summary beside it.
+        widths = {r.index: r.params["unit_c1"] for r in records}
+        assert widths[0] != widths[2]
+        for index in (2, 0, 2):
+            duo.select_dcc_dropdown("#arch-model", value=f"trial {index}")
+            duo.wait_for_contains_text("#arch-layers", f"filters={widths[index]},", timeout=60)
+            duo.driver.switch_to.frame(duo.find_element("#arch-netron"))
+            try:
+                deadline, drawn = time.time() + 60, ""
+                while time.time() < deadline and f"1×{widths[index]}" not in drawn:
+                    time.sleep(0.3)
+                    drawn = duo.driver.execute_script(
+                        "const c = document.querySelector('#canvas'); return c ? c.textContent : ''")
+                assert f"3×3×1×{widths[index]}" in drawn, (index, drawn[:300])
+                assert f"3×3×1×{widths[2 - index]}" not in drawn
+            finally:
+                duo.driver.switch_to.default_content()
+
         open_page(duo, "nav-compare")
         wait_for_plot(duo, "compare-graph")
         lines = duo.driver.execute_script(

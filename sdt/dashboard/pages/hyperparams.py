@@ -118,7 +118,7 @@ def bounds_figure(store) -> go.Figure:
                                     fillcolor="rgba(31,119,180,0.2)", showlegend=False), row=row, col=col)
         if name in log_scale:
             figure.update_yaxes(type="log", row=row, col=col)
-    figure.update_xaxes(title_text="after trial (-1 = initial)", dtick=1)
+    figure.update_xaxes(title_text="after trial (-1 = initial)", tickmode="linear", dtick=1, tickformat="d")
     figure.update_layout(template="plotly_white", height=260 * rows, margin={"t": 40})
     return figure
 
