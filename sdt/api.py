@@ -51,6 +51,10 @@ class TrialSummary:
     stop_epoch: int | None = None
     # Why the strategy proposed it (sdt/core/records.py Decision: strategy, summary, facts).
     decision: Decision | None = None
+    # When it started and finished (ISO 8601, UTC) and which process ran it (`host:pid`).
+    started_at: str | None = None
+    finished_at: str | None = None
+    worker: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict: the columns of trials.csv (param_<name>, arch_<field>, ';'-joined lists)."""
@@ -58,7 +62,8 @@ class TrialSummary:
         return flat_row({
             "index": self.index, "status": self.status, "objective": self.objective,
             "val_loss": self.val_loss, "val_accuracy": self.val_accuracy, "epochs_run": self.epochs_run,
-            "duration_seconds": self.duration_seconds, "params": dict(self.params),
+            "duration_seconds": self.duration_seconds, "started_at": self.started_at,
+            "finished_at": self.finished_at, "worker": self.worker, "params": dict(self.params),
             "architecture": self.architecture.to_dict(), "problems": list(self.problems),
             "actions": list(self.actions), "stop": self.stop_explanation, "error": self.error,
             "proposal": proposal_text(self.decision)})
@@ -127,7 +132,8 @@ def _trial_summary(record) -> TrialSummary:
         params=dict(record.params), architecture=record.architecture,
         problems=tuple(problems_of(record)), actions=tuple(actions_of(record)),
         error=result.error, model_path=result.model_path, stop_reason=result.stop_reason,
-        stop_explanation=result.stop_explanation, stop_epoch=result.stop_epoch, decision=record.decision)
+        stop_explanation=result.stop_explanation, stop_epoch=result.stop_epoch, decision=record.decision,
+        started_at=record.started_at, finished_at=record.finished_at, worker=record.worker)
 
 
 def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",

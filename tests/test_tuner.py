@@ -367,3 +367,38 @@ def test_a_bad_timeout_is_one_error_line_and_nothing_is_written(tmp_path, timeou
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--timeout" in lines[0], result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_every_trial_records_when_it_started_and_finished_and_who_ran_it(tmp_path):
+    """Issue 16 (its storage part, for the sequential loop): started_at and finished_at in ISO 8601
+    UTC and the worker, in the database, summary.json, trials.csv, the API and the dashboard."""
+    import csv
+    import os
+    import socket
+    from datetime import datetime, timezone
+    from sdt.api import TuningResult
+    from sdt.dashboard import data
+    from sdt.dashboard.pages import hyperparams
+    from sdt.run.storage import RunStorage
+    before = datetime.now(timezone.utc)
+    summary = tuner.run(tuner.RunConfig(dataset="digits", max_evals=3, epochs=3, seed=1, initial_points=2),
+                        tmp_path / "run", make_train=fake_factory(FakeTrainer()))
+    after = datetime.now(timezone.utc)
+    with RunStorage.open(tmp_path / "run", read_only=True) as storage:
+        records = storage.records()
+    moments = []
+    for record, trial in zip(records, summary["trials"]):
+        started, finished = datetime.fromisoformat(record.started_at), datetime.fromisoformat(record.finished_at)
+        assert started.utcoffset().total_seconds() == 0 and before <= started <= finished <= after
+        moments += [started, finished]
+        assert record.worker == f"{socket.gethostname()}:{os.getpid()}"
+        assert (trial["started_at"], trial["finished_at"], trial["worker"]) == \
+            (record.started_at, record.finished_at, record.worker)
+    assert moments == sorted(moments)                      # one trial after the other
+    with open(tmp_path / "run" / "trials.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [r["started_at"] for r in rows] == [r.started_at for r in records]
+    assert [t.finished_at for t in TuningResult.from_log_folder(tmp_path / "run").trials] == \
+        [r.finished_at for r in records]
+    _, table = hyperparams.params_table(data.load_run(tmp_path / "run"))
+    assert [row["finished"] for row in table] == [r.finished_at[:19].replace("T", " ") + " UTC" for r in records]

@@ -45,7 +45,8 @@ def trial_row(record) -> dict[str, Any]:
             "model_path": result.model_path, "error": result.error, "params": dict(record.params),
             "architecture": record.architecture.to_dict(), "improved": record.improved,
             "stop_reason": result.stop_reason, "stop_epoch": result.stop_epoch,
-            "stop_explanation": result.stop_explanation}
+            "stop_explanation": result.stop_explanation, "started_at": record.started_at,
+            "finished_at": record.finished_at, "worker": record.worker}
 
 
 def epoch_rows(record) -> list[dict[str, Any]]:

@@ -151,6 +151,11 @@ class TrialRecord:
     symbolic_seconds: float = 0.0
     point: tuple[Any, ...] = field(default_factory=tuple)   # filled by the caller (optimiser coordinates)
     decision: Decision | None = None             # why the strategy proposed this training (filled by the caller)
+    # When the trial started (its proposal) and finished (stored), ISO 8601 UTC, and who ran it
+    # (`host:pid` of the process); filled by the caller, None in records written before them.
+    started_at: str | None = None
+    finished_at: str | None = None
+    worker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +173,9 @@ class TrialRecord:
             "symbolic_seconds": self.symbolic_seconds,
             "point": list(self.point),
             "decision": None if self.decision is None else self.decision.to_dict(),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "worker": self.worker,
         }
 
     @classmethod
@@ -188,6 +196,9 @@ class TrialRecord:
             symbolic_seconds=float(data.get("symbolic_seconds", 0.0)),
             point=tuple(data.get("point", ())),
             decision=None if data.get("decision") is None else Decision.from_dict(data["decision"]),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            worker=data.get("worker"),
         )
 
 

@@ -36,7 +36,8 @@ from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 from sdt.neural import backend
 
 TRIALS_CSV_NAME = "trials.csv"
-FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds")
+FIXED_COLUMNS = ("index", "status", "objective", "val_loss", "val_accuracy", "epochs_run", "duration_seconds",
+                 "started_at", "finished_at", "worker")
 ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Architecture))
 TRAILING_COLUMNS = ("proposal", "problems", "actions", "stop", "error")
 PARAM_PREFIX = "param_"
@@ -106,6 +107,7 @@ def record_fields(record: TrialRecord) -> dict[str, Any]:
     return {"index": record.index, "status": result.status, "objective": record.objective,
             "val_loss": _plain(result.val_loss), "val_accuracy": _plain(result.val_accuracy),
             "epochs_run": result.epochs_run, "duration_seconds": result.duration_seconds,
+            "started_at": record.started_at, "finished_at": record.finished_at, "worker": record.worker,
             "params": dict(record.params), "architecture": record.architecture.to_dict(),
             "problems": problems_of(record), "actions": actions_of(record), "stop": result.stop_explanation,
             "proposal": proposal_text(record.decision),

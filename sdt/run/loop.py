@@ -23,8 +23,10 @@ import logging
 import math
 import os
 import shutil
+import socket
 import sqlite3
 import time
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -358,6 +360,15 @@ def make_strategy(context: RunContext):
                                     random_weight_losses=random_weight_losses)
 
 
+# Who runs the trials of this process (TrialRecord.worker): the host and the process id.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def utc_now() -> str:
+    """Now, as ISO 8601 in UTC to the millisecond (`2026-11-30T06:40:12.345+00:00`)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def summary_trial(record) -> dict[str, Any]:
     """One trial as summary.json lists it; `stop` is None unless the stop rules ended it."""
     result = record.result
@@ -368,6 +379,7 @@ def summary_trial(record) -> dict[str, Any]:
             "val_loss": _finite_or_none(result.val_loss), "val_accuracy": _finite_or_none(result.val_accuracy),
             "objective": record.objective, "status": result.status, "epochs_run": result.epochs_run,
             "training_seconds": result.duration_seconds, "symbolic_seconds": record.symbolic_seconds,
+            "started_at": record.started_at, "finished_at": record.finished_at, "worker": record.worker,
             "stop": stop, "problems": exports.problems_of(record), "actions": exports.actions_of(record),
             "proposal": None if record.decision is None else record.decision.to_dict()}
 
@@ -508,12 +520,14 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                 if strategy.finished:
                     observer.on_strategy_stopped(config.strategy, index)
                     break
+                started_at = utc_now()
                 proposal = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
                 record, state = controller.run_iteration(
                     index, proposal.params, state, np.random.default_rng([config.seed, index, 1]),
                     architecture=proposal.architecture)
                 record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)),
-                                 decision=proposal.decision)
+                                 decision=proposal.decision, started_at=started_at, finished_at=utc_now(),
+                                 worker=WORKER)
                 strategy.tell(record.params, record.architecture, record.objective, record.decision)
                 storage.commit_trial(record, state)
                 live.clear()

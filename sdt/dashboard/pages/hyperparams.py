@@ -69,16 +69,22 @@ def params_table(store) -> tuple[list[dict], list[dict]]:
         return [], []
     trials = store["trials"]
     names = sorted({k for t in trials for k in t["params"]})
-    columns = [{"name": c, "id": c} for c in ["trial", "status", "objective", "epochs", "stopped", *names]]
+    columns = [{"name": c, "id": c} for c in ["trial", "status", "objective", "epochs", "stopped", "finished", *names]]
     rows = []
     for t in trials:
         row = {"trial": t["trial_index"], "status": t["status"], "objective": round(t["objective"], 5),
-               "epochs": t.get("epochs_run"), "stopped": stopped_text(t)}
+               "epochs": t.get("epochs_run"), "stopped": stopped_text(t), "finished": finished_text(t)}
         for name in names:
             value = t["params"].get(name)
             row[name] = f"{value:.4g}" if isinstance(value, float) else value
         rows.append(row)
     return columns, rows
+
+
+def finished_text(trial: dict) -> str:
+    """When a trial finished, to the second in UTC ("" for records written before the time was kept)."""
+    finished = trial.get("finished_at")
+    return "" if not finished else finished[:19].replace("T", " ") + " UTC"
 
 
 def stopped_text(trial: dict) -> str:
