@@ -48,6 +48,11 @@ applied but not judged). Issue 13's checks compare every symbolic arm with `bo`:
 least 0.005 above BO's, a wasted share at most BO's, and BO's best reached within 70 % of the
 budget (median over seeds).
 
+Stopping and starting again: a finished run (its configuration stored, and marked finished in
+`runs/<name>.json`) is reused; a run the benchmark was stopped in is resumed with the tuner's
+--resume, so its finished trainings are kept. `runs/<name>.json` records each stretch of time the
+benchmark ran the run, and the run time counts only those, not the time it was stopped.
+
 Pruning (issue 14) is each strategy's default: the symbolic arms stop trainings that cannot succeed
 (status pruned: they count as trainings, with the accuracy of the best epoch they ran), the
 baselines train every training to its end. The epochs columns show what that saves.
@@ -323,45 +328,99 @@ def same_config(stored: Any, config) -> bool:
         return False
 
 
-def finished_run(folder: Path, timing_file: Path, config) -> tuple[float, float, dict[str, Any]] | None:
-    """(start time, wall seconds, summary) of a finished run of `config` in `folder`, else None.
-
-    Finished: the stored configuration is `config`, and the benchmark wrote the run's timing file
-    when the run returned (or, for runs from before timing files, every training and the test
-    evaluation are stored)."""
+def stored_run(folder: Path, config) -> tuple[bool, list[Any], Any]:
+    """(the folder holds a run of exactly `config`, its stored trials, its final evaluation)."""
     try:
-        summary = json.loads((folder / "summary.json").read_text())
         stored = RunStorage.open(folder, read_only=True)
     except (OSError, ValueError, TunerError):
-        return None
+        return False, [], None
     with stored:
-        same = same_config(stored.run_value("config"), config)
-        trials = stored.stored_trials()
-        final = stored.run_value("final")
+        return (same_config(stored.run_value("config"), config), stored.stored_trials(),
+                stored.run_value("final"))
+
+
+def read_timing(timing_file: Path, config) -> dict[str, Any] | None:
+    """The timing file of a run of `config`: {"config", "sessions": [[start, end], ...]}, where
+    each session is one stretch of the benchmark running the run (a run the benchmark was stopped
+    in and resumed has several). Files from before sessions were kept hold "started" and
+    "wall_seconds" of one session."""
+    try:
+        timing = json.loads(timing_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(timing, dict) or not same_config(timing.get("config"), config):
+        return None
+    if "sessions" not in timing and "started" in timing:
+        timing["sessions"] = [[timing["started"], timing["started"] + timing["wall_seconds"]]]
+    return timing if timing.get("sessions") else None
+
+
+def finished_run(folder: Path, timing_file: Path, config) -> tuple[list[list[float]], dict[str, Any]] | None:
+    """(sessions, summary) of a finished run of `config` in `folder`, else None.
+
+    Finished: the stored configuration is `config` and the benchmark marked the run finished in its
+    timing file when the run returned (or, for runs from before timing files, every training and
+    the test evaluation are stored)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same, trials, final = stored_run(folder, config)
     if not same or not trials:
         return None
-    timing = json.loads(timing_file.read_text()) if timing_file.exists() else None
-    if timing is not None and same_config(timing.get("config"), config):
-        return timing["started"], timing["wall_seconds"], summary
+    timing = read_timing(timing_file, config)
+    if timing is not None and timing.get("finished", "started" in timing):
+        return timing["sessions"], summary
     if len(trials) != config.max_evals or final is None:
         return None
     # Finished before timings were kept: from the first training's start to the last one's end.
     started = trials[0].finished_at - trials[0].record.result.duration_seconds
-    return started, trials[-1].finished_at - started, summary
+    return [[started, trials[-1].finished_at]], summary
 
 
-def run_tuner(config, folder: Path, timing_file: Path, make_train=None) -> tuple[float, float, dict[str, Any]]:
-    """Run `config` into `folder` (its console lines to `<folder>.log`); (start, wall seconds, summary)."""
+def run_tuner(config, folder: Path, timing_file: Path, make_train=None) -> tuple[list[list[float]], dict[str, Any]]:
+    """Run `config` into `folder` (its console lines to `<folder>.log`); (sessions, summary).
+
+    A run of `config` the benchmark was stopped in (killed, machine gone) is resumed, not started
+    again: its finished trainings are kept, and the time it was stopped is not counted."""
     from sdt.cli.console import ConsoleObserver
     from sdt.run import loop as tuner
-    timing_file.unlink(missing_ok=True)      # a stale one must not mark this run finished if it stops
+    same, trials, _ = stored_run(folder, config)
+    resume = same and bool(trials)
+    timing = read_timing(timing_file, config) if resume else None
+    if timing is not None:
+        sessions = timing["sessions"]
+    elif resume:      # stopped before timing files kept sessions: the stored trainings' own span
+        sessions = [[trials[0].finished_at - trials[0].record.result.duration_seconds, trials[-1].finished_at]]
+    else:
+        sessions = []
     started = time.time()
-    with open(folder.parent / f"{folder.name}.log", "w") as log_stream:
-        summary = tuner.run(config, folder, overwrite=True, observer=ConsoleObserver(log_stream),
-                            make_train=make_train)
-    wall = time.time() - started
-    timing_file.write_text(json.dumps({"config": config_json(config), "started": started, "wall_seconds": wall}))
-    return started, wall, summary
+    sessions.append([started, started])
+
+    def mark(finished: bool) -> None:
+        # Written before the training starts too, so a stop keeps the sessions that came before.
+        sessions[-1][1] = time.time()
+        timing_file.write_text(json.dumps({"config": config_json(config), "sessions": sessions,
+                                           "finished": finished}))
+    if not resume:
+        timing_file.unlink(missing_ok=True)
+    mark(False)
+    with open(folder.parent / f"{folder.name}.log", "a" if resume else "w") as log_stream:
+        summary = tuner.run(config, folder, resume=resume, overwrite=not resume,
+                            observer=ConsoleObserver(log_stream), make_train=make_train)
+    mark(True)
+    return sessions, summary
+
+
+def trial_durations(stored_trials, sessions: list[list[float]]) -> list[float]:
+    """Each trial's iteration time: from the end of the one before (or the start of the session
+    it ran in, when the benchmark was stopped and resumed in between) to its own end."""
+    durations, previous_end = [], sessions[0][0]
+    for trial in stored_trials:
+        session_start = max((start for start, _ in sessions if start <= trial.finished_at), default=previous_end)
+        durations.append(trial.finished_at - max(previous_end, session_start))
+        previous_end = trial.finished_at
+    return durations
 
 
 def execute(run: PlannedRun, config, output: Path, make_train=None) -> tuple[list[dict[str, Any]], bool]:
@@ -370,13 +429,12 @@ def execute(run: PlannedRun, config, output: Path, make_train=None) -> tuple[lis
     timing_file = folder.parent / f"{run.name}.json"
     finished = finished_run(folder, timing_file, config)
     reused = finished is not None
-    started, wall, summary = finished if reused else run_tuner(config, folder, timing_file, make_train)
+    sessions, summary = finished if reused else run_tuner(config, folder, timing_file, make_train)
+    wall = sum(end - start for start, end in sessions)
     with RunStorage.open(folder, read_only=True) as storage:
         stored_trials = storage.stored_trials()
-    rows, previous_end = [], started
-    for trial in stored_trials:
-        rows.append(trial_row(run, config, trial.record, trial.finished_at - previous_end, wall, summary))
-        previous_end = trial.finished_at
+    rows = [trial_row(run, config, trial.record, seconds, wall, summary)
+            for trial, seconds in zip(stored_trials, trial_durations(stored_trials, sessions))]
     return rows, reused
 
 
@@ -1081,7 +1139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "the first --seeds, --epochs; written to mrs.md and mrs.json")
     parser.add_argument("--output-dir", default="benchmark_results",
                         help="where results.md, best_so_far.png, trials.csv and every run's folder go; finished "
-                             "runs there are reused (default benchmark_results)")
+                             "runs there are reused, a run the benchmark was stopped in is resumed "
+                             "(default benchmark_results)")
     args = parser.parse_args(argv)
     if args.budgets is not None and args.max_evals is not None:
         parser.error("give --budgets or --max-evals, not both")

@@ -2,6 +2,7 @@
 error) and, marked slow, a tiny real comparison on digits so it cannot silently rot."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,36 @@ def test_an_arm_may_set_strategy_options():
     for label in ("evolution@fitness", "evolution@colour=red", "bo@fitness=mrs"):
         with pytest.raises(benchmark.ConfigurationError, match="is not name=value of an option"):
             benchmark.parse_arm(label)
+
+
+def test_a_benchmark_stopped_in_a_run_resumes_it_and_keeps_the_finished_trainings(tmp_path, capsys):
+    from tests.fake_training import FakeTrainer, fake_factory
+    output = tmp_path / "bench"
+    arguments = ["--dataset", "digits", "--strategies", "bo", "--seeds", "0", "--max-evals", "4",
+                 "--epochs", "1", "--initial-points", "1", "--output-dir", str(output)]
+
+    def stopped_at_the_third(params, architecture, index):
+        if index == 2:
+            raise KeyboardInterrupt          # the benchmark is stopped (Ctrl-C, session end) in training 3
+        return varied_history(params, architecture, index)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.main(arguments, make_train=fake_factory(FakeTrainer(stopped_at_the_third)))
+    database = output / "runs" / "bo_seed0"
+    with benchmark.RunStorage.open(database, read_only=True) as storage:
+        before = [(trial.record, trial.finished_at) for trial in storage.stored_trials()]
+    assert len(before) == 2
+    capsys.readouterr()
+    assert benchmark.main(arguments, make_train=fake_factory(FakeTrainer(varied_history))) == 0
+    assert "reused the finished run" not in capsys.readouterr().out
+    with benchmark.RunStorage.open(database, read_only=True) as storage:
+        after = [(trial.record, trial.finished_at) for trial in storage.stored_trials()]
+    assert len(after) == 4 and after[:2] == before           # resumed: the two trainings were kept, not rerun
+    with open(output / "trials.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3"]
+    # The time the benchmark was stopped is not counted: the sessions' sum, not first start to last end.
+    sessions = json.loads((output / "runs" / "bo_seed0.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[0][1] <= sessions[1][0]
+    assert float(rows[0]["run_wall_seconds"]) == pytest.approx(sum(end - start for start, end in sessions))
+    assert benchmark.main(arguments, make_train=fake_factory(FakeTrainer(varied_history))) == 0
+    assert "reused the finished run" in capsys.readouterr().out
