@@ -143,7 +143,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          log_folder: str | os.PathLike[str] = "log_folder",
          strategy: str = "sdt", objective: str | None = None,
          resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
-         timeout: float | None = None, **options: Any) -> TuningResult:
+         timeout: float | None = None, workers: int = 1, ray_address: str | None = None,
+         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, **options: Any) -> TuningResult:
     """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
 
     dataset       a registered name, an .npz file, an image folder or `module:function`
@@ -161,6 +162,10 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     verbose       print the command line's per-trial lines on stdout (when no observer is given).
     timeout       seconds of wall time for this call: once a training ends past it, no further
                   training starts (None: no limit; not stored with the run).
+    workers       trainings run at once (more than 1: on Ray, `pip install "symbolic-dnn-tuner[ray]"`);
+                  ray_address joins a running Ray cluster ("auto" or "host:port"), cpus_per_trial
+                  and gpus_per_trial are what each training asks Ray for (README, "Trials in
+                  parallel"). Not stored with the run.
     observer      a RunObserver (sdt/run/observer.py) told of the start, each trial and the end;
                   None: silent unless verbose. `sdt.cli.console.ConsoleObserver(stream)` prints the
                   command line's lines to `stream`.
@@ -226,6 +231,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                              model=model_spec, strategy_options=strategy_options, **options)
     config.validate()
     tuner.check_timeout(timeout)
+    tuner.check_workers(workers, cpus_per_trial, gpus_per_trial)
     if space_data is not None and not resume:
         tuner.check_log_folder(folder, resume, overwrite)   # refuse before writing anything
         folder.mkdir(parents=True, exist_ok=True)
@@ -234,5 +240,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
         config = replace(config, search_space_path=str(space_file))
     tuner.run(config, folder, resume=resume, overwrite=overwrite, verbose=0, observer=observer,
               resume_budget=requested_max_evals if resume else None, model_builder=model_builder,
-              resume_epoch_budget=config.epoch_budget if resume else None, timeout=timeout)
+              resume_epoch_budget=config.epoch_budget if resume else None, timeout=timeout,
+              workers=workers, ray_address=ray_address, cpus_per_trial=cpus_per_trial,
+              gpus_per_trial=gpus_per_trial)
     return TuningResult.from_log_folder(folder)

@@ -83,3 +83,28 @@ def test_the_next_start_clears_a_killed_runs_training_in_progress(fake_runs, tmp
     tuner.run(tuner.RunConfig(dataset="digits", max_evals=5, epochs=3, seed=1), folder, resume=True,
               make_train=lambda context, verbose: FakeTrainer())
     assert not (folder / RUNNING_NAME).exists()
+
+
+def test_the_dashboard_lists_every_trial_in_progress_with_its_worker(tmp_path):
+    folder = tmp_path / "run"
+    seen = []
+
+    def make_train(context, verbose):
+        def train(params, architecture, index):
+            context.on_epoch(index, 1, 3, {"loss": 1.0, "val_loss": 2.0})
+            store = data.load_run(folder)
+            seen.append(([t["trial_index"] for t in store["in_progress"]], status_text(store)))
+            return FakeTrainer()(params, architecture, index)
+        return train
+
+    tuner.run(tuner.RunConfig(dataset="digits", max_evals=2, epochs=3, seed=1, initial_points=1), folder,
+              make_train=make_train)
+    # One at a time: the running trial is listed, and the status line shows its live epochs.
+    assert [indices for indices, _ in seen] == [[0], [1]]
+    assert "training trial 1 (epoch 1/3)" in seen[1][1] and "in progress" not in seen[1][1]
+    # A second trial running elsewhere (another worker) is named with its worker.
+    store = data.load_run(folder)
+    assert store["in_progress"] == []
+    store["in_progress"] = [{"trial_index": 5, "started_at": "2026-11-30T08:00:00.000+00:00",
+                             "worker": "node-b:4242", "params": {}}]
+    assert "in progress: trial 5 on node-b:4242" in status_text(store)

@@ -154,6 +154,10 @@ class ConsoleObserver(RunObserver):
     def on_strategy_stopped(self, strategy: str, trials: int) -> None:
         self._print([f"the {strategy} strategy stopped after {trials} trainings"])
 
+    def on_workers(self, workers: int, ray_address: str | None) -> None:
+        where = "a local Ray instance" if ray_address is None else f"the Ray cluster at {ray_address}"
+        self._print([f"training up to {workers} trials at once on {where}"])
+
     def on_epoch_budget_spent(self, epochs_spent: int, epoch_budget: int, trials: int) -> None:
         self._print([f"epoch budget spent: {epochs_spent} of {epoch_budget} epochs trained in {trials} trainings"])
 

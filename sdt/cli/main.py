@@ -33,7 +33,7 @@ from sdt.strategies.registry import STRATEGIES, all_options as all_strategy_opti
 from sdt.core.user_code import is_spec, normalise_spec
 from sdt.run.loop import (
     DEFAULT_DATASET, DEFAULT_EARLY_STOPPING_PATIENCE, DEFAULT_EPOCHS, DEFAULT_GUIDANCE, DEFAULT_INITIAL_POINTS,
-    DEFAULT_MAX_EVALS, RunConfig, check_timeout, default_max_evals, resolve_path, run,
+    DEFAULT_MAX_EVALS, RunConfig, check_timeout, check_workers, default_max_evals, resolve_path, run,
 )
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS
 from sdt.space.preference import GUIDANCES
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall time for this call: once a training ends past it, no further training "
                              "starts (the run stays resumable; not stored with the run; default: none)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="trainings run at once: 1 trains one after the other in this process; more run "
+                             "on a local Ray instance started for the run (pip install \"symbolic-dnn-tuner[ray]\"); "
+                             "not stored with the run (default 1)")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="join the Ray cluster there (or 'auto': the one this machine belongs to) instead "
+                             "of starting one; the log folder must be on a file system every node sees "
+                             "(default: none)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="N",
+                        help="CPUs each training asks Ray for (default 1)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, metavar="N",
+                        help="GPUs each training asks Ray for; 1 gives each training its own GPU (default 0)")
     parser.add_argument("--prune", action=argparse.BooleanOptionalAction, default=None,
                         help="stop a training after any epoch when the stop rules of the diagnosis file say "
                              "it cannot succeed (stuck at chance, diverged, overshot for good); it is recorded "
@@ -139,9 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config.validate()
         check_timeout(args.timeout)
+        check_workers(args.workers, args.cpus_per_trial, args.gpus_per_trial)
         run(config, Path(args.log_folder), resume=args.resume, overwrite=args.overwrite,
             verbose=1 if args.verbose else 0, observer=ConsoleObserver(), resume_budget=args.max_evals,
-            resume_epoch_budget=args.epoch_budget, timeout=args.timeout)
+            resume_epoch_budget=args.epoch_budget, timeout=args.timeout, workers=args.workers,
+            ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial)
     except TunerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -26,6 +26,11 @@ def status_text(store) -> str:
     running = store.get("running")
     training = (f", training trial {running['trial_index']} (epoch {running['epoch']}/{running['epochs']})"
                 if running else "")
+    # Trials dispatched and not finished (several with --workers): those without live epochs here.
+    others = [t for t in store.get("in_progress") or () if not running or t["trial_index"] != running["trial_index"]]
+    if others:
+        training += ", in progress: " + ", ".join(f"trial {t['trial_index']} on {t['worker'] or 'a worker'}"
+                                                  for t in others)
     if store.get("status") != data.STATUS_OK:
         return data.no_run_message(store) + training
     trials = store["trials"]

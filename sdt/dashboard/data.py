@@ -97,6 +97,8 @@ def load_run(log_folder: str | Path) -> dict[str, Any]:
         final = storage.run_value("final")
         records = storage.records()
         states = storage.states()
+        in_progress = [{"trial_index": r.index, "started_at": r.started_at, "worker": r.worker,
+                        "params": dict(r.params)} for r in storage.running_trials()]
     trials = [trial_row(record) for record in records]
     epochs = [row for record in records for row in epoch_rows(record)]
     diagnoses = [{"trial_index": record.index, "problem": finding.name, "probability": finding.probability,
@@ -122,6 +124,7 @@ def load_run(log_folder: str | Path) -> dict[str, Any]:
     best_model = folder / "best_model.keras"
     return {**base, "status": STATUS_OK if trials else STATUS_EMPTY,
             "config": config, "final": final, "running": running_training(folder, {r.index for r in records}),
+            "in_progress": in_progress,
             "trials": trials, "epochs": epochs, "diagnoses": diagnoses, "applied_actions": applied,
             "proposals": proposals, "candidate_actions": candidates,
             "rule_weights": weights, "search_spaces": spaces,

@@ -85,6 +85,24 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class PendingAction:
+    """An applied action waiting to be judged: after which trial it was applied, and that
+    trial's objective (its counterfactual: the trial it was meant to fix)."""
+
+    action: ChosenAction
+    after_trial: int
+    counterfactual: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action.to_dict(), "after_trial": self.after_trial,
+                "counterfactual": self.counterfactual}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PendingAction":
+        return cls(ChosenAction.from_dict(data["action"]), int(data["after_trial"]), data.get("counterfactual"))
+
+
+@dataclass(frozen=True)
 class ControllerState:
     """Run state between two trials; saved after every trial and restored on resume.
 
@@ -103,6 +121,17 @@ class ControllerState:
     guidance: str = EDIT
     preferences: tuple[Preference, ...] = ()
     last_objective: float | None = None              # the last trial's: the pending action's counterfactual
+    # Aligned with pending_actions: the trial each followed and that trial's objective (trials in
+    # parallel leave actions of several trials waiting); empty in states stored before them.
+    pending_after: tuple[int, ...] = ()
+    pending_counterfactuals: tuple[float | None, ...] = ()
+
+    def pending(self) -> tuple[PendingAction, ...]:
+        """The actions waiting to be judged, each with its trial and counterfactual."""
+        if len(self.pending_after) == len(self.pending_actions) == len(self.pending_counterfactuals):
+            return tuple(PendingAction(a, t, c) for a, t, c in
+                         zip(self.pending_actions, self.pending_after, self.pending_counterfactuals))
+        return tuple(PendingAction(a, -1, self.last_objective) for a in self.pending_actions)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +144,8 @@ class ControllerState:
             "guidance": self.guidance,
             "preferences": [p.to_dict() for p in self.preferences],
             "last_objective": self.last_objective,
+            "pending_after": list(self.pending_after),
+            "pending_counterfactuals": list(self.pending_counterfactuals),
         }
 
     @classmethod
@@ -129,7 +160,58 @@ class ControllerState:
             guidance=check_guidance(data.get("guidance", EDIT)),
             preferences=tuple(Preference.from_dict(p) for p in data.get("preferences", [])),
             last_objective=data.get("last_objective"),
+            pending_after=tuple(int(t) for t in data.get("pending_after", ())),
+            pending_counterfactuals=tuple(data.get("pending_counterfactuals", ())),
         )
+
+
+@dataclass(frozen=True)
+class ProposedUnder:
+    """What a trial was proposed under, so that its analysis judges the right actions when
+    trials run in parallel (issue 16): the number of trials committed when it was proposed (the
+    version of the space and rule weights it came from) and the actions then waiting to be
+    judged, each with its counterfactual (the objective of the trial it followed). The actions are judged
+    by the first trial proposed after them to finish; a trial already running when they were
+    applied never judges them. One trial at a time, it is the state the trial is analysed in."""
+
+    trials_finished: int
+    pending: tuple[PendingAction, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trials_finished": self.trials_finished, "pending": [a.to_dict() for a in self.pending]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProposedUnder":
+        return cls(trials_finished=int(data["trials_finished"]),
+                   pending=tuple(PendingAction.from_dict(a) for a in data.get("pending", ())))
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    """A trial dispatched to a worker and not yet finished: what the storage keeps as running,
+    and what a resumed run trains again (the same proposal, not a new one)."""
+
+    index: int
+    params: dict[str, Any]
+    architecture: Architecture
+    decision: Decision | None
+    proposed_under: ProposedUnder
+    started_at: str
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "params": dict(self.params), "architecture": self.architecture.to_dict(),
+                "decision": None if self.decision is None else self.decision.to_dict(),
+                "proposed_under": self.proposed_under.to_dict(), "started_at": self.started_at,
+                "worker": self.worker}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunningTrial":
+        return cls(index=int(data["index"]), params=dict(data["params"]),
+                   architecture=Architecture.from_dict(data["architecture"]),
+                   decision=None if data.get("decision") is None else Decision.from_dict(data["decision"]),
+                   proposed_under=ProposedUnder.from_dict(data["proposed_under"]),
+                   started_at=data["started_at"], worker=data.get("worker"))
 
 
 @dataclass(frozen=True)
@@ -156,6 +238,7 @@ class TrialRecord:
     started_at: str | None = None
     finished_at: str | None = None
     worker: str | None = None
+    proposed_under: ProposedUnder | None = None   # filled by the caller; None in records from before it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +259,7 @@ class TrialRecord:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "worker": self.worker,
+            "proposed_under": None if self.proposed_under is None else self.proposed_under.to_dict(),
         }
 
     @classmethod
@@ -199,6 +283,8 @@ class TrialRecord:
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             worker=data.get("worker"),
+            proposed_under=(None if data.get("proposed_under") is None
+                            else ProposedUnder.from_dict(data["proposed_under"])),
         )
 
 
@@ -229,6 +315,20 @@ class Controller:
         return ControllerState(space=space, architecture=architecture or Architecture(),
                                rule_weights=self._symbolic.initial_weights(), guidance=self.guidance)
 
+    def proposed_under(self, state: ControllerState, trials_finished: int) -> ProposedUnder:
+        """What a trial proposed now from `state` is proposed under (see ProposedUnder)."""
+        return ProposedUnder(trials_finished, state.pending())
+
+    def check_proposal(self, state: ControllerState, architecture: Architecture) -> None:
+        """Refuse a network the state does not allow (when it is proposed: by the time it has
+        trained, trials running beside it may have changed the state)."""
+        if not self.tune:
+            return
+        if self.guidance == EDIT and architecture != state.architecture:
+            raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
+        if self.guidance == PRIOR and not within(architecture, state.architecture):
+            raise ValueError("under prior guidance the trained network may only use the available features")
+
     def run_iteration(self, index: int, params: dict[str, Any], state: ControllerState,
                       rng: np.random.Generator,
                       architecture: Architecture | None = None) -> tuple[TrialRecord, ControllerState]:
@@ -238,26 +338,38 @@ class Controller:
         `prior` guidance, where the optimiser picks any network within the available features.
         """
         trained_architecture = state.architecture if architecture is None else architecture
-        if self.tune:
-            if self.guidance == EDIT and trained_architecture != state.architecture:
-                raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
-            if self.guidance == PRIOR and not within(trained_architecture, state.architecture):
-                raise ValueError("under prior guidance the trained network may only use the available features")
+        self.check_proposal(state, trained_architecture)
+        under = self.proposed_under(state, 0)
         result = self._train(params, trained_architecture, index)
+        return self.analyse(index, params, trained_architecture, result, state, rng, under)
+
+    def analyse(self, index: int, params: dict[str, Any], trained_architecture: Architecture,
+                result: TrainingResult, state: ControllerState, rng: np.random.Generator,
+                proposed_under: ProposedUnder | None = None) -> tuple[TrialRecord, ControllerState]:
+        """Diagnose and tune after one training: the record and the next state.
+
+        `proposed_under`: what the trial was proposed under (default: `state`, the case of one
+        trial at a time). Of its pending actions, those still waiting in `state` are judged here
+        against their counterfactual; actions applied while it ran wait for a later trial."""
+        under = self.proposed_under(state, 0) if proposed_under is None else proposed_under
         started = time.perf_counter()
         objective = self.objective.value(result)
         improved = None if state.best_objective is None else objective < state.best_objective
         best_objective = objective if state.best_objective is None else min(objective, state.best_objective)
 
-        # LFI: judge the action applied after the previous trial against that trial.
+        # LFI: judge the actions applied before this trial was proposed (and not judged since by
+        # another trial) against the trial each followed.
         new_observations: tuple[Observation, ...] = ()
         weights = state.rule_weights
         observations = state.observations
-        if self.tune and state.pending_actions and state.last_objective is not None:
-            helped = objective < state.last_objective
-            new_observations = tuple(Observation(a.name, a.problem, helped) for a in state.pending_actions)
+        waiting = state.pending()
+        judged = tuple(p for p in under.pending if p in waiting and p.counterfactual is not None)
+        if self.tune and judged:
+            new_observations = tuple(Observation(p.action.name, p.action.problem, objective < p.counterfactual)
+                                     for p in judged)
             observations = observations + new_observations
             weights = learn_weights(self._symbolic.initial_weights(), list(observations), self.prior_strength)
+            waiting = tuple(p for p in waiting if p not in judged)
 
         diagnosis = self._diagnose(result, weights)
 
@@ -265,11 +377,14 @@ class Controller:
         outcome = None
         space, architecture, preferences = state.space, state.architecture, state.preferences
         if self.tune and diagnosis is not None:
-            blocked = (not_applicable_actions(space, trained_architecture, params, self.limits)
+            # Under `edit` the action edits the run's current network (the trained one, unless
+            # a trial beside this one has changed it since).
+            base = state.architecture if self.guidance == EDIT else trained_architecture
+            blocked = (not_applicable_actions(space, base, params, self.limits)
                        | self.unsupported_actions)
             action, declined = self._symbolic.decide_action(diagnosis, blocked, rng)
             picked = [] if action is None else [(action.name, action.problem)]
-            outcome = apply_actions(picked, space, trained_architecture, params, self.limits)
+            outcome = apply_actions(picked, space, base, params, self.limits)
             if declined is not None:
                 outcome = replace(outcome, skipped=outcome.skipped + (declined,))
             if self.guidance == PRIOR:
@@ -282,10 +397,14 @@ class Controller:
             objective=objective, improved=improved, diagnosis=diagnosis, chosen=chosen, outcome=outcome,
             rule_weights=weights if self.tune else None, new_observations=new_observations,
             symbolic_seconds=time.perf_counter() - started)
+        waiting = waiting + tuple(PendingAction(action, index, objective) for action in chosen)
         next_state = ControllerState(space=space, architecture=architecture, rule_weights=weights,
-                                     observations=observations, pending_actions=chosen,
+                                     observations=observations,
+                                     pending_actions=tuple(p.action for p in waiting),
                                      best_objective=best_objective, guidance=state.guidance,
-                                     preferences=preferences, last_objective=objective)
+                                     preferences=preferences, last_objective=objective,
+                                     pending_after=tuple(p.after_trial for p in waiting),
+                                     pending_counterfactuals=tuple(p.counterfactual for p in waiting))
         return record, next_state
 
     @staticmethod

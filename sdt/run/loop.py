@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import shutil
-import socket
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ import numpy as np
 from sdt.run import exports
 from sdt.run.live import RUNNING_NAME, LiveTraining
 from sdt.run.lock import FolderLock
+from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers, WorkerSpec
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
@@ -267,6 +267,18 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
                       should_stop)
 
 
+def check_workers(workers: int, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """--workers: a whole number >= 1; --cpus-per-trial > 0; --gpus-per-trial >= 0."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigurationError(f"--workers must be a whole number >= 1, got {workers!r}")
+    for flag, value, minimum_ok in (("--cpus-per-trial", cpus_per_trial, lambda v: v > 0),
+                                    ("--gpus-per-trial", gpus_per_trial, lambda v: v >= 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not minimum_ok(value):
+            raise ConfigurationError(f"{flag} must be a number {'> 0' if flag.startswith('--cpus') else '>= 0'}, "
+                                     f"got {value!r}")
+
+
 def check_timeout(timeout: float | None) -> None:
     """--timeout: None or a number of seconds > 0."""
     if timeout is None:
@@ -360,10 +372,6 @@ def make_strategy(context: RunContext):
                                     random_weight_losses=random_weight_losses)
 
 
-# Who runs the trials of this process (TrialRecord.worker): the host and the process id.
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
 def utc_now() -> str:
     """Now, as ISO 8601 in UTC to the millisecond (`2026-11-30T06:40:12.345+00:00`)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -429,8 +437,15 @@ def best_record(records):
 def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bool = False,
         verbose: int = 0, observer=None, resume_budget: int | None = None,
         make_train=None, model_builder=None, resume_epoch_budget: int | None = None,
-        timeout: float | None = None) -> dict[str, Any]:
+        timeout: float | None = None, workers: int = 1, ray_address: str | None = None,
+        cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> dict[str, Any]:
     """Run (or resume) a tuning run to its budget; returns the summary dict.
+
+    `workers`: trainings run at once (sdt/run/workers.py): 1 trains in this process, one after
+    the other; more run on Ray, started for the run or joined at `ray_address` ("auto" or
+    "host:port", which also uses Ray with one worker), each training asking Ray for
+    `cpus_per_trial` CPUs and `gpus_per_trial` GPUs. Not stored with the run: a resume may use
+    other workers.
 
     `timeout`: seconds of wall time for this call (not stored with the run, like Optuna's): once
     a training ends past it, no further training starts; the run can be resumed for more.
@@ -444,7 +459,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     are recomputed from the stored trials.
     `make_train(context, verbose)` returns the training callable (default: the Keras trainer).
     """
-    from sdt.run.controller import Controller, Objective
+    from sdt.run.controller import Controller, Objective, RunningTrial
     from sdt.run.observer import EpochProgress, RunObserver, RunStart, TrialProgress
     from sdt.run.storage import (
         DATABASE_NAME, SUMMARY_NAME, RunStorage, remove_leftover_temporaries, write_json_atomically,
@@ -452,6 +467,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
 
     observer = RunObserver() if observer is None else observer
     check_timeout(timeout)
+    check_workers(workers, cpus_per_trial, gpus_per_trial)
     log_folder = Path(log_folder).expanduser().resolve()
     check_log_folder(log_folder, resume, overwrite)
     FolderLock.check_free(log_folder)       # before the slow checks; the lock itself is taken below
@@ -472,25 +488,39 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         observer.on_epoch(EpochProgress(trial=trial, epoch=epoch, epochs=epochs, numbers=numbers))
         live.epoch(trial, epoch, epochs, numbers)
     context = replace(context, on_epoch=tell_epoch)
-    controller = Controller((make_train or make_trainer)(context, verbose), context.symbolic,
+    train = (make_train or make_trainer)(context, verbose)
+    controller = Controller(train, context.symbolic,
                             Objective(config.objective, context.dataset.num_classes), context.limits,
                             tune=strategies.tunes_network(config.strategy),
                             unsupported_actions=context.unsupported_actions, guidance=config.guidance)
     strategy = make_strategy(context)
 
+    # The workers start before anything is written: a cluster that cannot be reached, or a worker
+    # that cannot load the run's inputs, is refused with the folder untouched.
+    pool = InProcessWorkers(train)
+    if workers > 1 or ray_address is not None:
+        pool = RayWorkers(WorkerSpec(config, log_folder, verbose, make_train, model_builder), workers,
+                          ray_address, cpus_per_trial, gpus_per_trial)
     # One owner per folder: from here on this process writes (or deletes) in the log folder.
-    lock = FolderLock.acquire(log_folder)
+    try:
+        lock = FolderLock.acquire(log_folder)
+    except BaseException:
+        pool.close()
+        raise
     try:
         check_log_folder(log_folder, resume, overwrite)     # again: another run may have got there first
         remove_leftover_temporaries(log_folder, (DATABASE_NAME, SUMMARY_NAME, exports.TRIALS_CSV_NAME, RUNNING_NAME))
         live.clear()                                         # a killed run's training in progress
         if resume:
             storage = RunStorage.open(log_folder)
-            records = storage.records()           # read once; each new trial is appended below
-            for record in records:
+            committed = storage.committed_records()      # read once; each new trial is added below
+            for record in committed:                     # in the order the strategy was told them
                 strategy.tell(record.params, record.architecture, record.objective, record.decision)
+            records = sorted(committed, key=lambda r: r.index)
             _, state = storage.last_state()
-            start = len(records)
+            # Trials a killed run left running are trained again, as they were proposed.
+            interrupted = storage.running_trials()
+            start = len(records) + len(interrupted)
         else:
             if overwrite:
                 remove_run_outputs(log_folder)
@@ -501,9 +531,13 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                 initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
                 initial_weights=state.rule_weights.to_dict())
             records = []
+            interrupted = []
             start = 0
+        if isinstance(pool, RayWorkers):
+            observer.on_workers(pool.size, ray_address)
         observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(),
-                                   first_trial=start, max_evals=config.max_evals, resumed=resume))
+                                   first_trial=min([start] + [r.index for r in interrupted]),
+                                   max_evals=config.max_evals, resumed=resume))
         summary_path = log_folder / SUMMARY_NAME
         write_json_atomically(summary_path, build_summary(records, config, None))
         exports.write_trials_csv(log_folder, records)
@@ -512,39 +546,67 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
         consecutive_failures = 0
         spent = epochs_spent(records)        # on resume: what the stored trials trained
         session_epochs = 0
+        in_flight: dict[int, Any] = {}       # index -> RunningTrial, dispatched and not finished
+        next_index = start
+        stopping = False                     # no further trial is dispatched; those running finish
+
+        def dispatch(running) -> None:
+            running = replace(running, worker=pool.submit(running))
+            storage.start_trial(running)
+            in_flight[running.index] = running
+
         try:
-            for index in range(start, config.max_evals):
-                if config.epoch_budget is not None and spent >= config.epoch_budget:
-                    observer.on_epoch_budget_spent(spent, config.epoch_budget, index)
+            for running in interrupted:
+                dispatch(running)
+            while True:
+                while not stopping and pool.free() > 0 and next_index < config.max_evals:
+                    if config.epoch_budget is not None and spent >= config.epoch_budget:
+                        observer.on_epoch_budget_spent(spent, config.epoch_budget, next_index)
+                        stopping = True
+                        break
+                    if strategy.finished:
+                        observer.on_strategy_stopped(config.strategy, next_index)
+                        stopping = True
+                        break
+                    started_at = utc_now()
+                    pending = [(r.params, r.architecture) for r in in_flight.values()]
+                    rng = np.random.default_rng([config.seed, next_index, 0])
+                    proposal = strategy.ask(state, rng, pending) if pending else strategy.ask(state, rng)
+                    controller.check_proposal(state, proposal.architecture)
+                    dispatch(RunningTrial(next_index, dict(proposal.params), proposal.architecture,
+                                          proposal.decision, controller.proposed_under(state, len(records)),
+                                          started_at))
+                    next_index += 1
+                if not in_flight:
                     break
-                if strategy.finished:
-                    observer.on_strategy_stopped(config.strategy, index)
-                    break
-                started_at = utc_now()
-                proposal = strategy.ask(state, np.random.default_rng([config.seed, index, 0]))
-                record, state = controller.run_iteration(
-                    index, proposal.params, state, np.random.default_rng([config.seed, index, 1]),
-                    architecture=proposal.architecture)
+                finished, result, worker = pool.next_finished()
+                running = in_flight.pop(finished.index)
+                record, state = controller.analyse(
+                    running.index, running.params, running.architecture, result, state,
+                    np.random.default_rng([config.seed, running.index, 1]), running.proposed_under)
                 record = replace(record, point=tuple(context.domain.encode(record.params, record.architecture)),
-                                 decision=proposal.decision, started_at=started_at, finished_at=utc_now(),
-                                 worker=WORKER)
+                                 decision=running.decision, started_at=running.started_at, finished_at=utc_now(),
+                                 worker=worker, proposed_under=running.proposed_under)
                 strategy.tell(record.params, record.architecture, record.objective, record.decision)
                 storage.commit_trial(record, state)
                 live.clear()
                 records.append(record)
+                records.sort(key=lambda r: r.index)
                 spent += record.result.epochs_run
                 session_epochs += record.result.epochs_run
                 write_json_atomically(summary_path, build_summary(records, config, None))
                 exports.write_trials_csv(log_folder, records)
+                done = len(records) - (start - len(interrupted))
                 observer.on_trial(record, TrialProgress(
                     max_evals=config.max_evals, best_objective=state.best_objective,
-                    elapsed_seconds=time.monotonic() - started, trials_done=index - start + 1,
-                    trials_remaining=config.max_evals - index - 1, epochs_spent=spent,
+                    elapsed_seconds=time.monotonic() - started, trials_done=done,
+                    trials_remaining=config.max_evals - len(records), epochs_spent=spent,
                     epoch_budget=config.epoch_budget, epochs_done=session_epochs))
                 elapsed = time.monotonic() - started
-                if timeout is not None and elapsed >= timeout and index + 1 < config.max_evals:
-                    observer.on_timeout(elapsed, timeout, index - start + 1)
-                    break
+                if (not stopping and timeout is not None and elapsed >= timeout
+                        and len(records) + len(in_flight) < config.max_evals):
+                    observer.on_timeout(elapsed, timeout, done)
+                    stopping = True
                 consecutive_failures = consecutive_failures + 1 if record.result.status == TrialStatus.FAILED else 0
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
                     raise RunStateError(
@@ -564,6 +626,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                 f"{log_folder}" if saved else "nothing was saved: fix the cause and run the command again")
         raise RunStateError(f"writing the run in '{log_folder}' failed ({_os_error_text(err)}); {then}") from err
     finally:
+        pool.close()
         lock.release()
 
 

@@ -74,6 +74,9 @@ class RunObserver:
     def on_strategy_stopped(self, strategy: str, trials: int) -> None:
         pass
 
+    def on_workers(self, workers: int, ray_address: str | None) -> None:
+        """Trainings run on `workers` Ray workers (a local instance when `ray_address` is None)."""
+
     def on_epoch_budget_spent(self, epochs_spent: int, epoch_budget: int, trials: int) -> None:
         """The run's trainings have trained `epochs_spent` >= `epoch_budget` epochs in `trials`
         trainings: no further training starts."""

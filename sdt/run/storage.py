@@ -1,8 +1,9 @@
 """Persistence of a run: the SQLite database and the atomically rewritten summary.json.
 
 Everything a trial produces is written in one transaction (`RunStorage.commit_trial`), so
-after a crash the database holds every completed trial exactly once and nothing of the
-trial that was running. The controller's state after each trial (search space,
+after a crash the database holds every completed trial exactly once. A trial is stored as
+running when it is dispatched (`start_trial`: its proposal, when and where), and that row is
+removed in the transaction that commits it; a resumed run trains the running ones again. The controller's state after each trial (search space,
 architecture, rule weights, LFI evidence, actions awaiting judgement) is stored with it, so
 a resumed run continues from the last committed trial with the same state.
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from sdt.core.errors import RunStateError
-from sdt.run.controller import ControllerState, TrialRecord
+from sdt.run.controller import ControllerState, RunningTrial, TrialRecord
 
 DATABASE_NAME = "run.sqlite"
 SUMMARY_NAME = "summary.json"
@@ -106,7 +107,16 @@ CREATE TABLE IF NOT EXISTS controller_states (
     trial_index  INTEGER PRIMARY KEY,    -- state after this trial; -1 = initial
     state        TEXT NOT NULL           -- JSON, see controller.ControllerState
 );
+""" + """
+CREATE TABLE IF NOT EXISTS running (
+    trial_index  INTEGER PRIMARY KEY,    -- dispatched and not yet committed (removed by commit_trial)
+    started_at   TEXT NOT NULL,          -- ISO 8601 UTC
+    worker       TEXT,                   -- who trains it (host:pid), when known
+    trial        TEXT NOT NULL           -- JSON: the RunningTrial (proposal and what it was proposed under)
+);
 """
+# Added after schema 2 was released: created when a writer opens a run that lacks it.
+_RUNNING_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS running"):]
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -260,6 +270,9 @@ class RunStorage:
                     f"log folder, or pass --overwrite to replace it")
             raise RunStateError(f"'{path}' has an unknown database schema version {stored_version!r} "
                                 f"(this version reads {SCHEMA_VERSION})")
+        if not read_only:
+            with connection:
+                connection.executescript(_RUNNING_SCHEMA)
         return cls(log_folder, connection, read_only=read_only)
 
     @staticmethod
@@ -307,9 +320,17 @@ class RunStorage:
             "INSERT INTO rule_weights (trial_index, action, problem, weight) VALUES (?, ?, ?, ?)",
             [(trial_index, rule["action"], rule["problem"], float(rule["weight"])) for rule in weights["rules"]])
 
+    def start_trial(self, running: RunningTrial) -> None:
+        """Store a dispatched trial as running (replacing an earlier row of its index: a trial a
+        killed run left running and this one trains again)."""
+        with self._connection:
+            self._connection.execute(
+                "INSERT OR REPLACE INTO running (trial_index, started_at, worker, trial) VALUES (?, ?, ?, ?)",
+                (running.index, running.started_at, running.worker, _json(running.to_dict())))
+
     def commit_trial(self, record: TrialRecord, state: ControllerState) -> None:
-        """Store one finished trial (the whole record) and the controller state after it, in one
-        transaction: after a crash both are there or neither."""
+        """Store one finished trial (the whole record) and the controller state after it, and
+        remove its running row, in one transaction: after a crash all are there or none."""
         trial = record.to_dict()
         state = state.to_dict()
         index = int(trial["index"])
@@ -357,6 +378,7 @@ class RunStorage:
             self._insert_space(connection, index, state["space"], state["architecture"])
             connection.execute("INSERT INTO controller_states (trial_index, state) VALUES (?, ?)",
                                (index, _json(state)))
+            connection.execute("DELETE FROM running WHERE trial_index=?", (index,))
 
     def set_final(self, final: dict[str, Any]) -> None:
         """Record the end-of-run result (best trial and its test metrics)."""
@@ -384,6 +406,17 @@ class RunStorage:
             trials.append(StoredTrial(TrialRecord.from_dict(data), float(row["finished_at"])))
         return trials
 
+    def running_trials(self) -> list[RunningTrial]:
+        """The trials dispatched and not committed, in index order (none in a database from
+        before running trials were stored)."""
+        try:
+            rows = self._connection.execute("SELECT trial FROM running ORDER BY trial_index").fetchall()
+        except sqlite3.OperationalError as err:
+            if "no such table" in str(err):
+                return []
+            raise
+        return [RunningTrial.from_dict(json.loads(row[0])) for row in rows]
+
     def _portable(self, path: str | None) -> str | None:
         """`path` relative to the run folder (POSIX separators) when it lies inside it; else as given."""
         if not path:
@@ -397,15 +430,22 @@ class RunStorage:
         """Every stored trial's whole record, in index order."""
         return [trial.record for trial in self.stored_trials()]
 
+    def committed_records(self) -> list[TrialRecord]:
+        """Every stored trial's whole record in the order they were committed (the order a
+        strategy was told them; index order unless trials ran in parallel)."""
+        return [trial.record for trial in sorted(self.stored_trials(), key=lambda t: (t.finished_at, t.record.index))]
+
     def states(self) -> list[tuple[int, ControllerState]]:
         """(trial index, controller state after it) of every committed state, -1 = the initial one."""
         return [(int(row[0]), ControllerState.from_dict(json.loads(row[1]))) for row in self._connection.execute(
             "SELECT trial_index, state FROM controller_states ORDER BY trial_index")]
 
     def last_state(self) -> tuple[int, ControllerState]:
-        """(trial index, controller state) of the newest committed state (-1 = initial)."""
+        """(trial index, controller state) of the newest committed state: after the trial committed
+        last (trials running in parallel commit out of index order), -1 = the initial one."""
         row = self._connection.execute(
-            "SELECT trial_index, state FROM controller_states ORDER BY trial_index DESC LIMIT 1").fetchone()
+            "SELECT s.trial_index, s.state FROM controller_states s LEFT JOIN trials t USING (trial_index)"
+            " ORDER BY COALESCE(t.finished_at, -1) DESC, s.trial_index DESC LIMIT 1").fetchone()
         return int(row[0]), ControllerState.from_dict(json.loads(row[1]))
 
     def integrity_ok(self) -> bool:
@@ -421,7 +461,8 @@ class RunStorage:
                 raise RunStateError(f"'{path}' fails SQLite's integrity check (a damaged file): it cannot be "
                                     "resumed safely; restore it from a copy, or start a new run")
             config = self.run_value("config")
-            records = self.records()
+            records = self.committed_records()
+            running = self.running_trials()
             index, _ = self.last_state()
         except RunStateError:
             raise
@@ -430,9 +471,13 @@ class RunStorage:
                                 "it cannot be resumed") from None
         if not isinstance(config, dict):
             raise RunStateError(f"'{path}' holds no run configuration: it cannot be resumed")
-        if [r.index for r in records] != list(range(len(records))) or index != len(records) - 1:
-            raise RunStateError(f"'{path}' is inconsistent (trials {[r.index for r in records]}, last state "
-                                f"after trial {index}): it cannot be resumed")
+        # Every index from 0 is a stored or a running trial (parallel trials commit out of order),
+        # and the newest state is the one after the trial committed last.
+        indices = sorted([r.index for r in records] + [r.index for r in running])
+        last = records[-1].index if records else -1
+        if indices != list(range(len(indices))) or index != last:
+            raise RunStateError(f"'{path}' is inconsistent (trials {[r.index for r in records]}, running "
+                                f"{[r.index for r in running]}, last state after trial {index}): it cannot be resumed")
         return config
 
 

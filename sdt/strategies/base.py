@@ -3,12 +3,16 @@
 A strategy decides what to try next (KerasTuner's "oracle"); the run's loop trains what it
 proposes and tells it the outcome. The loop speaks to every strategy the same way:
 
-    proposal = strategy.ask(state, rng)       # state: the run's current space and network
+    proposal = strategy.ask(state, rng, pending)   # state: the run's current space and network
     # proposal.params, proposal.architecture: what to train; proposal.decision: why (stored)
     strategy.tell(params, architecture, objective, decision)   # objective: finite, lower is better
     strategy.finished                                   # True: the strategy has nothing left to try
 
-`state` carries `space` (the current, possibly edited, search space) and `architecture`. A
+`state` carries `space` (the current, possibly edited, search space) and `architecture`.
+`pending` lists the (params, architecture) of trainings proposed and still running (trials in
+parallel, issue 16; empty one at a time): the GP takes them into account with a constant liar,
+TPE with Optuna's constant liar; random search needs nothing; evolution and meta-lr, sequential by
+nature, ignore them (a child may repeat a running one's parent). A
 strategy that samples from `state.space` follows the symbolic block's edits, so it can be
 combined with it (`follows_edited_space`); one that proposes its own network sets
 `searches_architecture` and gets a domain that covers every network feature.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -83,14 +87,16 @@ class Strategy(ABC):
         """A new strategy for one run."""
 
     @abstractmethod
-    def ask(self, state: Any, rng: np.random.Generator) -> Proposal:
+    def ask(self, state: Any, rng: np.random.Generator, pending: Sequence[tuple[dict[str, Any], Any]] = ()
+            ) -> Proposal:
         """The hyper-parameters and architecture of the next training, and the decision behind
-        them (sdt/core/records.py: Proposal, Decision), which the run stores with the trial."""
+        them (sdt/core/records.py: Proposal, Decision), which the run stores with the trial.
+        `pending`: (params, architecture) of the trainings running meanwhile."""
 
     @abstractmethod
     def tell(self, params: dict[str, Any], architecture: Any, objective: float,
              decision: Decision | None = None) -> None:
-        """The objective (finite, lower is better) of a finished training, in the order trained,
+        """The objective (finite, lower is better) of a finished training, in the order finished,
         with the decision its ask() returned (also when a resumed run replays its stored trials)."""
 
     @classmethod

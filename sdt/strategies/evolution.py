@@ -423,7 +423,7 @@ class EvolutionStrategy(Strategy):
         best = max(range(len(scored)), key=lambda i: (scored[i].mrs.log_p, -i))
         return scored[best], scored
 
-    def ask(self, state, rng: np.random.Generator) -> Proposal:
+    def ask(self, state, rng: np.random.Generator, pending=()) -> Proposal:
         """The next candidate and its decision. Facts: `phase` ("random" or "child"), `parent` (the
         tournament winner's trial index), `tournament` (the trial indices drawn), `operators` (what
         made the child: an architecture operator, then `mutate_<name>` per changed hyper-parameter),

@@ -104,9 +104,15 @@ class ConstrainedGPOptimizer:
         rows = [[point[i] for i in self._gp_columns] for point in points]
         return self._gp_space.transform(rows)
 
-    def ask(self, state: Any, rng: np.random.Generator) -> Proposal:
+    def ask(self, state: Any, rng: np.random.Generator,
+            pending: Sequence[tuple[dict[str, Any], Architecture]] = ()) -> Proposal:
         """Hyper-parameters and network of the next training, from `state` (its space, its
         architecture, and with `prior` guidance its preferences: sdt/space/preference.py).
+
+        `pending`: the trainings running meanwhile (trials in parallel). The initial phase counts
+        them as asked; the model phase fits the GP with each told the best objective so far (the
+        constant liar "cl_min", scikit-optimize's default for parallel asks), so the proposal
+        moves away from what is already being trained.
 
         The random phase draws from the prior; afterwards expected improvement is weighted by
         it (EI(x) * π(x) ** (β / n), πBO). Without preferences both are plain GP-EI.
@@ -114,24 +120,28 @@ class ConstrainedGPOptimizer:
         The decision's facts: `phase` ("initial" or "model"); in the initial phase `point` (1-based)
         and `initial_points`; in the model phase `candidates`, the chosen candidate's
         `expected_improvement`, `prior_weight` (1 without preferences), the GP's
-        `predicted_objective` and `predicted_std` there, and `best_objective` so far."""
+        `predicted_objective` and `predicted_std` there, and `best_objective` so far; with trainings running,
+        `pending` (how many) and `lie` (the objective they were told)."""
         told = len(self.objectives)
+        asked = told + len(pending)
         preferred = bool(getattr(state, "preferences", ()))
-        if told < self.n_initial_points:
+        if told == 0 or asked < self.n_initial_points:
             params, architecture = draw_from_prior(state, told, rng)
             source = "drawn from the actions' preferences" if preferred else "drawn at random"
             return Proposal(params, architecture, Decision(
-                DECIDER, f"initial point {told + 1} of {self.n_initial_points}, {source} (the GP models from "
+                DECIDER, f"initial point {asked + 1} of {self.n_initial_points}, {source} (the GP models from "
                          f"point {self.n_initial_points + 1} on)",
-                {"phase": "initial", "point": told + 1, "initial_points": self.n_initial_points}))
+                {"phase": "initial", "point": asked + 1, "initial_points": self.n_initial_points}))
         candidates = sample_candidates(state, self.n_candidates, rng)
         gp = cook_estimator("GP", space=self._gp_space, noise="gaussian",
                             random_state=int(rng.integers(0, 2**31 - 1)))
         y_opt = float(np.min(self.objectives))
+        points = self.points + [self.domain.encode(p, a) for p, a in pending]
+        objectives = self.objectives + [y_opt] * len(pending)
         with warnings.catch_warnings():
             # The GP warns about converging to bounds on tiny data sets; that is expected.
             warnings.simplefilter("ignore")
-            gp.fit(self._gp_matrix(self.points), np.asarray(self.objectives))
+            gp.fit(self._gp_matrix(points), np.asarray(objectives))
             expected_improvement = np.asarray(gaussian_ei(
                 self._gp_matrix([self.domain.encode(p, a) for p, a in candidates]),
                 gp, y_opt=y_opt, xi=self.xi))
@@ -143,11 +153,15 @@ class ConstrainedGPOptimizer:
                  "expected_improvement": float(expected_improvement[chosen]),
                  "prior_weight": float(weights[chosen]), "predicted_objective": float(mean[0]),
                  "predicted_std": float(std[0]), "best_objective": y_opt}
+        if pending:
+            facts.update(pending=len(pending), lie=y_opt)
         weighting = (f", weighted by the actions' preferences ({facts['prior_weight']:.2f})"
                      if preferred and round(facts["prior_weight"], 2) != 1.0 else "")
         summary = (f"highest expected improvement of {len(candidates)} candidates ({facts['expected_improvement']:.3g}"
                    f"{weighting}): the GP predicts an objective of {facts['predicted_objective']:.4g} "
                    f"± {facts['predicted_std']:.2g} against the best {y_opt:.4g}")
+        if pending:
+            summary += f"; {len(pending)} running told {y_opt:.4g} (constant liar)"
         return Proposal(params, architecture, Decision(DECIDER, summary, facts))
 
     def predict(self, params: dict[str, Any], architecture: Architecture) -> tuple[float, float]:
@@ -172,8 +186,8 @@ class GaussianProcessStrategy(Strategy):
     def build(cls, setup: StrategySetup) -> "GaussianProcessStrategy":
         return cls(setup.domain, setup.initial_points)
 
-    def ask(self, state, rng: np.random.Generator) -> Proposal:
-        return self.optimizer.ask(state, rng)
+    def ask(self, state, rng: np.random.Generator, pending=()) -> Proposal:
+        return self.optimizer.ask(state, rng, pending)
 
     def tell(self, params: dict[str, Any], architecture, objective: float,
              decision: Decision | None = None) -> None:

@@ -212,7 +212,7 @@ class MetaLearningRateStrategy(Strategy):
         factor = {INCREASE: self.step_factor, KEEP: 1.0, DECREASE: 1.0 / self.step_factor}[move]
         return self.clip(self.steps[-1].learning_rate * factor)
 
-    def ask(self, state, rng: np.random.Generator) -> Proposal:
+    def ask(self, state, rng: np.random.Generator, pending=()) -> Proposal:
         """The next training: the defaults with the learning rate AdjustLR moves to.
 
         The decision records the draw (facts): `probabilities` (p1, p2, p3: increase, keep,

@@ -27,7 +27,7 @@ class RandomStrategy(Strategy):
     def build(cls, setup: StrategySetup) -> "RandomStrategy":
         return cls()
 
-    def ask(self, state, rng: np.random.Generator) -> Proposal:
+    def ask(self, state, rng: np.random.Generator, pending=()) -> Proposal:
         """One draw; the decision's fact `preferences` says whether the actions' preferences weighted it."""
         params, architecture = draw_from_prior(state, self.told, rng)
         preferred = bool(getattr(state, "preferences", ()))

@@ -66,16 +66,19 @@ class OptunaTPEStrategy(Strategy):
         self.distributions = optuna_distributions(domain.hyper_parameters)
         self.study = self._optuna.create_study(direction="minimize")
         self.finished = False
-        self._pending = None
+        self._asked: list[Any] = []        # Optuna trials asked and not yet told (several in parallel)
 
-    def ask(self, state, rng: np.random.Generator) -> Proposal:
+    def ask(self, state, rng: np.random.Generator, pending=()) -> Proposal:
         """Optuna's proposal; the decision's facts: `phase` ("startup": Optuna's random trials, or
-        "model") and `told` (finished trials Optuna knows)."""
+        "model") and `told` (finished trials Optuna knows). Trials running meanwhile are Optuna's
+        own running trials, which its sampler's constant liar accounts for."""
         self.study.sampler = self._optuna.samplers.TPESampler(
-            n_startup_trials=self.initial_points, seed=int(rng.integers(0, 2**31 - 1)))
-        told = len(self.study.trials)
-        self._pending = self.study.ask(self.distributions)
-        params = {d.name: d.python_value(self._pending.params[d.name]) for d in self.domain.hyper_parameters}
+            n_startup_trials=self.initial_points, seed=int(rng.integers(0, 2**31 - 1)),
+            constant_liar=bool(self._asked))
+        told = len(self.study.trials) - len(self._asked)
+        trial = self.study.ask(self.distributions)
+        self._asked.append(trial)
+        params = {d.name: d.python_value(trial.params[d.name]) for d in self.domain.hyper_parameters}
         if told < self.initial_points:
             decision = Decision(DECIDER, f"startup trial {told + 1} of {self.initial_points}, drawn at random",
                                 {"phase": "startup", "told": told})
@@ -86,10 +89,11 @@ class OptunaTPEStrategy(Strategy):
 
     def tell(self, params: dict[str, Any], architecture, objective: float,
              decision: Decision | None = None) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None and all(pending.params.get(k) == v for k, v in params.items()):
-            self.study.tell(pending, float(objective))
-            return
+        for position, asked in enumerate(self._asked):
+            if all(asked.params.get(k) == v for k, v in params.items()):
+                del self._asked[position]
+                self.study.tell(asked, float(objective))
+                return
         # A replayed trial (resume): add it as a finished trial.
         self.study.add_trial(self._optuna.trial.create_trial(
             params={name: params[name] for name in self.distributions},
