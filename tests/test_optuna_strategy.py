@@ -56,3 +56,23 @@ def test_tpe_resumes_like_an_uninterrupted_run(tmp_path):
     resumed = tuner.run(config(), tmp_path / "b", resume=True, make_train=fake_factory(FakeTrainer()))
     assert [t["params"] for t in resumed["trials"]] == [t["params"] for t in reference["trials"]]
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["strategy"] == "tpe"
+
+
+def test_tpe_keeps_several_trials_running_and_takes_their_results_in_any_order():
+    import numpy as np
+    from sdt.space.domain import Domain
+    from sdt.strategies.tpe import OptunaTPEStrategy
+
+    class State:
+        space, architecture, preferences = default_search_space(), Architecture(), ()
+    strategy = OptunaTPEStrategy(Domain(default_search_space(), 0, 0), initial_points=2)
+    first = strategy.ask(State, np.random.default_rng(0))
+    second = strategy.ask(State, np.random.default_rng(1), [(first.params, first.architecture)])
+    assert second.decision.facts["told"] == 0 and first.params != second.params
+    # The second finishes first: each result goes to its own Optuna trial.
+    strategy.tell(second.params, second.architecture, 0.3)
+    strategy.tell(first.params, first.architecture, 0.7)
+    values = {tuple(sorted(t.params.items())): t.value for t in strategy.study.trials}
+    assert values[tuple(sorted(first.params.items()))] == 0.7
+    assert values[tuple(sorted(second.params.items()))] == 0.3
+    assert len(strategy.study.trials) == 2 and strategy._asked == []

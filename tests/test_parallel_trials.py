@@ -7,6 +7,7 @@ and run the real command line on a tiny .npz dataset."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -162,7 +163,8 @@ def test_workers_and_trial_resources_are_checked_before_anything_is_written(tmp_
 
 # ------------------------------------------------------------------ Ray
 
-ray = pytest.importorskip("ray")
+requires_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                  reason='Ray is not installed (pip install ".[ray]")')
 
 
 def tiny_npz(path: Path) -> Path:
@@ -185,6 +187,7 @@ def main_py(*arguments: str, timeout: int = 900) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@requires_ray
 def test_two_workers_train_four_unique_trials_side_by_side(tmp_path):
     dataset = tiny_npz(tmp_path / "tiny.npz")
     folder = tmp_path / "run"
@@ -210,6 +213,7 @@ def test_two_workers_train_four_unique_trials_side_by_side(tmp_path):
 
 
 @pytest.mark.slow
+@requires_ray
 def test_killing_the_driver_with_trainings_in_flight_then_resume_loses_and_duplicates_nothing(tmp_path):
     dataset = tiny_npz(tmp_path / "tiny.npz")
     folder = tmp_path / "run"
@@ -276,6 +280,7 @@ def two_node_cluster():
 
 
 @pytest.mark.slow
+@requires_ray
 def test_ray_address_joins_a_two_node_cluster_and_trains_on_both_nodes(tmp_path, two_node_cluster):
     address, env = two_node_cluster
     dataset = tiny_npz(tmp_path / "tiny.npz")
@@ -295,6 +300,7 @@ def test_ray_address_joins_a_two_node_cluster_and_trains_on_both_nodes(tmp_path,
     assert status.returncode == 0 and status.stdout.count("node_") >= 2, status.stdout[-2000:]
 
 
+@requires_ray
 def test_a_ray_address_where_no_cluster_runs_is_one_clear_error(tmp_path, capsys):
     from sdt.cli.main import main
     folder = tmp_path / "run"
@@ -305,3 +311,19 @@ def test_a_ray_address_where_no_cluster_runs_is_one_clear_error(tmp_path, capsys
                  "--log-folder", str(folder)]) == 2
     assert f"--ray-address 127.0.0.1:{port}: no Ray cluster there" in capsys.readouterr().err
     assert not folder.exists()                       # refused before anything was written
+
+
+def test_more_than_one_worker_without_ray_installed_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    import builtins
+    from sdt.cli.main import main
+    real_import = builtins.__import__
+
+    def without_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", without_ray)
+    folder = tmp_path / "run"
+    assert main(["--dataset", "digits", "--workers", "2", "--max-evals", "2", "--log-folder", str(folder)]) == 2
+    assert 'need Ray: pip install "symbolic-dnn-tuner[ray]"' in capsys.readouterr().err
+    assert not folder.exists()
