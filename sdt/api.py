@@ -143,7 +143,7 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
          log_folder: str | os.PathLike[str] = "log_folder",
          strategy: str = "sdt", objective: str | None = None,
          resume: bool = False, overwrite: bool = False, verbose: bool = False, observer: Any = None,
-         timeout: float | None = None, workers: int = 1, ray_address: str | None = None,
+         timeout: float | None = None, backend: str | None = None, workers: int = 1, ray_address: str | None = None,
          cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, **options: Any) -> TuningResult:
     """Run (or resume) a tuning run and return its result; the outputs are those of main.py.
 
@@ -162,6 +162,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
     verbose       print the command line's per-trial lines on stdout (when no observer is given).
     timeout       seconds of wall time for this call: once a training ends past it, no further
                   training starts (None: no limit; not stored with the run).
+    backend       the Keras backend: "tensorflow", "jax" or "torch" (None: KERAS_BACKEND, else
+                  tensorflow); refused when Keras already runs on another in this process.
     workers       trainings run at once (more than 1: on Ray, `pip install "symbolic-dnn-tuner[ray]"`);
                   ray_address joins a running Ray cluster ("auto" or "host:port"), cpus_per_trial
                   and gpus_per_trial are what each training asks Ray for (README, "Trials in
@@ -174,8 +176,8 @@ def tune(dataset: str | os.PathLike[str] = "fashion_mnist_small",
                   once its trainings trained that many epochs; with resume=True a new total),
                   strategy options...).
     """
-    from sdt.neural import backend
-    backend.prepare_environment()   # before TensorFlow is first imported
+    from sdt.neural import backend as backends
+    backends.prepare_environment(backend)   # before Keras is first imported
     from sdt.run import loop as tuner
     from sdt.space.search_space import SearchSpace
     from sdt.run.storage import write_json_atomically

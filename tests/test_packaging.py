@@ -31,9 +31,11 @@ def test_requirements_txt_and_pyproject_pin_the_same_ranges():
     extras = project["optional-dependencies"]
     optional = requirement_lines(REPO / "requirements-optuna.txt") + requirement_lines(REPO / "requirements-benchmark.txt")
     assert sorted(set(optional)) == sorted(set(extras["benchmark"]))
-    ray = requirement_lines(REPO / "requirements-ray.txt")
-    assert ray == extras["ray"]
-    assert set(requirement_lines(REPO / "requirements-test.txt")) | set(optional) | set(ray) == set(extras["test"])
+    ray, jax = requirement_lines(REPO / "requirements-ray.txt"), requirement_lines(REPO / "requirements-jax.txt")
+    assert ray == extras["ray"] and jax == extras["jax"]
+    assert requirement_lines(REPO / "requirements-torch.txt") == extras["torch"]
+    assert set(requirement_lines(REPO / "requirements-test.txt")) | set(optional) | set(ray) | set(jax) \
+        == set(extras["test"])
 
 
 @pytest.fixture(scope="module")

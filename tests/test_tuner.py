@@ -247,8 +247,10 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
               observer=ConsoleObserver(stream))
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("dataset: ")
-    assert lines[1].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[1] and "left" in lines[1]
-    assert lines[2].startswith("    params: ")
+    assert lines[1] in ("training with Keras on tensorflow on CPU",) or lines[1].startswith(
+        "training with Keras on tensorflow on GPU: ")
+    assert lines[2].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[2] and "left" in lines[2]
+    assert lines[3].startswith("    params: ")
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
     assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on (weight 0.90") or
                line.startswith("    skipped reg_l2: not applied this time") for line in lines)
@@ -343,7 +345,8 @@ def test_the_console_shows_each_epoch_in_place_on_a_terminal_and_as_lines_elsewh
             assert "\r" + " " * len("trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500") + "\r[1/2] trial 0: " in printed
             assert f"\n    {first}\n" not in printed
         else:
-            assert printed.splitlines()[1:3] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
+            # After the dataset and device lines.
+            assert printed.splitlines()[2:4] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
             assert "\r" not in printed
         assert "trial 1, epoch 2/3: " in printed and "other" not in printed
 

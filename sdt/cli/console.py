@@ -76,6 +76,8 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
 
 def start_lines(start: RunStart) -> list[str]:
     lines = [f"dataset: {start.dataset_summary}"]
+    if start.device:
+        lines.append(f"training with Keras on {start.device}")
     if start.resumed and start.first_trial >= start.max_evals:
         lines.append(f"'{start.log_folder}' already holds the {start.max_evals} trainings of its budget: nothing "
                      f"left to train (raise the budget with --max-evals)")

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall time for this call: once a training ends past it, no further training "
                              "starts (the run stays resumable; not stored with the run; default: none)")
+    parser.add_argument("--backend", default=None, choices=tuple(backend.BACKEND_MODULES),
+                        help="the Keras backend training runs on: tensorflow, jax (pip install "
+                             "\"symbolic-dnn-tuner[jax]\") or torch (\"symbolic-dnn-tuner[torch]\"); not stored "
+                             "with the run (default: KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="trainings run at once: 1 trains one after the other in this process; more run "
                              "on a local Ray instance started for the run (pip install \"symbolic-dnn-tuner[ray]\"); "
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                           if getattr(args, name) is not None},
         model=normalise_spec(args.model) if is_spec(args.model) else args.model)
     try:
+        backend.prepare_environment(args.backend)
         config.validate()
         check_timeout(args.timeout)
         check_workers(args.workers, args.cpus_per_trial, args.gpus_per_trial)

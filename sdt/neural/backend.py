@@ -1,4 +1,4 @@
-"""The tuner's only TensorFlow-specific module: everything Keras itself does not make backend-neutral.
+"""The tuner's only backend-specific module: everything Keras itself does not make backend-neutral.
 
 The network (sdt/neural/network.py) is plain Keras 3 and the run (sdt/run) plain Python; what
 they need from the engine underneath Keras goes through the functions here:
@@ -6,6 +6,7 @@ they need from the engine underneath Keras goes through the functions here:
   prepare_environment()                       start-up settings, before TensorFlow is imported
   configure(seed)                             seeds and deterministic ops
   available_devices()                         the accelerators training will use
+  device_summary()                            the backend and its devices, in words
   make_dataset(x, y, batch_size, shuffle_seed)  the input pipeline fed to model.fit / evaluate
   clear_session()                             drop the previous trainings' graphs and layers
   training_scope()                            the memory workaround around one training
@@ -14,11 +15,15 @@ they need from the engine underneath Keras goes through the functions here:
   write_hparams_config(folder, hparams, metrics)  TensorBoard HParams: the experiment
   write_trial_hparams(folder, trial_id, values, metrics, step)  TensorBoard HParams: one trial
 
-A JAX or PyTorch version of the tuner implements these same functions (and sets KERAS_BACKEND
-in prepare_environment); nothing else changes.
+Keras backends (issue 15): TensorFlow (the default), JAX and PyTorch, chosen with KERAS_BACKEND
+or `--backend` (prepare_environment). Each function does what its backend needs: TensorFlow keeps
+tf.data, its deterministic ops, the graph-registry workaround and tf.summary; JAX and PyTorch get
+the arrays in seeded batches (a keras PyDataset), their own determinism settings, and TensorBoard
+event files written by this module through the `tensorboard` package's protocol buffers, so a run
+on them never imports TensorFlow.
 
-TensorFlow is imported inside the functions, never when this module is imported: the entry
-points call prepare_environment() before anything imports TensorFlow, and the symbolic path
+The engines are imported inside the functions, never when this module is imported: the entry
+points call prepare_environment() before anything imports Keras, and the symbolic path
 (`main.py --diagnose`) must not import it at all.
 """
 
@@ -26,23 +31,36 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
+import itertools
 import os
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-# The Keras backend this module is written for.
-KERAS_BACKEND = "tensorflow"
+# The Keras backends the tuner runs on (KERAS_BACKEND's values), each with the module it needs
+# and what installs it; TensorFlow is the default and comes with the package.
+DEFAULT_BACKEND = "tensorflow"
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+BACKEND_INSTALL = {"tensorflow": 'pip install "symbolic-dnn-tuner"',
+                   "jax": 'pip install "symbolic-dnn-tuner[jax]"',
+                   "torch": 'pip install "symbolic-dnn-tuner[torch]"'}
+# Kept for callers of the first version: the default backend.
+KERAS_BACKEND = DEFAULT_BACKEND
 
 # Environment settings read by TensorFlow/Keras at import; an explicit setting by the user wins.
 #   TF_CPP_MIN_LOG_LEVEL=2: TensorFlow's C++ start-up chatter (CPU instruction sets, plugin
 #   registration) is noise to a user; its errors still show.
-#   KERAS_BACKEND: Keras runs on the engine this module drives, whatever ~/.keras/keras.json says.
+#   KERAS_BACKEND: TensorFlow unless the user chose another, whatever ~/.keras/keras.json says.
 STARTUP_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "KERAS_BACKEND": KERAS_BACKEND,
+    "KERAS_BACKEND": DEFAULT_BACKEND,
 }
+# JAX on a GPU: XLA's deterministic kernels (XLA on a CPU is deterministic already).
+JAX_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
 # The prefix of the names TensorFlow registers graph-mode custom gradients under (see training_scope).
 _CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
@@ -52,15 +70,51 @@ _CUSTOM_GRADIENT_PREFIX = "CustomGradient-"
 # Start-up and determinism
 # ---------------------------------------------------------------------------------------------
 
-def prepare_environment() -> None:
-    """Set the start-up environment (STARTUP_ENVIRONMENT) where the user has not set it.
+def prepare_environment(keras_backend: str | None = None) -> None:
+    """Set the start-up environment (STARTUP_ENVIRONMENT) where the user has not set it, and
+    `keras_backend` (`--backend`) when given, which wins over KERAS_BACKEND.
 
-    Must run before TensorFlow or Keras is first imported, so every entry point (the command line,
-    the Python API, the benchmark, the test drivers) calls it first. Imports nothing; calling it
-    again is harmless.
+    Must run before Keras is first imported, so every entry point (the command line, the Python
+    API, the benchmark, the test drivers) calls it first. Imports nothing; calling it again is
+    harmless. A backend other than the one Keras already runs on in this process is refused.
     """
+    if keras_backend is not None:
+        check_name(keras_backend)
+        if "keras" in sys.modules and sys.modules["keras"].backend.backend() != keras_backend:
+            from sdt.core.errors import ConfigurationError
+            raise ConfigurationError(f"--backend {keras_backend}: Keras already runs on "
+                                     f"{sys.modules['keras'].backend.backend()} in this process")
+        os.environ["KERAS_BACKEND"] = keras_backend
     for name, value in STARTUP_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    if os.environ["KERAS_BACKEND"] == "jax" and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + JAX_DETERMINISM_FLAG).strip()
+
+
+def check_name(keras_backend: str) -> str:
+    """`keras_backend` if the tuner runs on it, else ConfigurationError naming the choices."""
+    if keras_backend not in BACKEND_MODULES:
+        from sdt.core.errors import ConfigurationError
+        raise ConfigurationError(f"--backend must be one of {', '.join(BACKEND_MODULES)}, got {keras_backend!r}")
+    return keras_backend
+
+
+def active() -> str:
+    """The Keras backend of this process: Keras' own once it is imported, else KERAS_BACKEND."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    return os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+
+
+def check_installed() -> str:
+    """The backend's name, once its engine is importable; ConfigurationError naming what installs
+    it otherwise (before anything is written)."""
+    keras_backend = check_name(active())
+    if importlib.util.find_spec(BACKEND_MODULES[keras_backend]) is None:
+        from sdt.core.errors import ConfigurationError
+        raise ConfigurationError(f"the Keras backend {keras_backend} (KERAS_BACKEND or --backend) is not "
+                                 f"installed: {BACKEND_INSTALL[keras_backend]}")
+    return keras_backend
 
 
 # Lines TensorFlow's C++ side writes to stderr while it is imported, before its logging reads
@@ -111,17 +165,37 @@ def configure(seed: int) -> None:
     ops raise instead of running non-deterministically; the caller decides whether to pay that.
     """
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
+    keras_backend = active()
+    if keras_backend == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+    elif keras_backend == "torch":
+        import torch
+        # warn_only: an op without a deterministic kernel warns instead of failing the training.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    # JAX: XLA is deterministic on a CPU; on a GPU prepare_environment set XLA's deterministic ops.
 
 
 def available_devices() -> list[str]:
     """Names of the accelerators (GPUs) visible to the backend; empty when training runs on CPU."""
+    keras_backend = active()
+    if keras_backend == "jax":
+        import jax
+        return [str(device) for device in jax.devices() if device.platform == "gpu"]
+    if keras_backend == "torch":
+        import torch
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     import tensorflow as tf
 
     return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def device_summary() -> str:
+    """What trains in this process, in words: `tensorflow on CPU`, `jax on GPU: cuda:0`."""
+    devices = available_devices()
+    return f"{active()} on {'GPU: ' + ', '.join(devices) if devices else 'CPU'}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,14 +208,58 @@ def make_dataset(x, y, batch_size: int, *, shuffle_seed: int | None):
     With a shuffle_seed the examples are reshuffled every epoch, reproducibly for that seed (the
     caller then passes shuffle=False to fit); with None they keep their order (validation, test).
     Augmentation is not done here: it is part of the model (Keras' random layers), so it is the
-    same on every backend.
+    same on every backend. TensorFlow: a tf.data pipeline; JAX and PyTorch: the arrays in batches
+    (ArrayBatches).
     """
+    if active() != "tensorflow":
+        return _array_batches()(x, y, batch_size, shuffle_seed)
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         data = data.shuffle(len(x), seed=int(shuffle_seed), reshuffle_each_iteration=True)
     return data.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _array_batches():
+    """The ArrayBatches class (defined on first use: it subclasses a Keras class)."""
+    global _ARRAY_BATCHES
+    if _ARRAY_BATCHES is None:
+        import keras
+        import numpy as np
+
+        class ArrayBatches(keras.utils.PyDataset):
+            """(x, y) in batches for JAX and PyTorch: reshuffled every epoch from (seed, epoch),
+            or in order without a seed."""
+
+            def __init__(self, x, y, batch_size: int, shuffle_seed: int | None):
+                super().__init__()
+                self.x, self.y = x, y
+                self.batch_size = int(batch_size)
+                self.shuffle_seed = shuffle_seed
+                self.epoch = 0
+                self.order = self._order()
+
+            def _order(self):
+                if self.shuffle_seed is None:
+                    return np.arange(len(self.x))
+                return np.random.default_rng([int(self.shuffle_seed), self.epoch]).permutation(len(self.x))
+
+            def __len__(self) -> int:
+                return -(-len(self.x) // self.batch_size)
+
+            def __getitem__(self, index: int):
+                rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+                return self.x[rows], self.y[rows]
+
+            def on_epoch_end(self) -> None:
+                self.epoch += 1
+                self.order = self._order()
+        _ARRAY_BATCHES = ArrayBatches
+    return _ARRAY_BATCHES
+
+
+_ARRAY_BATCHES = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +294,7 @@ def training_scope() -> Iterator[None]:
     keras-team/keras#17458). The entries are only needed to differentiate those graphs again, and
     nothing does once the training is over. If TensorFlow's internals change, this does nothing.
     """
-    registry = _custom_gradient_registry()
+    registry = _custom_gradient_registry() if active() == "tensorflow" else None
     if registry is None:
         yield
         return
@@ -211,13 +329,83 @@ def tensorboard_callback(folder: Path):
     """The Keras callback that writes one training's per-epoch TensorBoard logs into `folder` (created).
 
     Keras' TensorBoard callback writes through tf.summary whatever the Keras backend, and its
-    profiler is TensorFlow's (switched off here: profile_batch=0), so it is chosen here.
+    profiler is TensorFlow's (switched off here: profile_batch=0): it is used on TensorFlow. On
+    JAX and PyTorch an equivalent callback writes the same per-epoch scalars (`epoch_loss`, ...
+    in `train/`, and the `val_` ones in `validation/`) without TensorFlow.
     """
     import keras
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if active() != "tensorflow":
+        return _epoch_scalars()(folder)
     return keras.callbacks.TensorBoard(log_dir=str(folder), profile_batch=0)
+
+
+def _epoch_scalars():
+    """The EpochScalars callback class (defined on first use: it subclasses a Keras class)."""
+    global _EPOCH_SCALARS
+    if _EPOCH_SCALARS is None:
+        import keras
+
+        class EpochScalars(keras.callbacks.Callback):
+            """Keras' TensorBoard epoch scalars, written with EventFile (no TensorFlow)."""
+
+            def __init__(self, folder: Path):
+                super().__init__()
+                self.folder = Path(folder)
+                self.files: dict[str, EventFile] = {}
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    part, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                    if part not in self.files:
+                        self.files[part] = EventFile(self.folder / part)
+                    self.files[part].scalar(f"epoch_{tag}", float(value), epoch)
+                for events in self.files.values():
+                    events.flush()
+
+            def on_train_end(self, logs=None):
+                for events in self.files.values():
+                    events.close()
+                self.files = {}
+        _EPOCH_SCALARS = EpochScalars
+    return _EPOCH_SCALARS
+
+
+_EPOCH_SCALARS = None
+_EVENT_FILE_NUMBERS = itertools.count()
+
+
+class EventFile:
+    """A TensorBoard event file written without TensorFlow: the TFRecord framing of the
+    `tensorboard` package's RecordWriter around its Event protocol buffers."""
+
+    def __init__(self, folder: Path):
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._event = Event
+        file_name = (f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}."
+                     f"{next(_EVENT_FILE_NUMBERS)}.v2")
+        self._records = RecordWriter(open(folder / file_name, "wb"))
+        self._records.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+
+    def summary(self, summary, step: int) -> None:
+        self._records.write(self._event(wall_time=time.time(), step=int(step), summary=summary).SerializeToString())
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        self.summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+
+    def flush(self) -> None:
+        self._records.flush()
+
+    def close(self) -> None:
+        if not self._records.closed:
+            self._records.close()
 
 
 def has_summaries(folder: Path) -> bool:
@@ -253,10 +441,21 @@ def _summary_writer(folder: Path) -> Iterator[None]:
 def write_hparams_config(folder: Path, hparams: Sequence[HParamSpec],
                          metrics: Mapping[str, str]) -> None:
     """Write the experiment into `folder`: its hyper-parameters and its metrics (tag -> display name)."""
-    from tensorboard.plugins.hparams import api as hp
+    if active() != "tensorflow":
+        # The HParams protocol buffers without TensorFlow (the plugin's `api` module imports it).
+        from tensorboard.plugins.hparams import summary_v2 as hp
+    else:
+        from tensorboard.plugins.hparams import api as hp
 
     config_hparams = [hp.HParam(spec.name, _hparam_domain(spec, hp)) for spec in hparams]
     config_metrics = [hp.Metric(tag, display_name=display) for tag, display in metrics.items()]
+    if active() != "tensorflow":
+        events = EventFile(folder)
+        try:
+            events.summary(hp.hparams_config_pb(hparams=config_hparams, metrics=config_metrics), 0)
+        finally:
+            events.close()
+        return
     with _summary_writer(folder):
         hp.hparams_config(hparams=config_hparams, metrics=config_metrics)
 
@@ -264,6 +463,16 @@ def write_hparams_config(folder: Path, hparams: Sequence[HParamSpec],
 def write_trial_hparams(folder: Path, trial_id: str, values: Mapping[str, bool | int | float | str],
                         metrics: Mapping[str, float], step: int) -> None:
     """Write one trial into `folder`: its hyper-parameter values and its metrics as scalars at `step`."""
+    if active() != "tensorflow":
+        from tensorboard.plugins.hparams import summary_v2
+        events = EventFile(folder)
+        try:
+            events.summary(summary_v2.hparams_pb(dict(values), trial_id=trial_id), 0)
+            for tag, value in metrics.items():
+                events.scalar(tag, float(value), step)
+        finally:
+            events.close()
+        return
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 

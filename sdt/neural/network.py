@@ -560,7 +560,7 @@ def _log_device_once() -> None:
     if devices:
         logger.info("training on GPU: %s", ", ".join(devices))
     else:
-        logger.info("training on CPU (no GPU visible to %s)", backend.KERAS_BACKEND)
+        logger.info("training on CPU (no GPU visible to %s)", backend.active())
 
 
 def _split(dataset, prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 from sdt.run import exports
 from sdt.run.live import RUNNING_NAME, LiveTraining
 from sdt.run.lock import FolderLock
-from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers, WorkerSpec
+from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
@@ -241,6 +241,7 @@ def prepare(config: RunConfig, log_folder: Path, model_builder=None) -> RunConte
     if space is None:
         space = default_search_space(training_size=len(dataset.y_train))
     from sdt.neural import backend
+    backend.check_installed()       # KERAS_BACKEND / --backend names an engine that is installed
     backend.import_quietly()        # Keras' start-up chatter would bury a refusal's one error line
     from sdt.neural import network as neural_network
     # Every value the space can reach is one a training accepts, checked now rather than when a
@@ -357,6 +358,13 @@ def make_trainer(context: RunContext, verbose: int):
                                             architecture, result)
         return result
     return train
+
+
+def worker_trainer(config: RunConfig, log_folder: Path, verbose: int, make_train=None, model_builder=None):
+    """The training callable of a Ray worker (sdt/run/workers.py), built in the worker's process:
+    the run's inputs loaded and checked there (`prepare`), then the Keras trainer or `make_train`'s."""
+    context = prepare(config, log_folder, model_builder)
+    return (make_train or make_trainer)(context, verbose)
 
 
 def make_strategy(context: RunContext):
@@ -499,8 +507,8 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
     # that cannot load the run's inputs, is refused with the folder untouched.
     pool = InProcessWorkers(train)
     if workers > 1 or ray_address is not None:
-        pool = RayWorkers(WorkerSpec(config, log_folder, verbose, make_train, model_builder), workers,
-                          ray_address, cpus_per_trial, gpus_per_trial)
+        pool = RayWorkers(functools.partial(worker_trainer, config, log_folder, verbose, make_train, model_builder),
+                          workers, ray_address, cpus_per_trial, gpus_per_trial)
     # One owner per folder: from here on this process writes (or deletes) in the log folder.
     try:
         lock = FolderLock.acquire(log_folder)
@@ -535,7 +543,10 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             start = 0
         if isinstance(pool, RayWorkers):
             observer.on_workers(pool.size, ray_address)
-        observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(),
+        from sdt.neural import backend
+        device = (backend.device_summary() if not isinstance(pool, RayWorkers) else
+                  f"{backend.active()} on Ray workers ({cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU per training)")
+        observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(), device=device,
                                    first_trial=min([start] + [r.index for r in interrupted]),
                                    max_evals=config.max_evals, resumed=resume))
         summary_path = log_folder / SUMMARY_NAME

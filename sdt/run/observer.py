@@ -24,6 +24,8 @@ class RunStart:
     first_trial: int
     max_evals: int
     resumed: bool
+    # What trains: the Keras backend and its devices ("tensorflow on CPU", "jax on GPU: ...").
+    device: str | None = None
 
 
 @dataclass(frozen=True)

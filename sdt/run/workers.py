@@ -10,9 +10,9 @@ its `TrainingResult`, with the `host:pid` of the process that trained it:
 
 `InProcessWorkers` (`--workers 1`, the default) trains in this process when asked for the next
 finished trial, which is the sequential loop exactly. `RayWorkers` (`--workers N`,
-`--ray-address`) keeps N Ray actors, each of which loads the run's inputs once (sdt/run/loop.py
-`prepare`, the same checks and the same dataset split from the run's seed) and trains what it is
-sent; each actor asks Ray for `--cpus-per-trial` CPUs and `--gpus-per-trial` GPUs, so a cluster
+`--ray-address`) keeps N Ray actors, each of which builds its trainer once with the callable the
+loop hands over (sdt/run/loop.py `worker_trainer`: the run's inputs loaded and checked again in the
+worker, the same dataset split from the run's seed) and trains what it is sent; each actor asks Ray for `--cpus-per-trial` CPUs and `--gpus-per-trial` GPUs, so a cluster
 with GPUs gives each training its own. Ray is an optional extra (`pip install ".[ray]"`); this
 module imports it only when a Ray pool is built. Every worker writes its trial's model and
 TensorBoard logs into the run folder, so on a cluster of several machines the log folder must be
@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,25 +66,12 @@ class InProcessWorkers:
         self._submitted.clear()
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What a Ray worker needs to build its own trainer: the run's checked configuration (loaded
-    again in the worker by `prepare`), where the run writes, and the caller's hooks."""
-
-    config: Any
-    log_folder: Path
-    verbose: int = 0
-    make_train: Callable | None = None      # (context, verbose) -> train; None: the Keras trainer
-    model_builder: Callable | None = None   # a user's model function given as a callable
-
-
 class _TrainingActor:
-    """The body of one Ray actor: the run's inputs loaded once, then one training per call."""
+    """The body of one Ray actor: its trainer built once (the run's inputs loaded and checked in
+    the actor's process), then one training per call."""
 
-    def __init__(self, spec: WorkerSpec):
-        from sdt.run import loop
-        context = loop.prepare(spec.config, spec.log_folder, spec.model_builder)
-        self._train = (spec.make_train or loop.make_trainer)(context, spec.verbose)
+    def __init__(self, build_train: Callable[[], Callable[[dict[str, Any], Any, int], Any]]):
+        self._train = build_train()
         self._name = worker_name()
 
     def name(self) -> str:
@@ -123,8 +109,8 @@ class RayWorkers:
     `address`: None starts a local Ray instance for this run (stopped by close()); "auto" or
     "host:port" joins a running cluster (left running)."""
 
-    def __init__(self, spec: WorkerSpec, size: int, address: str | None = None,
-                 cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0):
+    def __init__(self, build_train: Callable[[], Callable[[dict[str, Any], Any, int], Any]], size: int,
+                 address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0):
         ray = import_ray()
         self._ray = ray
         self.size = size
@@ -148,7 +134,7 @@ class RayWorkers:
             except ConnectionError as err:
                 raise ConfigurationError(f"--ray-address {address}: no Ray cluster there ({err})") from None
         actor = ray.remote(_TrainingActor).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)
-        self._idle = [actor.remote(spec) for _ in range(size)]
+        self._idle = [actor.remote(build_train) for _ in range(size)]
         # The actors load the run's inputs now: a failure there is reported before any training.
         try:
             self._names = dict(zip(self._idle, ray.get([a.name.remote() for a in self._idle])))
