@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sdt.neural import backend
+from tests.fake_training import tiny_npz
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,14 +94,6 @@ status = main(sys.argv[2:] + ["--backend", sys.argv[1]])
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"
 sys.exit(status)
 """
-
-
-def tiny_npz(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    labels = np.arange(240) % 3
-    images = (rng.integers(0, 60, (240, 12, 12)) + labels[:, None, None] * 60).astype(np.uint8)
-    np.savez(path, x_train=images[:200], y_train=labels[:200], x_test=images[200:], y_test=labels[200:])
-    return path
 
 
 @pytest.mark.slow

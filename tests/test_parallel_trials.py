@@ -30,7 +30,7 @@ from sdt.space.domain import Domain
 from sdt.space.search_space import default_search_space
 from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
 from sdt.symbolic.block import SymbolicBlock
-from tests.fake_training import AlwaysApply, FakeTrainer, fake_factory
+from tests.fake_training import AlwaysApply, FakeTrainer, fake_factory, tiny_npz
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2, "learning_rate": 1e-3,
@@ -165,14 +165,6 @@ def test_workers_and_trial_resources_are_checked_before_anything_is_written(tmp_
 
 requires_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                   reason='Ray is not installed (pip install ".[ray]")')
-
-
-def tiny_npz(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    labels = np.arange(240) % 3
-    images = (rng.integers(0, 60, (240, 12, 12)) + labels[:, None, None] * 60).astype(np.uint8)
-    np.savez(path, x_train=images[:200], y_train=labels[:200], x_test=images[200:], y_test=labels[200:])
-    return path
 
 
 def overlapping(trials: list[dict]) -> bool:
