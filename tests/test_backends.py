@@ -132,3 +132,23 @@ def test_a_tuning_on_jax_without_tensorflow_writes_tensorboard_logs_and_a_loadab
     import keras
     model = keras.models.load_model(folder / "best_model.keras")
     assert model.predict(np.zeros((1, 12, 12, 1), dtype=np.float32), verbose=0).shape == (1, 3)
+
+
+@pytest.mark.slow
+def test_the_backend_check_compares_the_tuners_epoch_with_a_bare_fit(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", "tensorflow",
+                             "--epochs", "2", "--dataset", str(tiny_npz(tmp_path / "tiny.npz"))],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(result.stdout.splitlines()[0])
+    assert row["backend"] == "tensorflow" and row["device"].startswith("tensorflow on ")
+    assert row["examples"] == 180 and row["epochs"] == 2       # 200 less the validation tenth
+    assert row["tuner_epoch_seconds"] > 0 and row["bare_epoch_seconds"] > 0
+    assert row["ratio"] == pytest.approx(row["tuner_epoch_seconds"] / row["bare_epoch_seconds"])
+    assert "| tensorflow | tensorflow on " in result.stdout
+
+
+def test_the_backend_check_refuses_an_unknown_backend(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", "mxnet"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and "unknown backend(s) mxnet" in result.stderr

@@ -1,0 +1,130 @@
+"""Per Keras backend: one fixed configuration's epoch time through the tuner against a bare
+`model.fit` of the same model, on whatever device the backend sees (issue 15).
+
+    python3 scripts/backend_check.py                       # every installed backend, 4 epochs
+    python3 scripts/backend_check.py --backends jax --epochs 3 --examples 2000
+
+Each backend runs in its own process (Keras takes its backend at import). The tuner's epoch is
+`sdt.neural.network.train` (the seeded input pipeline of sdt/neural/backend.py, the training-subset
+evaluation after each epoch, TensorBoard logs, early stopping off); the bare one is `model.fit` of
+the same network and optimiser on the NumPy arrays. Epoch times are medians over the epochs after
+the first (the first includes tracing or compiling). One JSON line per backend on stdout, then a
+Markdown table. Not done yet: N trainings side by side on one GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BACKENDS = ("tensorflow", "jax", "torch")
+# A fixed configuration of the paper's space (the middle of its ranges).
+PARAMS = {"unit_c1": 32, "dr1_2": 0.2, "unit_c2": 64, "unit_d": 256, "dr_f": 0.3, "learning_rate": 1e-3,
+          "batch_size": 64, "optimizer": "Adam", "activation": "relu"}
+
+
+def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: str) -> dict:
+    """In this process, on `backend_name` (set before Keras is imported): both epoch times."""
+    sys.path.insert(0, str(REPO))
+    from sdt.neural import backend
+    backend.prepare_environment(backend_name)
+    import keras
+    import numpy as np
+    from sdt.core.records import Architecture
+    from sdt.data.datasets import load_dataset
+    from sdt.neural import network
+
+    dataset = load_dataset(dataset_name, seed=0)
+    if examples:
+        from dataclasses import replace
+        dataset = replace(dataset, x_train=dataset.x_train[:examples], y_train=dataset.y_train[:examples])
+
+    class EpochTimes(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.started)
+
+    tuner_times = EpochTimes()
+    with tempfile.TemporaryDirectory() as folder:
+        result = network.train(PARAMS, Architecture(), dataset, epochs=epochs, seed=0,
+                               tensorboard_dir=Path(folder) / "logs", model_path=Path(folder) / "model.keras",
+                               early_stopping_patience=None, extra_callbacks=[tuner_times])
+    assert result.status == "completed", result.error
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = network.build_model(PARAMS, Architecture(), dataset.input_shape, dataset.num_classes)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=PARAMS["learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    bare_times = EpochTimes()
+    model.fit(np.asarray(dataset.x_train, dtype=np.float32), np.asarray(dataset.y_train),
+              batch_size=PARAMS["batch_size"], epochs=epochs, verbose=0, callbacks=[bare_times],
+              validation_data=(np.asarray(dataset.x_val, dtype=np.float32), np.asarray(dataset.y_val)))
+    tuner_epoch = statistics.median(tuner_times.times[1:] or tuner_times.times)
+    bare_epoch = statistics.median(bare_times.times[1:] or bare_times.times)
+    return {"backend": backend_name, "device": backend.device_summary(), "examples": len(dataset.x_train),
+            "epochs": epochs, "tuner_epoch_seconds": tuner_epoch, "bare_epoch_seconds": bare_epoch,
+            "ratio": tuner_epoch / bare_epoch, "tuner_first_epoch_seconds": tuner_times.times[0],
+            "bare_first_epoch_seconds": bare_times.times[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated backends (default: every installed one of tensorflow, jax, torch)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per training (default 4)")
+    parser.add_argument("--examples", type=int, default=None, help="training examples used (default: all)")
+    parser.add_argument("--dataset", default="fashion_mnist_small", help="dataset (default fashion_mnist_small)")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)     # the per-backend child process
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2 (the first epoch, which compiles, is not counted)")
+    if args.one:
+        print(json.dumps(measure(args.one, args.epochs, args.examples, args.dataset)))
+        return 0
+    names = args.backends.split(",") if args.backends else [
+        name for name in BACKENDS if importlib.util.find_spec(name) is not None]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    rows = []
+    for name in names:
+        command = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--dataset", args.dataset]
+        if args.examples:
+            command += ["--examples", str(args.examples)]
+        print(f"{name}: measuring ...", file=sys.stderr, flush=True)
+        child = subprocess.run(command, capture_output=True, text=True,
+                               env={**os.environ, "KERAS_BACKEND": name})
+        if child.returncode != 0:
+            print(f"error: {name}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'failed'}",
+                  file=sys.stderr)
+            return 1
+        row = json.loads(child.stdout.strip().splitlines()[-1])
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print("\n| backend | device | examples | tuner epoch | bare model.fit epoch | tuner / bare | first epochs (tuner, bare) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['backend']} | {row['device']} | {row['examples']} | {row['tuner_epoch_seconds']:.2f} s | "
+              f"{row['bare_epoch_seconds']:.2f} s | {row['ratio']:.2f} | {row['tuner_first_epoch_seconds']:.1f} s, "
+              f"{row['bare_first_epoch_seconds']:.1f} s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
