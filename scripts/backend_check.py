@@ -9,7 +9,12 @@ Each backend runs in its own process (Keras takes its backend at import). The tu
 evaluation after each epoch, TensorBoard logs, early stopping off); the bare one is `model.fit` of
 the same network and optimiser on the NumPy arrays. Epoch times are medians over the epochs after
 the first (the first includes tracing or compiling). One JSON line per backend on stdout, then a
-Markdown table. Not done yet: N trainings side by side on one GPU.
+Markdown table.
+
+With `--side-by-side N`, N tuner trainings of the same configuration also run at once, each in its
+own process, as N tuner workers sharing one GPU would (`--workers N`): the row adds their summed
+throughput (training images per second in the epochs after the first, while all N run) against one
+training alone. Where the backend sees no GPU the trainings share the CPU, and the row says so.
 """
 
 from __future__ import annotations
@@ -32,46 +37,77 @@ PARAMS = {"unit_c1": 32, "dr1_2": 0.2, "unit_c2": 64, "unit_d": 256, "dr_f": 0.3
           "batch_size": 64, "optimizer": "Adam", "activation": "relu"}
 
 
-def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: str) -> dict:
-    """In this process, on `backend_name` (set before Keras is imported): both epoch times."""
+def load(backend_name: str, examples: int | None, dataset_name: str):
+    """Keras on `backend_name` (set before Keras is imported) and the dataset, cut to `examples`."""
     sys.path.insert(0, str(REPO))
     from sdt.neural import backend
     backend.prepare_environment(backend_name)
-    import keras
-    import numpy as np
-    from sdt.core.records import Architecture
     from sdt.data.datasets import load_dataset
-    from sdt.neural import network
 
     dataset = load_dataset(dataset_name, seed=0)
     if examples:
         from dataclasses import replace
         dataset = replace(dataset, x_train=dataset.x_train[:examples], y_train=dataset.y_train[:examples])
+    return dataset
+
+
+def epoch_timer():
+    """A Keras callback that records each epoch's wall time (seconds) in its `times`."""
+    import keras
 
     class EpochTimes(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.times: list[float] = []
+            self.ends: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             self.times.append(time.perf_counter() - self.started)
+            self.ends.append(time.time())
 
-    tuner_times = EpochTimes()
+    return EpochTimes()
+
+
+def tuner_training(dataset, epochs: int):
+    """One training of the fixed configuration through the tuner; its epoch timer."""
+    from sdt.core.records import Architecture
+    from sdt.neural import network
+
+    tuner_times = epoch_timer()
     with tempfile.TemporaryDirectory() as folder:
         result = network.train(PARAMS, Architecture(), dataset, epochs=epochs, seed=0,
                                tensorboard_dir=Path(folder) / "logs", model_path=Path(folder) / "model.keras",
                                early_stopping_patience=None, extra_callbacks=[tuner_times])
     assert result.status == "completed", result.error
+    return tuner_times
+
+
+def measure_one_of_many(backend_name: str, epochs: int, examples: int | None, dataset_name: str) -> dict:
+    """In this process, one of the side-by-side trainings: its epochs' start and end times."""
+    dataset = load(backend_name, examples, dataset_name)
+    times = tuner_training(dataset, epochs)
+    return {"examples": len(dataset.x_train), "epoch_ends": times.ends, "epoch_seconds": times.times}
+
+
+def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: str) -> dict:
+    """In this process, on `backend_name` (set before Keras is imported): both epoch times."""
+    dataset = load(backend_name, examples, dataset_name)
+    import keras
+    import numpy as np
+    from sdt.core.records import Architecture
+    from sdt.neural import backend, network
+
+    tuner_times = tuner_training(dataset, epochs)
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = network.build_model(PARAMS, Architecture(), dataset.input_shape, dataset.num_classes)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=PARAMS["learning_rate"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    bare_times = EpochTimes()
+    bare_times = epoch_timer()
     model.fit(np.asarray(dataset.x_train, dtype=np.float32), np.asarray(dataset.y_train),
               batch_size=PARAMS["batch_size"], epochs=epochs, verbose=0, callbacks=[bare_times],
               validation_data=(np.asarray(dataset.x_val, dtype=np.float32), np.asarray(dataset.y_val)))
@@ -90,12 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per training (default 4)")
     parser.add_argument("--examples", type=int, default=None, help="training examples used (default: all)")
     parser.add_argument("--dataset", default="fashion_mnist_small", help="dataset (default fashion_mnist_small)")
+    parser.add_argument("--side-by-side", type=int, default=0, metavar="N",
+                        help="also run N tuner trainings at once and measure their summed throughput (default: no)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)     # the per-backend child process
+    parser.add_argument("--one-of-many", default=None, help=argparse.SUPPRESS)   # a side-by-side child
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch, which compiles, is not counted)")
+    if args.side_by_side < 0 or args.side_by_side == 1:
+        parser.error("--side-by-side must be 0 (off) or at least 2")
     if args.one:
         print(json.dumps(measure(args.one, args.epochs, args.examples, args.dataset)))
+        return 0
+    if args.one_of_many:
+        print(json.dumps(measure_one_of_many(args.one_of_many, args.epochs, args.examples, args.dataset)))
         return 0
     names = args.backends.split(",") if args.backends else [
         name for name in BACKENDS if importlib.util.find_spec(name) is not None]
@@ -115,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         row = json.loads(child.stdout.strip().splitlines()[-1])
+        if args.side_by_side:
+            print(f"{name}: {args.side_by_side} trainings side by side ...", file=sys.stderr, flush=True)
+            side = side_by_side(name, args.side_by_side, command[:2] + ["--one-of-many", name] + command[4:])
+            if side is None:
+                return 1
+            alone = row["examples"] / row["tuner_epoch_seconds"]
+            row.update(side_by_side=args.side_by_side, alone_images_per_second=alone,
+                       side_by_side_images_per_second=side, side_by_side_gain=side / alone)
         print(json.dumps(row), flush=True)
         rows.append(row)
     print("\n| backend | device | examples | tuner epoch | bare model.fit epoch | tuner / bare | first epochs (tuner, bare) |")
@@ -123,7 +175,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['backend']} | {row['device']} | {row['examples']} | {row['tuner_epoch_seconds']:.2f} s | "
               f"{row['bare_epoch_seconds']:.2f} s | {row['ratio']:.2f} | {row['tuner_first_epoch_seconds']:.1f} s, "
               f"{row['bare_first_epoch_seconds']:.1f} s |")
+    if args.side_by_side:
+        print("\n| backend | device | trainings at once | images/s, one alone | images/s, all together | gain |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for row in rows:
+            shared = "" if " on GPU" in row["device"] else " (no GPU: they share the CPU)"
+            print(f"| {row['backend']} | {row['device']}{shared} | {row['side_by_side']} | "
+                  f"{row['alone_images_per_second']:.0f} | {row['side_by_side_images_per_second']:.0f} | "
+                  f"{row['side_by_side_gain']:.2f} |")
     return 0
+
+
+def side_by_side(name: str, count: int, command: list[str]) -> float | None:
+    """Run `count` tuner trainings at once; their summed images per second while all of them ran.
+
+    Each child reports when each of its epochs ended. The window is from the last child's first
+    epoch end (every compilation is over) to the first child's last epoch end (all still running);
+    each child's throughput in it is its examples per epoch over its epochs that ended inside it.
+    """
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "KERAS_BACKEND": name}) for _ in range(count)]
+    reports = []
+    for child in children:
+        stdout, stderr = child.communicate()
+        if child.returncode != 0:
+            print(f"error: {name}: side by side: {stderr.strip().splitlines()[-1] if stderr.strip() else 'failed'}",
+                  file=sys.stderr)
+            return None
+        reports.append(json.loads(stdout.strip().splitlines()[-1]))
+    start = max(report["epoch_ends"][0] for report in reports)
+    end = min(report["epoch_ends"][-1] for report in reports)
+    total = 0.0
+    for report in reports:
+        inside = [seconds for ended, seconds in zip(report["epoch_ends"][1:], report["epoch_seconds"][1:])
+                  if start < ended <= end]
+        epochs = inside or report["epoch_seconds"][1:]     # no overlap at all: its own steady epochs
+        total += report["examples"] / statistics.median(epochs)
+    return total
 
 
 if __name__ == "__main__":

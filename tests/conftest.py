@@ -27,6 +27,7 @@ def pytest_configure(config):
         config.option.webdriver = "Chrome"
 
 
+@pytest.hookimpl(optionalhook=True)   # dash[testing]'s hook; the suite also runs without it
 def pytest_setup_options():
     """dash[testing] hook: the Chrome options for dash_duo."""
     from selenium.webdriver.chrome.options import Options

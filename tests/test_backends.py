@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 requires_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                   reason='JAX is not installed (pip install ".[jax]")')
+requires_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                    reason='PyTorch is not installed (pip install ".[torch]")')
 
 
 def read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -39,6 +41,41 @@ def test_an_event_file_written_without_tensorflow_is_read_by_tensorboard(tmp_pat
     (written,) = tmp_path.glob("events.out.tfevents.*.v2")
     assert read_scalars(tmp_path) == {"epoch_loss": [(0, 2.0), (1, 1.5), (2, 0.75)]}
     assert written.stat().st_size > 0
+
+
+def test_a_model_saved_with_a_backends_own_optimizer_class_is_recorded_to_load_on_any_backend(tmp_path):
+    import zipfile
+
+    import keras
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.01), loss="sparse_categorical_crossentropy")
+    path = tmp_path / "model.keras"
+    backend.save_model(model, path)
+    before = path.read_bytes()
+    backend.record_optimizer_portably(path)                 # already portable: left as it is
+    assert path.read_bytes() == before
+
+    def edit_config(edit) -> None:                          # as Keras on PyTorch records its optimizer
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        config = json.loads(members["config.json"])
+        edit(config)
+        members["config.json"] = json.dumps(config).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    edit_config(lambda config: config["compile_config"]["optimizer"].update(
+        module="keras.src.backend.torch.optimizers.torch_rmsprop"))
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(archive.namelist())
+    backend.record_optimizer_portably(path)
+    with zipfile.ZipFile(path) as archive:
+        assert json.loads(archive.read("config.json"))["compile_config"]["optimizer"]["module"] == "keras.optimizers"
+        assert sorted(archive.namelist()) == names          # the weights and metadata kept
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, keras.optimizers.RMSprop)
+    assert loaded.optimizer.learning_rate.numpy() == pytest.approx(0.01)
+    np.testing.assert_allclose(loaded.get_weights()[0], model.get_weights()[0])
 
 
 def test_array_batches_reshuffle_every_epoch_from_the_seed_and_cover_every_example(monkeypatch):
@@ -80,15 +117,21 @@ def test_an_unknown_or_missing_backend_is_one_clear_error(tmp_path):
 # Run in a subprocess: TensorFlow cannot be imported there (as where it is not installed), and
 # Keras runs on the backend given in argv[1].
 WITHOUT_TENSORFLOW = """
-import importlib.abc, sys
+import importlib.machinery, sys
 
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
+class PathFinderWithoutTensorFlow(importlib.machinery.PathFinder):
+    # The path finder, blind to TensorFlow: find_spec answers None and `import tensorflow` raises
+    # ModuleNotFoundError, exactly as where the package is not installed.
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-        return None
+            return None
+        return super().find_spec(name, path, target)
 
-sys.meta_path.insert(0, NoTensorFlow())
+sys.meta_path = [PathFinderWithoutTensorFlow if finder is importlib.machinery.PathFinder else finder
+                 for finder in sys.meta_path]
+import importlib.util
+assert importlib.util.find_spec("tensorflow") is None
 from sdt.cli.main import main
 status = main(sys.argv[2:] + ["--backend", sys.argv[1]])
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"
@@ -97,15 +140,17 @@ sys.exit(status)
 
 
 @pytest.mark.slow
-@requires_jax
-def test_a_tuning_on_jax_without_tensorflow_writes_tensorboard_logs_and_a_loadable_best_model(tmp_path):
+@pytest.mark.parametrize("keras_backend", [pytest.param("jax", marks=requires_jax),
+                                           pytest.param("torch", marks=requires_torch)])
+def test_a_tuning_without_tensorflow_writes_tensorboard_logs_and_a_loadable_best_model(tmp_path, keras_backend):
     folder = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, "jax", "--dataset",
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, keras_backend, "--dataset",
                              str(tiny_npz(tmp_path / "tiny.npz")), "--max-evals", "2", "--epochs", "2",
                              "--initial-points", "1", "--log-folder", str(folder)],
                             capture_output=True, text=True, timeout=900, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "training with Keras on jax on CPU" in result.stdout or "training with Keras on jax on GPU" in result.stdout
+    assert (f"training with Keras on {keras_backend} on CPU" in result.stdout
+            or f"training with Keras on {keras_backend} on GPU" in result.stdout)
     summary = json.loads((folder / "summary.json").read_text())
     assert [t["status"] for t in summary["trials"]] == ["completed", "completed"]
     assert summary["best"]["test_accuracy"] is not None
@@ -128,27 +173,49 @@ def test_a_tuning_on_jax_without_tensorflow_writes_tensorboard_logs_and_a_loadab
         assert metrics["val_accuracy"][0][1] == pytest.approx(trial["val_accuracy"])
         assert "_hparams_/session_start_info" in hparams_tags(trial_logs)
     assert "_hparams_/experiment" in hparams_tags(folder / "logs")
-    # The best model, saved by Keras on JAX, loads and predicts here (on TensorFlow).
+    # The best model loads and predicts on the backend it trained on, with its optimizer ...
+    loaded = subprocess.run([sys.executable, "-c", "import keras, sys\n"
+                             "model = keras.models.load_model(sys.argv[1])\n"
+                             "print(keras.backend.backend(), type(model.optimizer).__name__)",
+                             str(folder / "best_model.keras")], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": keras_backend})
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    backend_name, optimizer_class = loaded.stdout.split()[-2:]
+    assert backend_name == keras_backend and optimizer_class.endswith(summary["best"]["params"]["optimizer"])
+    # ... and here, on the suite's backend, without importing the one it trained on.
     import keras
     model = keras.models.load_model(folder / "best_model.keras")
     assert model.predict(np.zeros((1, 12, 12, 1), dtype=np.float32), verbose=0).shape == (1, 3)
+    if keras_backend == "torch":
+        assert "torch" not in sys.modules
 
 
 @pytest.mark.slow
 def test_the_backend_check_compares_the_tuners_epoch_with_a_bare_fit(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", "tensorflow",
-                             "--epochs", "2", "--dataset", str(tiny_npz(tmp_path / "tiny.npz"))],
+    keras_backend = os.environ.get("KERAS_BACKEND") or "tensorflow"     # the suite's (CI also runs it on JAX)
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", keras_backend,
+                             "--epochs", "2", "--dataset", str(tiny_npz(tmp_path / "tiny.npz")), "--side-by-side", "2"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout.splitlines()[0])
-    assert row["backend"] == "tensorflow" and row["device"].startswith("tensorflow on ")
+    assert row["backend"] == keras_backend and row["device"].startswith(f"{keras_backend} on ")
     assert row["examples"] == 180 and row["epochs"] == 2       # 200 less the validation tenth
     assert row["tuner_epoch_seconds"] > 0 and row["bare_epoch_seconds"] > 0
     assert row["ratio"] == pytest.approx(row["tuner_epoch_seconds"] / row["bare_epoch_seconds"])
-    assert "| tensorflow | tensorflow on " in result.stdout
+    assert f"| {keras_backend} | {keras_backend} on " in result.stdout
+    # Two trainings at once: their summed throughput, against one alone.
+    assert row["side_by_side"] == 2 and row["side_by_side_images_per_second"] > 0
+    assert row["alone_images_per_second"] == pytest.approx(180 / row["tuner_epoch_seconds"])
+    assert row["side_by_side_gain"] == pytest.approx(row["side_by_side_images_per_second"]
+                                                     / row["alone_images_per_second"])
+    assert "| 2 | " in result.stdout and ("(no GPU: they share the CPU)" in result.stdout) == ("on CPU" in row["device"])
 
 
-def test_the_backend_check_refuses_an_unknown_backend(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", "mxnet"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+def test_the_backend_check_refuses_an_unknown_backend_or_a_single_side_by_side_training(tmp_path):
+    def backend_check(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), *arguments],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = backend_check("--backends", "mxnet")
     assert result.returncode == 2 and "unknown backend(s) mxnet" in result.stderr
+    result = backend_check("--side-by-side", "1")
+    assert result.returncode == 2 and "--side-by-side must be 0 (off) or at least 2" in result.stderr

@@ -308,6 +308,47 @@ def training_scope() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Saved models that load on every backend
+# ---------------------------------------------------------------------------------------------
+
+_BACKEND_MODULE_PREFIX = "keras.src.backend."
+
+
+def save_model(model, path: Path) -> None:
+    """Save `model` as a .keras file that loads on any Keras backend, not only the one it trained on.
+
+    On PyTorch, Keras' optimizers are backend classes (`TorchAdam`, ...) and the saved compile
+    config names their module (`keras.src.backend.torch.optimizers.torch_adam`): loading the model
+    elsewhere would import PyTorch, or fail where it is not installed. The optimizer is recorded
+    under `keras.optimizers` instead, where every backend finds its own class of the same name.
+    """
+    path = Path(path)
+    model.save(path)
+    record_optimizer_portably(path)
+
+
+def record_optimizer_portably(path: Path) -> None:
+    """Rewrite a saved .keras file whose optimizer is recorded under a backend's own module so
+    that it is recorded under `keras.optimizers` (nothing to do otherwise)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        optimizer = (config.get("compile_config") or {}).get("optimizer")
+        if not (isinstance(optimizer, dict)
+                and str(optimizer.get("module", "")).startswith(_BACKEND_MODULE_PREFIX)):
+            return
+        optimizer["module"] = "keras.optimizers"
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    rewritten = path.with_name(path.name + ".portable")
+    with zipfile.ZipFile(rewritten, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for info, data in members:
+            archive.writestr(info, json.dumps(config) if info.filename == "config.json" else data)
+    os.replace(rewritten, path)
+
+
+# ---------------------------------------------------------------------------------------------
 # TensorBoard HParams
 # ---------------------------------------------------------------------------------------------
 

@@ -721,7 +721,7 @@ def train(params: dict, architecture: Architecture, dataset, *, epochs: int, see
             saved = None
             if model_file is not None:
                 model_file.parent.mkdir(parents=True, exist_ok=True)
-                model.save(model_file)
+                backend.save_model(model, model_file)
                 saved = str(model_file)
             stop = {} if stopper is None or stopper.decision is None else {
                 "stop_reason": stopper.decision[0], "stop_explanation": stopper.decision[1],
