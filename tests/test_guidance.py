@@ -22,6 +22,7 @@ from sdt.space.preference import (
 from sdt.space.search_space import all_potential_dimensions, default_search_space
 from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
 from sdt.symbolic.block import SymbolicBlock
+from sdt.symbolic.records import RuleWeights
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from tests.fake_training import AlwaysApply, FakeTrainer, NeverApply
 
@@ -181,6 +182,27 @@ def test_one_action_per_training_applied_with_its_weight(symbolic):
     assert declined.chosen == () and next_state.space == state.space and next_state.architecture == state.architecture
     (skipped,) = declined.outcome.skipped
     assert skipped[0] == REG_L2 and "probability of applying" in skipped[1]
+
+
+def test_under_prior_guidance_the_chosen_action_is_always_applied_as_a_preference_of_its_weight(symbolic):
+    # The draw that declines an edit under `edit` (NeverApply: every draw is just below 1) does
+    # not decline a preference: its weight is already its strength, so a low weight is a weak
+    # preference, close to nothing.
+    tuner = controller(symbolic, FakeTrainer(), PRIOR)
+    state = tuner.initial_state(default_search_space())
+    record, next_state = tuner.run_iteration(0, PARAMS, state, NeverApply())
+    (chosen,) = record.chosen
+    assert record.outcome.skipped == () and chosen.name == REG_L2
+    (preference,) = next_state.preferences
+    assert preference.action == REG_L2 and preference.weight == pytest.approx(chosen.probability)
+    # Rules that have learned low weights (the diagnosis' actions come out of ProbLog with them)
+    # make a preference that barely pulls: outside its region the acquisition is barely damped.
+    weak = replace(state, rule_weights=RuleWeights({key: 0.02 for key in state.rule_weights}))
+    record, next_state = tuner.run_iteration(0, PARAMS, weak, NeverApply())
+    (chosen,) = record.chosen
+    (preference,) = next_state.preferences
+    assert chosen.probability == pytest.approx(0.02) and preference.weight == pytest.approx(0.02)
+    assert preference.factor(PARAMS, Architecture()) in (1.0, pytest.approx(0.98))
 
 
 def test_an_action_is_judged_against_the_trial_it_followed(symbolic):

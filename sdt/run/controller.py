@@ -6,8 +6,11 @@ to be judged) and returns what happened (`TrialRecord`) and the next state. It n
 run state of its own, imports no Keras (training is a callable handed in) and writes nothing
 to disk: main.py persists the records.
 
-At most one action is applied per training (sdt/symbolic/policy.py `decide_action`: the most
-probable applicable one, with its probability), so that every label judges one action.
+At most one action is applied per training, so that every label judges one action: the most
+probable applicable one. Under `edit` it is applied with its probability (sdt/symbolic/policy.py
+`decide_action`: an edit is all or nothing, so a low weight must mostly mean "do nothing");
+under `prior` it is always applied, as a preference whose strength is that probability (a low
+weight is a weak preference, close to nothing), so the weight is not counted twice.
 
 Evidence for LFI: the action applied after trial i-1 is judged by trial i against its
 counterfactual, the trial it was meant to fix: it counts as *improved* when trial i's
@@ -382,7 +385,15 @@ class Controller:
             base = state.architecture if self.guidance == EDIT else trained_architecture
             blocked = (not_applicable_actions(space, base, params, self.limits)
                        | self.unsupported_actions)
-            action, declined = self._symbolic.decide_action(diagnosis, blocked, rng)
+            if self.guidance == PRIOR:
+                # The weight is already the preference's strength (π = 1 - weight outside its
+                # region): a low weight is a weak preference, close to doing nothing. Drawing
+                # whether to apply it as well would count the weight twice and, at a weight
+                # of 0.8, skip one sure remedy in five.
+                ranked = self._symbolic.choose_actions(diagnosis, blocked, rng)
+                action, declined = (ranked[0] if ranked else None), None
+            else:
+                action, declined = self._symbolic.decide_action(diagnosis, blocked, rng)
             picked = [] if action is None else [(action.name, action.problem)]
             outcome = apply_actions(picked, space, base, params, self.limits)
             if declined is not None:
