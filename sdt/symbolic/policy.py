@@ -1,10 +1,11 @@
 """The action policy: which of a diagnosis's candidate actions to apply after one training.
 
-`decide_action` is what the tuner uses: at most ONE action per training, the most probable
-applicable candidate, applied with its probability (the rule's weight is "the probability
-of applying", as the paper frames it): a rule that has learned a low weight mostly does
-nothing, and each applied action gets its own label when the next training judges it.
-`choose_actions` ranks the candidates (one per problem).
+At most ONE action per training, the most probable applicable candidate, so that each applied
+action gets its own label when the next training judges it. `choose_actions` ranks the
+candidates (one per problem); under prior guidance the tuner applies the first as a preference
+whose strength is its weight. `decide_action` is what it uses under edit guidance: the
+candidate is applied with its probability (the rule's weight is "the probability of applying",
+as the paper frames it), so a rule that has learned a low weight mostly does nothing.
 
 Which actions may not be applied together is no decision of this module: the rules file
 declares it (`excludes/2`, read into `ActionExclusions` by programs.py).

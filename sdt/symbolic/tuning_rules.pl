@@ -14,11 +14,13 @@
 %%                             after one training (last section)
 %%
 %% Each weight is "the probability that applying the action helps" when the
-%% problem is diagnosed. For each problem the tuner applies the most probable
+%% problem is diagnosed. After each training the tuner takes the most probable
 %% applicable action (ties broken by the run's seeded random generator);
 %% problems choose in order of their best action's probability, and an
 %% action that excludes one already chosen is passed over
-%% (sdt/symbolic/policy.py).
+%% (sdt/symbolic/policy.py). Under --guidance prior the action is always
+%% applied, as a preference as strong as its weight; under --guidance edit it
+%% is applied with its weight as the probability.
 %%
 %% Learnable weights are written t(p)::, where p is the initial weight (the
 %% prior). After every training, ProbLog LFI (sdt/symbolic/rule_learning.py) updates
