@@ -141,3 +141,25 @@ def test_run_diagnose_in_process_reports_errors(tmp_path, capsys):
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("error: ")
     assert str(path) in captured.err
+
+
+def test_a_trial_record_with_its_params_is_diagnosed_with_them(tmp_path, capsys):
+    from tests.test_short_training_diagnoses import SLOW_ADADELTA, SLOW_ADADELTA_PARAMS
+    bare = write_json(tmp_path, SLOW_ADADELTA, "bare.json")
+    record = write_json(tmp_path, {"num_classes": 10, "history": SLOW_ADADELTA, "params": SLOW_ADADELTA_PARAMS},
+                        "record.json")
+    assert run_diagnose(str(bare)) == 0
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["inc_lr"]
+    assert run_diagnose(str(record)) == 0           # the rules know it was Adadelta
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["change_optimizer", "inc_lr"]
+
+
+def test_hyperparameter_facts_write_numbers_and_lower_case_atoms_and_skip_the_rest():
+    from sdt.symbolic.statistics import hyperparameter_facts
+    facts = [str(fact) for fact in hyperparameter_facts(
+        {"optimizer": "Adadelta", "learning_rate": 0.001, "batch_size": 64, "flag": True,
+         "activation": "leaky relu", "Weird-Name": 1, "dr_f": float("nan"), "nested": [1, 2]})]
+    assert facts[0].startswith("hyperparameter(_") and facts[0].endswith(":- fail")
+    assert facts[1:] == ["hyperparameter(batch_size,64)", "hyperparameter(learning_rate,0.001)",
+                         "hyperparameter(optimizer,adadelta)"]
+    assert [str(f) for f in hyperparameter_facts(None)] == facts[:1]

@@ -281,3 +281,24 @@ def test_a_training_stuck_at_chance_leads_away_from_its_optimizer(symbolic):
     assert [a.name for a in record.chosen] == ["change_optimizer"]
     assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
     assert state.space["optimizer"] == default_search_space()["optimizer"]     # still reachable
+
+
+def test_a_slow_adadelta_training_leads_away_from_adadelta_and_a_slow_adam_training_to_higher_rates(symbolic):
+    from sdt.core.records import TrainingResult
+    from sdt.core.vocabulary import TrialStatus
+    from tests.test_short_training_diagnoses import SLOW_ADADELTA
+
+    def slow(params, architecture, index):
+        return TrainingResult(status=TrialStatus.COMPLETED, history=SLOW_ADADELTA, val_loss=2.1971,
+                              val_accuracy=0.1617, best_epoch=3, epochs_run=4)
+
+    for optimizer, action in (("Adadelta", "change_optimizer"), ("Adam", "inc_lr")):
+        tuner = controller(symbolic, slow, PRIOR)
+        state = tuner.initial_state(default_search_space())
+        record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": optimizer}, state, AlwaysApply())
+        assert record.diagnosis.problem_names() == ("low_lr",)
+        assert [(a.name, a.problem) for a in record.chosen] == [(action, "low_lr")]
+        if optimizer == "Adadelta":
+            assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
+        else:
+            assert state.preferences[0].choices == () and state.preferences[0].bounds[0][0] == "learning_rate"

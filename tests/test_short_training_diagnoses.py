@@ -1,6 +1,7 @@
 """Diagnoses of short trainings that issue 13 found misread, pinned on real 6-epoch digits
 curves (pilot benchmark, seed 0): a training stuck at chance whose clean accuracy drifted a few
-points above 1/K, and a training that barely moved, which the shape tests cannot see."""
+points above 1/K, and a training that barely moved, which the shape tests cannot see; and a
+slowly moving Adadelta training on Fashion-MNIST, whose remedy depends on the optimiser."""
 
 import pytest
 
@@ -21,6 +22,15 @@ BARELY_MOVING = {"loss": [2.303, 2.298, 2.294, 2.289, 2.281, 2.272],
                  "val_accuracy": [0.118, 0.167, 0.118, 0.229, 0.312, 0.361],
                  "train_eval_loss": [2.297, 2.293, 2.288, 2.28, 2.268, 2.251],
                  "train_eval_accuracy": [0.119, 0.142, 0.123, 0.229, 0.332, 0.352]}
+
+
+# Adadelta, learning rate 2.3e-4, batch 74, the embedded Fashion-MNIST subset (Fashion benchmark,
+# sdt-prior seed 0, trial 1, stopped after 4 of 6 epochs): moving, but far too slowly.
+SLOW_ADADELTA = {"loss": [2.4068, 2.362, 2.324, 2.2721], "accuracy": [0.1098, 0.1163, 0.1246, 0.1396],
+                 "val_loss": [2.3108, 2.2684, 2.2309, 2.1971], "val_accuracy": [0.0983, 0.1083, 0.125, 0.1617],
+                 "train_eval_loss": [2.3121, 2.2692, 2.2314, 2.1975],
+                 "train_eval_accuracy": [0.0977, 0.1016, 0.125, 0.1504]}
+SLOW_ADADELTA_PARAMS = {"learning_rate": 2.2769e-4, "batch_size": 74, "optimizer": "Adadelta", "activation": "selu"}
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +61,26 @@ def test_a_healthy_short_training_is_not_low_lr(block):
     healthy = {"loss": [1.9, 0.9, 0.5, 0.35, 0.28, 0.25], "accuracy": [0.4, 0.75, 0.86, 0.9, 0.92, 0.93],
                "val_loss": [1.5, 0.8, 0.5, 0.4, 0.35, 0.33], "val_accuracy": [0.5, 0.78, 0.85, 0.88, 0.9, 0.9]}
     assert "low_lr" not in diagnose(block, healthy).problem_names()
+
+
+def test_a_slow_training_of_adadelta_leaves_the_optimiser_and_of_others_raises_the_rate(block):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    # The curve alone: low_lr, and its remedy is the learning rate.
+    alone = diagnose(block, SLOW_ADADELTA)
+    assert alone.problem_names() == ("low_lr",)
+    assert [(a.name, a.probability) for a in alone.actions] == [("inc_lr", pytest.approx(0.7))]
+    # Trained with Adadelta: the same curve, and leaving the optimiser comes first.
+    adadelta = block.diagnose(SLOW_ADADELTA, 10, block.initial_weights(), SLOW_ADADELTA_PARAMS)
+    assert adadelta.problem_names() == ("low_lr",)
+    assert {(a.name, a.problem): a.probability for a in adadelta.actions} == {
+        ("change_optimizer", "low_lr"): pytest.approx(0.8), ("inc_lr", "low_lr"): pytest.approx(0.7)}
+    assert [a.name for a in block.choose_actions(adadelta, set(), rng)] == ["change_optimizer"]
+    # Trained with Adam: the rate again.
+    adam = block.diagnose(SLOW_ADADELTA, 10, block.initial_weights(), {**SLOW_ADADELTA_PARAMS, "optimizer": "Adam"})
+    assert [a.name for a in adam.actions] == ["inc_lr"]
+    # The rule's weight is learned like any other: once it has failed, inc_lr is chosen.
+    from sdt.symbolic.records import RuleWeights
+    weights = RuleWeights({**dict(block.initial_weights().items()), ("change_optimizer", "low_lr"): 0.4})
+    relearned = block.diagnose(SLOW_ADADELTA, 10, weights, SLOW_ADADELTA_PARAMS)
+    assert [a.name for a in block.choose_actions(relearned, set(), rng)] == ["inc_lr"]

@@ -554,9 +554,17 @@ def terms_named(clauses, functor: str, arity: int) -> list[Term]:
 
 
 def test_every_atom_of_the_rules_file_is_declared():
+    from sdt.core.vocabulary import ACTIVATION, BATCH_SIZE, LEARNING_RATE, OPTIMIZER
+    from sdt.space.search_space import default_search_space
     clauses = list(PrologFile(str(DEFAULT_RULES_PATH)))
     atoms = set().union(*(atoms_in(c) for c in clauses))
-    assert atoms <= set(ACTIONS) | set(PROBLEMS), atoms - set(ACTIONS) - set(PROBLEMS)
+    # Besides actions and problems: the hyper-parameters the rules ask for (hyperparameter/2)
+    # and the optimisers, as the facts write them (lower case).
+    optimizers = {name.lower() for name in default_search_space()[OPTIMIZER].domain_categories}
+    declared = set(ACTIONS) | set(PROBLEMS) | {OPTIMIZER, LEARNING_RATE, BATCH_SIZE, ACTIVATION} | optimizers
+    assert atoms <= declared, atoms - declared
+    for asked in terms_named(clauses, "hyperparameter", 2):
+        assert str(asked.args[0]) in (OPTIMIZER, LEARNING_RATE, BATCH_SIZE, ACTIVATION)
     rules = terms_named(clauses, "action", 2)
     assert {str(r.args[1]) for r in rules} == set(PROBLEMS)  # every problem has an action
     for rule in rules:

@@ -2,7 +2,8 @@
 
 Reads a Keras `History.history` dict saved as JSON (keys loss, accuracy, val_loss,
 val_accuracy; an optional `num_classes`, default 10; NaN or null for a diverged epoch).
-A saved trial record whose history sits under a "history" key is accepted too. Prints to
+A saved trial record whose history sits under a "history" key is accepted too, and its
+"params" (the values it was trained with) are then given to the rules. Prints to
 stdout one JSON object:
 
     {"problems": [{"name", "probability", "explanation", "measures"}],
@@ -27,7 +28,7 @@ from sdt.core.errors import ConfigurationError, RulesError, TunerError
 DEFAULT_NUM_CLASSES = 10
 
 
-def _load_history(history_path: str | Path) -> tuple[dict[str, Any], Any]:
+def _load_history(history_path: str | Path) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
     path = Path(history_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -44,8 +45,10 @@ def _load_history(history_path: str | Path) -> tuple[dict[str, Any], Any]:
         raise ConfigurationError(f"history file {path} must hold a JSON object (a Keras "
                                  f"History.history dict), got a JSON {type(data).__name__}")
     num_classes = data.get("num_classes", DEFAULT_NUM_CLASSES)
-    history = data["history"] if isinstance(data.get("history"), dict) else data
-    return history, num_classes
+    if isinstance(data.get("history"), dict):
+        params = data.get("params")
+        return data["history"], num_classes, params if isinstance(params, dict) else None
+    return data, num_classes, None
 
 
 def diagnose_file(history_path: str | Path, diagnosis_path: str | Path | None = None,
@@ -53,10 +56,10 @@ def diagnose_file(history_path: str | Path, diagnosis_path: str | Path | None = 
     """The JSON-ready diagnosis of a history file; raises TunerError on bad input."""
     from sdt.symbolic.block import SymbolicBlock  # after the cheap checks of the file itself
 
-    history, num_classes = _load_history(history_path)
+    history, num_classes, params = _load_history(history_path)
     block = SymbolicBlock(diagnosis_path=diagnosis_path, rules_path=rules_path)
     try:
-        diagnosis = block.diagnose(history, num_classes, block.initial_weights())
+        diagnosis = block.diagnose(history, num_classes, block.initial_weights(), params)
     except RulesError:
         raise
     except ConfigurationError as err:

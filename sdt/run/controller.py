@@ -374,7 +374,7 @@ class Controller:
             weights = learn_weights(self._symbolic.initial_weights(), list(observations), self.prior_strength)
             waiting = tuple(p for p in waiting if p not in judged)
 
-        diagnosis = self._diagnose(result, weights)
+        diagnosis = self._diagnose(result, weights, params)
 
         chosen: tuple[ChosenAction, ...] = ()
         outcome = None
@@ -450,10 +450,11 @@ class Controller:
         return (replace(outcome, space=space, architecture=architecture, applied=(record,)),
                 state.preferences + (preference,))
 
-    def _diagnose(self, result: TrainingResult, weights: RuleWeights) -> Diagnosis | None:
+    def _diagnose(self, result: TrainingResult, weights: RuleWeights,
+                  params: dict[str, Any]) -> Diagnosis | None:
         """Diagnose a training whose curves are complete (a pruned one on the epochs it ran, like
         any other, so its problem gets its action and its trial judges the previous action); a
-        failed training has nothing to read."""
+        failed training has nothing to read. The rules see the values it was trained with."""
         if result.status == TrialStatus.FAILED:
             return None
         history = result.history or {}
@@ -461,4 +462,4 @@ class Controller:
         if len(lengths) != 1 or 0 in lengths:
             log.warning("trial history incomplete (lengths %s): not diagnosed", sorted(lengths))
             return None
-        return self._symbolic.diagnose(history, self.objective.num_classes, weights)
+        return self._symbolic.diagnose(history, self.objective.num_classes, weights, params)

@@ -64,7 +64,8 @@ from sdt.symbolic.records import (
     action_order, problem_order, rule_order,
 )
 from sdt.symbolic.statistics import (
-    FINAL_WINDOW_EPOCHS, HISTORY_STATS, epoch_statistics, history_facts, history_statistics, validate_history,
+    FINAL_WINDOW_EPOCHS, HISTORY_STATS, epoch_statistics, history_facts, history_statistics, hyperparameter_facts,
+    validate_history,
 )
 
 _QUERIES = (
@@ -86,6 +87,10 @@ _STOP_QUERIES = (
 )
 MIN_STOP_PROBABILITY = "min_stop_probability"
 
+
+# The values of the probe training's hyper-parameters, so that rules asking for them are evaluated
+# at start-up too.
+_PROBE_HYPERPARAMETERS = {"optimizer": "Adadelta", "learning_rate": 1e-3, "batch_size": 64}
 
 # Seconds the start-up evaluation of the two files may take (it takes well under one on the
 # shipped files): a file whose rules recurse without end is refused instead of hanging the run.
@@ -175,8 +180,11 @@ class SymbolicBlock:
         return decide_action(diagnosis, not_applicable, rng, self.exclusions)
 
     def diagnose(self, history: Mapping[str, Any], num_classes: int,
-                 weights: RuleWeights) -> Diagnosis:
+                 weights: RuleWeights, hyperparameters: Mapping[str, Any] | None = None) -> Diagnosis:
         """Diagnose one training at the given rule weights (see the module docstring).
+
+        `hyperparameters`, when known, are the values the training was trained with: the rules
+        may ask them (`hyperparameter(optimizer, adadelta)`, statistics.hyperparameter_facts).
 
         Raises ConfigurationError for a malformed history, a bad number of classes or
         weights that do not match the learnable rules; RulesError if ProbLog fails on the
@@ -186,7 +194,8 @@ class SymbolicBlock:
         self._check_weights(weights)
         stats = history_statistics(curves)
         try:
-            results = self._evaluate(self._program(stats, int(num_classes), weights, epoch_statistics(curves)))
+            results = self._evaluate(self._program(stats, int(num_classes), weights, epoch_statistics(curves),
+                                                   hyperparameters))
         except ProbLogError as err:
             raise RulesError(
                 f"ProbLog failed on the diagnosis file {self.diagnosis_path} joined with the "
@@ -226,9 +235,10 @@ class SymbolicBlock:
                 f"missing {missing or 'none'}, unknown {extra or 'none'}")
 
     def _program(self, stats: Mapping[str, float], num_classes: int,
-                 weights: RuleWeights, epochs: Mapping[int, Mapping[str, float]] | None = None) -> SimpleProgram:
+                 weights: RuleWeights, epochs: Mapping[int, Mapping[str, float]] | None = None,
+                 hyperparameters: Mapping[str, Any] | None = None) -> SimpleProgram:
         program = SimpleProgram()
-        for fact in history_facts(stats, num_classes, epochs):
+        for fact in history_facts(stats, num_classes, epochs) + hyperparameter_facts(hyperparameters):
             program.add_clause(fact)
         for clause in self._diagnosis_clauses:
             program.add_clause(clause)
@@ -273,7 +283,7 @@ class SymbolicBlock:
         except RecursionError as err:
             raise RulesError(f"diagnosis file {self.diagnosis_path} recurses without end") from err
         try:
-            self._evaluate(self._program(stats, 10, self._initial, epochs))
+            self._evaluate(self._program(stats, 10, self._initial, epochs, _PROBE_HYPERPARAMETERS))
         except ProbLogError as err:
             raise RulesError(f"rules file {self.rules_path} is malformed (joined with "
                              f"{self.diagnosis_path}): ProbLog says: "

@@ -3,17 +3,21 @@
 `validate_history` checks a Keras history; `history_statistics` measures it; `epoch_statistics`
 takes the per-epoch values the stop rules read; `history_facts` writes the numbers as the
 ProbLog facts `num_classes/1`, `history_stat/2` and `epoch_stat/3` that diagnosis.pl
-(section 2) documents. Python only measures here; it decides nothing.
+(section 2) documents; `hyperparameter_facts` writes what the training was trained with as
+`hyperparameter/2` (tuning_rules.pl asks it which optimiser ran). Python only measures here;
+it decides nothing.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
-from problog.logic import Constant, Term
+from problog.logic import Clause, Constant, Term, Var
 
 from sdt.core.errors import ConfigurationError
 from sdt.core.vocabulary import (
@@ -38,6 +42,9 @@ HISTORY_STATS = (
 # training may run in all (the tuner's stop check knows it; a history diagnosed on its own does
 # not).
 TRAINING_STATS = ("epoch_budget",)
+
+# A name or value `hyperparameter_facts` can write as a ProbLog atom.
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 
 # Per-epoch values that `history_facts` writes as `epoch_stat(Epoch, Name, Value)` facts (Epoch
 # counted from 1): the training loss and accuracy of every epoch, measured like the final ones
@@ -187,3 +194,23 @@ def history_facts(stats: Mapping[str, float], num_classes: int,
     return facts
 
 
+def hyperparameter_facts(params: Mapping[str, Any] | None) -> list[Term]:
+    """The facts `hyperparameter(Name, Value)` of the values one training was trained with: a
+    number as it is, a string as a lower-case atom (`hyperparameter(optimizer, adadelta)`).
+    Names and strings that are no plain identifiers, and values of other types, give no fact.
+
+    Always preceded by the clause `hyperparameter(_, _) :- fail.`, so that a rule may ask for a
+    hyper-parameter whether or not the training's values are known (a history diagnosed alone,
+    `--diagnose`, has none): asking ProbLog for a predicate no clause defines is an error.
+    """
+    facts: list[Any] = [Clause(Term("hyperparameter", Var("_"), Var("_")), Term("fail"))]
+    for name, value in sorted((params or {}).items()):
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+            continue
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, numbers.Real) and math.isfinite(float(value)):
+            facts.append(Term("hyperparameter", Term(name), Constant(value)))
+        elif isinstance(value, str) and _IDENTIFIER.fullmatch(value.lower()):
+            facts.append(Term("hyperparameter", Term(name), Term(value.lower())))
+    return facts

@@ -134,6 +134,32 @@ t(0.15)::action(decr_lr, fluctuating_loss) :- problem(fluctuating_loss).
 % epochs rather than a larger step would help.
 t(0.7)::action(inc_lr, low_lr) :- problem(low_lr).
 
+% action(change_optimizer, low_lr): the optimiser the training used leaves
+% the choices (under prior guidance: the optimiser prefers the others), when
+% it is one whose step stays tiny at the space's learning rates (below).
+% Prior 0.8, above inc_lr, so that for such an optimiser it is tried first:
+% the curve of a slowly moving Adadelta training looks like that of a healthy
+% optimiser given too few steps (measured over 180 slow trainings, the loss
+% fell 0.6-4.6e-4 ln K per step under Adadelta and from 5.2e-4 up under
+% the others: no threshold on the curve fits in that gap), but the remedy
+% differs: inc_lr prefers rates a few times higher, still far below the
+% scale Adadelta needs. In the Fashion-MNIST benchmark every Adadelta
+% training diagnosed low_lr was followed by another Adadelta training
+% (docs/benchmarks.md). If leaving the optimiser does not help, learning
+% lowers this weight and inc_lr takes over.
+t(0.8)::action(change_optimizer, low_lr) :-
+    problem(low_lr), hyperparameter(optimizer, Optimizer), small_step_at_small_rates(Optimizer).
+
+% small_step_at_small_rates(Optimizer): an optimiser (a value of the
+% optimizer hyper-parameter, lower case) whose learning rate is a factor on a
+% step it already adapts per weight, so that it needs a rate near 1 where the
+% others train at 1e-4..1e-2. Keras' Adadelta (default rate 1.0, as in
+% Zeiler's paper) is the one of the paper's space. hyperparameter/2 holds the
+% values the diagnosed training was trained with (sdt/symbolic/statistics.py,
+% hyperparameter_facts); a history diagnosed without them (--diagnose of a
+% bare history) has none, and this rule does not fire.
+small_step_at_small_rates(adadelta).
+
 
 %% --------------------------------------------------------------------------
 %% Learning rate too high
