@@ -1,7 +1,9 @@
-"""Shared setup of the dashboard tests: headless Chromium options for dash[testing]'s dash_duo, run fixtures."""
+"""Shared setup of the tests: headless Chromium options for dash[testing]'s dash_duo, run fixtures,
+and one test at a time of those that start several training processes (marker `processes`)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 
@@ -38,6 +40,25 @@ def pytest_setup_options():
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     return options
+
+
+@pytest.fixture(autouse=True)
+def one_multiprocess_test_at_a_time(request, tmp_path_factory):
+    """A test marked `processes` (several training processes at once: Ray workers and clusters,
+    side-by-side trainings) holds a lock shared by every xdist worker of the session while it runs,
+    so two such tests never overlap: each starts up to three TensorFlow processes, which on two
+    cores and beside another of them starve each other (and Ray's health checks) for minutes."""
+    if request.node.get_closest_marker("processes") is None:
+        yield
+        return
+    # The session's temporary root, shared by its xdist workers (each has a folder inside it).
+    lock_path = tmp_path_factory.getbasetemp().parent / "sdt-processes.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -191,6 +191,7 @@ def test_a_tuning_without_tensorflow_writes_tensorboard_logs_and_a_loadable_best
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 def test_the_backend_check_compares_the_tuners_epoch_with_a_bare_fit(tmp_path):
     keras_backend = os.environ.get("KERAS_BACKEND") or "tensorflow"     # the suite's (CI also runs it on JAX)
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", keras_backend,

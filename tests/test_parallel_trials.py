@@ -179,6 +179,7 @@ def main_py(*arguments: str, timeout: int = 900) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 @requires_ray
 def test_two_workers_train_four_unique_trials_side_by_side(tmp_path):
     dataset = tiny_npz(tmp_path / "tiny.npz")
@@ -205,6 +206,7 @@ def test_two_workers_train_four_unique_trials_side_by_side(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 @requires_ray
 def test_killing_the_driver_with_trainings_in_flight_then_resume_loses_and_duplicates_nothing(tmp_path):
     dataset = tiny_npz(tmp_path / "tiny.npz")
@@ -249,29 +251,61 @@ def ray_cli(*arguments: str, env: dict) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env=env)
 
 
+def start_ray_node(*arguments: str, env: dict) -> int:
+    """`ray start ...` in a process group of its own, which the node's processes keep after the
+    command returns: the group to stop (`stop_process_group`). `ray stop` would stop every Ray
+    process of the machine, a user's too."""
+    starter = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", *arguments], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = starter.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        stop_process_group(starter.pid)
+        raise
+    if starter.returncode != 0:
+        stop_process_group(starter.pid)
+        pytest.fail(f"ray start {' '.join(arguments)} failed: {stderr[-2000:]}")
+    return starter.pid
+
+
+def stop_process_group(group: int) -> None:
+    """SIGTERM to every process of the group, SIGKILL to those left after 10 s; back when all are gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + 10
+        try:
+            os.killpg(group, sig)
+            while time.monotonic() < deadline:
+                os.killpg(group, 0)
+                time.sleep(0.2)
+        except ProcessLookupError:
+            return
+
+
 @pytest.fixture
 def two_node_cluster():
     """A Ray cluster on 127.0.0.1: a head started with `ray start --head` and a second worker node,
     one CPU each, so two trainings can only run at once on two nodes. Token authentication (Ray's
-    default since 2.5x) is off, as for a cluster on one trusted machine; `ray stop` ends it."""
+    default since 2.5x) is off, as for a cluster on one trusted machine. Each node's processes are
+    stopped by their process group, so no other Ray instance of the machine is touched."""
     import socket
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     address = f"127.0.0.1:{port}"
+    groups = []
     try:
-        head = ray_cli("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                       "--include-dashboard=false", env=env)
-        assert head.returncode == 0, head.stderr[-2000:]
-        node = ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1", env=env)
-        assert node.returncode == 0, node.stderr[-2000:]
+        groups.append(start_ray_node("--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                                     "--include-dashboard=false", env=env))
+        groups.append(start_ray_node(f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1", env=env))
         yield address, env
     finally:
-        ray_cli("stop", "--force", env=env)
+        for group in reversed(groups):        # the worker node, then the head
+            stop_process_group(group)
 
 
 @pytest.mark.slow
+@pytest.mark.processes
 @requires_ray
 def test_ray_address_joins_a_two_node_cluster_and_trains_on_both_nodes(tmp_path, two_node_cluster):
     address, env = two_node_cluster
@@ -290,6 +324,14 @@ def test_ray_address_joins_a_two_node_cluster_and_trains_on_both_nodes(tmp_path,
     # The cluster is left running for its owner: the run only disconnected from it.
     status = ray_cli("status", f"--address={address}", env=env)
     assert status.returncode == 0 and status.stdout.count("node_") >= 2, status.stdout[-2000:]
+    # Without --ray-address a run starts a Ray instance of its own, also while another runs here
+    # (plain ray.init() would join it, and refuse the run's num_cpus).
+    alone = subprocess.run([sys.executable, str(REPO / "main.py"), "--dataset", str(dataset), "--workers", "2",
+                            "--max-evals", "2", "--epochs", "1", "--initial-points", "2", "--log-folder",
+                            str(tmp_path / "alone")], capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "on a local Ray instance" in alone.stdout
+    assert ray_cli("status", f"--address={address}", env=env).stdout.count("node_") == status.stdout.count("node_")
 
 
 @requires_ray

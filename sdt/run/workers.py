@@ -123,6 +123,9 @@ class RayWorkers:
             options: dict[str, Any] = {"runtime_env": runtime_env, "include_dashboard": False,
                                        "log_to_driver": False, "logging_level": "ERROR"}
             if address is None:
+                # A Ray instance of the run's own, even where another runs on this machine (plain
+                # ray.init() would join that one, and refuses num_cpus there).
+                options["address"] = "local"
                 # Room for every worker, however few cores the machine has (2 here): Ray would
                 # otherwise queue the second training behind the first.
                 options["num_cpus"] = max(os.cpu_count() or 1, int(size * cpus_per_trial + 0.999))
