@@ -11,6 +11,11 @@ the same network and optimiser on the NumPy arrays. Epoch times are medians over
 the first (the first includes tracing or compiling). One JSON line per backend on stdout, then a
 Markdown table.
 
+With `--repeats R` the measurement runs R times, in turn with the tuner's training first and the
+bare one first, each time in a new process; the row gives the medians of the epoch times and of
+the R ratios, and the ratios themselves (run-to-run noise on a shared machine is about as large as
+the 10 % the issue allows, so one run can neither meet nor miss the bar).
+
 With `--side-by-side N`, N tuner trainings of the same configuration also run at once, each in its
 own process, as N tuner workers sharing one GPU would (`--workers N`): the row adds their summed
 throughput (training images per second in the epochs after the first, while all N run) against one
@@ -92,15 +97,12 @@ def measure_one_of_many(backend_name: str, epochs: int, examples: int | None, da
     return {"examples": len(dataset.x_train), "epoch_ends": times.ends, "epoch_seconds": times.times}
 
 
-def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: str) -> dict:
-    """In this process, on `backend_name` (set before Keras is imported): both epoch times."""
-    dataset = load(backend_name, examples, dataset_name)
+def bare_training(dataset, epochs: int):
+    """One `model.fit` of the same network and optimiser on the NumPy arrays; its epoch timer."""
     import keras
     import numpy as np
     from sdt.core.records import Architecture
-    from sdt.neural import backend, network
-
-    tuner_times = tuner_training(dataset, epochs)
+    from sdt.neural import network
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
@@ -111,6 +113,21 @@ def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: 
     model.fit(np.asarray(dataset.x_train, dtype=np.float32), np.asarray(dataset.y_train),
               batch_size=PARAMS["batch_size"], epochs=epochs, verbose=0, callbacks=[bare_times],
               validation_data=(np.asarray(dataset.x_val, dtype=np.float32), np.asarray(dataset.y_val)))
+    return bare_times
+
+
+def measure(backend_name: str, epochs: int, examples: int | None, dataset_name: str,
+            bare_first: bool = False) -> dict:
+    """In this process, on `backend_name` (set before Keras is imported): both epoch times."""
+    dataset = load(backend_name, examples, dataset_name)
+    from sdt.neural import backend
+
+    if bare_first:
+        bare_times = bare_training(dataset, epochs)
+        tuner_times = tuner_training(dataset, epochs)
+    else:
+        tuner_times = tuner_training(dataset, epochs)
+        bare_times = bare_training(dataset, epochs)
     tuner_epoch = statistics.median(tuner_times.times[1:] or tuner_times.times)
     bare_epoch = statistics.median(bare_times.times[1:] or bare_times.times)
     return {"backend": backend_name, "device": backend.device_summary(), "examples": len(dataset.x_train),
@@ -128,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="fashion_mnist_small", help="dataset (default fashion_mnist_small)")
     parser.add_argument("--side-by-side", type=int, default=0, metavar="N",
                         help="also run N tuner trainings at once and measure their summed throughput (default: no)")
+    parser.add_argument("--repeats", type=int, default=1, metavar="R",
+                        help="measure R times, alternating which training runs first; medians (default 1)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)     # the per-backend child process
+    parser.add_argument("--bare-first", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one-of-many", default=None, help=argparse.SUPPRESS)   # a side-by-side child
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch, which compiles, is not counted)")
     if args.side_by_side < 0 or args.side_by_side == 1:
         parser.error("--side-by-side must be 0 (off) or at least 2")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.one:
-        print(json.dumps(measure(args.one, args.epochs, args.examples, args.dataset)))
+        print(json.dumps(measure(args.one, args.epochs, args.examples, args.dataset, args.bare_first)))
         return 0
     if args.one_of_many:
         print(json.dumps(measure_one_of_many(args.one_of_many, args.epochs, args.examples, args.dataset)))
@@ -151,14 +173,23 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--dataset", args.dataset]
         if args.examples:
             command += ["--examples", str(args.examples)]
-        print(f"{name}: measuring ...", file=sys.stderr, flush=True)
-        child = subprocess.run(command, capture_output=True, text=True,
-                               env={**os.environ, "KERAS_BACKEND": name})
-        if child.returncode != 0:
-            print(f"error: {name}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'failed'}",
-                  file=sys.stderr)
-            return 1
-        row = json.loads(child.stdout.strip().splitlines()[-1])
+        runs = []
+        for repeat in range(args.repeats):
+            first = "the bare fit" if repeat % 2 else "the tuner"
+            print(f"{name}: measuring ({repeat + 1} of {args.repeats}, {first} first) ...", file=sys.stderr, flush=True)
+            child = subprocess.run(command + (["--bare-first"] if repeat % 2 else []), capture_output=True,
+                                   text=True, env={**os.environ, "KERAS_BACKEND": name})
+            if child.returncode != 0:
+                print(f"error: {name}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'failed'}",
+                      file=sys.stderr)
+                return 1
+            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        row = dict(runs[0])
+        if args.repeats > 1:
+            for key in ("tuner_epoch_seconds", "bare_epoch_seconds", "ratio",
+                        "tuner_first_epoch_seconds", "bare_first_epoch_seconds"):
+                row[key] = statistics.median(run[key] for run in runs)
+        row.update(repeats=args.repeats, ratios=[run["ratio"] for run in runs])
         if args.side_by_side:
             print(f"{name}: {args.side_by_side} trainings side by side ...", file=sys.stderr, flush=True)
             side = side_by_side(name, args.side_by_side, command[:2] + ["--one-of-many", name] + command[4:])
@@ -169,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                        side_by_side_images_per_second=side, side_by_side_gain=side / alone)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print("\n| backend | device | examples | tuner epoch | bare model.fit epoch | tuner / bare | first epochs (tuner, bare) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| backend | device | examples | tuner epoch | bare model.fit epoch | tuner / bare | ratio of each run | "
+          "first epochs (tuner, bare) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['backend']} | {row['device']} | {row['examples']} | {row['tuner_epoch_seconds']:.2f} s | "
-              f"{row['bare_epoch_seconds']:.2f} s | {row['ratio']:.2f} | {row['tuner_first_epoch_seconds']:.1f} s, "
+              f"{row['bare_epoch_seconds']:.2f} s | {row['ratio']:.2f} | "
+              f"{', '.join(f'{ratio:.2f}' for ratio in row['ratios'])} | {row['tuner_first_epoch_seconds']:.1f} s, "
               f"{row['bare_first_epoch_seconds']:.1f} s |")
     if args.side_by_side:
         print("\n| backend | device | trainings at once | images/s, one alone | images/s, all together | gain |")

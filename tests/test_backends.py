@@ -195,14 +195,20 @@ def test_a_tuning_without_tensorflow_writes_tensorboard_logs_and_a_loadable_best
 def test_the_backend_check_compares_the_tuners_epoch_with_a_bare_fit(tmp_path):
     keras_backend = os.environ.get("KERAS_BACKEND") or "tensorflow"     # the suite's (CI also runs it on JAX)
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "backend_check.py"), "--backends", keras_backend,
-                             "--epochs", "2", "--dataset", str(tiny_npz(tmp_path / "tiny.npz")), "--side-by-side", "2"],
+                             "--epochs", "2", "--dataset", str(tiny_npz(tmp_path / "tiny.npz")), "--side-by-side", "2",
+                             "--repeats", "2"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout.splitlines()[0])
     assert row["backend"] == keras_backend and row["device"].startswith(f"{keras_backend} on ")
     assert row["examples"] == 180 and row["epochs"] == 2       # 200 less the validation tenth
     assert row["tuner_epoch_seconds"] > 0 and row["bare_epoch_seconds"] > 0
-    assert row["ratio"] == pytest.approx(row["tuner_epoch_seconds"] / row["bare_epoch_seconds"])
+    # Two runs, one with each training first: the medians of their epoch times and of their ratios.
+    assert row["repeats"] == 2 and len(row["ratios"]) == 2
+    assert row["ratio"] == pytest.approx(sum(row["ratios"]) / 2)
+    medians_ratio = row["tuner_epoch_seconds"] / row["bare_epoch_seconds"]     # of two runs: between theirs
+    assert min(row["ratios"]) * 0.9999 <= medians_ratio <= max(row["ratios"]) * 1.0001
+    assert "measuring (2 of 2, the bare fit first)" in result.stderr
     assert f"| {keras_backend} | {keras_backend} on " in result.stdout
     # Two trainings at once: their summed throughput, against one alone.
     assert row["side_by_side"] == 2 and row["side_by_side_images_per_second"] > 0
@@ -220,3 +226,5 @@ def test_the_backend_check_refuses_an_unknown_backend_or_a_single_side_by_side_t
     assert result.returncode == 2 and "unknown backend(s) mxnet" in result.stderr
     result = backend_check("--side-by-side", "1")
     assert result.returncode == 2 and "--side-by-side must be 0 (off) or at least 2" in result.stderr
+    result = backend_check("--repeats", "0")
+    assert result.returncode == 2 and "--repeats must be at least 1" in result.stderr
