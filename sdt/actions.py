@@ -31,6 +31,10 @@ inc_dropout        Every real dimension named dr* (dr1_2, dr_f, ...):
 inc_batch_size     batch_size (integer): low -> max(low * BATCH_SIZE_STEP, used), clipped;
                    high -> max(high, new low).
                    Not applicable: no integer batch_size, or its low at the domain top.
+decr_batch_size    batch_size (integer): high -> min(high, floor(used / BATCH_SIZE_STEP)),
+                   low -> min(low, new high), clipped. Neither bound rises; the new high is
+                   at most half the used batch unless it sits at the domain bottom.
+                   Not applicable: no integer batch_size, or its high at the domain bottom.
 inc_neurons        Every integer width dimension (unit_c1, unit_c2, unit_d, unit_c3.., unit_d2..):
                    low -> low + max(1, ceil(NEURON_STEP_FRACTION * (high - low))), clipped;
                    high -> max(high, new low). The trial's widths play no part.
@@ -55,7 +59,9 @@ diagnosed as too high (too low): the next trials search strictly below (above) i
 "decrease LR" could raise a bound and its "increase dropout" could widen instead of raise;
 here each edit is monotone in its direction and the tests check it. Batch size
 doubles its low so that a handful of actions reach the top; the used value counts so the
-next trials never go below the batch that fluctuated. Width steps are a quarter of the
+next trials never go below the batch that fluctuated. Its mirror, decr_batch_size, gives a slow
+training more optimiser steps per epoch: the next trials search at most half the batch that
+trained too slowly. Width steps are a quarter of the
 current range, so the low approaches the top geometrically and stays an integer.
 """
 
@@ -75,7 +81,7 @@ from sdt.space.search_space import (
     extra_conv_width_dimension, extra_dense_width_dimension, feature_parameter_dimension,
 )
 from sdt.core.vocabulary import (
-    ACTIONS, BATCH_SIZE, CHANGE_OPTIMIZER, OPTIMIZER, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, LEARNING_RATE, NEW_CONV_LAYER,
+    ACTIONS, BATCH_SIZE, CHANGE_OPTIMIZER, OPTIMIZER, DECR_BATCH_SIZE, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS, LEARNING_RATE, NEW_CONV_LAYER,
     NEW_FC_LAYER,
 )
 
@@ -403,6 +409,22 @@ def increase_batch_size(space: SearchSpace, architecture: Architecture, params: 
     return space, architecture, record
 
 
+def decrease_batch_size(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
+                        limits: ArchitectureLimits) -> tuple[SearchSpace, Architecture, ActionRecord]:
+    """decr_batch_size: search batch sizes of at most half the used one (more steps per epoch)."""
+    old = _numeric_dimension(space, BATCH_SIZE, (INTEGER,))
+    used = _used_value(params, old, required=True)
+    if used < 1:
+        raise ValueError(f"params[{BATCH_SIZE!r}] must be >= 1, got {used!r}")
+    high = min(old.high, math.floor(used / BATCH_SIZE_STEP))
+    new = _with_bounds(old, min(old.low, high), high)
+    if _bounds(new) == _bounds(old):
+        raise ActionNotApplicable(f"{BATCH_SIZE} {old.describe_bounds()} is already at the bottom "
+                                  f"of its domain [{old.domain_low}, {old.domain_high}]")
+    space, record = _move_bounds(space, [(old, new, used)], DECR_BATCH_SIZE)
+    return space, architecture, record
+
+
 def increase_neurons(space: SearchSpace, architecture: Architecture, params: dict[str, Any],
                      limits: ArchitectureLimits) -> tuple[SearchSpace, Architecture, ActionRecord]:
     """inc_neurons: raise every width low by a quarter of its range (at least one unit)."""
@@ -486,6 +508,7 @@ ACTION_FUNCTIONS: dict[str, ActionFunction] = {
     NEW_FC_LAYER: add_dense_layer,
     NEW_CONV_LAYER: add_conv_block,
     INC_BATCH_SIZE: increase_batch_size,
+    DECR_BATCH_SIZE: decrease_batch_size,
     CHANGE_OPTIMIZER: change_optimizer,
     # every action that only switches features on (declared with the features, sdt/core/records.py)
     **{feature.action: switch_action(feature.action) for feature in ARCHITECTURE_FEATURES if feature.kind == SWITCH},

@@ -151,7 +151,7 @@ def test_a_trial_record_with_its_params_is_diagnosed_with_them(tmp_path, capsys)
     assert run_diagnose(str(bare)) == 0
     assert [a["name"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["inc_lr"]
     assert run_diagnose(str(record)) == 0           # the rules know it was Adadelta
-    assert [a["name"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["change_optimizer", "inc_lr"]
+    assert [a["name"] for a in json.loads(capsys.readouterr().out)["actions"]] == ["change_optimizer", "decr_batch_size", "inc_lr"]
 
 
 def test_hyperparameter_facts_write_numbers_and_lower_case_atoms_and_skip_the_rest():

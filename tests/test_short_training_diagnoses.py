@@ -74,13 +74,35 @@ def test_a_slow_training_of_adadelta_leaves_the_optimiser_and_of_others_raises_t
     adadelta = block.diagnose(SLOW_ADADELTA, 10, block.initial_weights(), SLOW_ADADELTA_PARAMS)
     assert adadelta.problem_names() == ("low_lr",)
     assert {(a.name, a.problem): a.probability for a in adadelta.actions} == {
-        ("change_optimizer", "low_lr"): pytest.approx(0.8), ("inc_lr", "low_lr"): pytest.approx(0.7)}
+        ("change_optimizer", "low_lr"): pytest.approx(0.8), ("decr_batch_size", "low_lr"): pytest.approx(0.75),
+        ("inc_lr", "low_lr"): pytest.approx(0.7)}
     assert [a.name for a in block.choose_actions(adadelta, set(), rng)] == ["change_optimizer"]
-    # Trained with Adam: the rate again.
+    # Trained with Adam (batch 74): more steps first, then the rate.
     adam = block.diagnose(SLOW_ADADELTA, 10, block.initial_weights(), {**SLOW_ADADELTA_PARAMS, "optimizer": "Adam"})
-    assert [a.name for a in adam.actions] == ["inc_lr"]
-    # The rule's weight is learned like any other: once it has failed, inc_lr is chosen.
+    assert [a.name for a in sorted(adam.actions, key=lambda a: -a.probability)] == ["decr_batch_size", "inc_lr"]
+    # The rule's weight is learned like any other: once it has failed, the next remedy is chosen.
     from sdt.symbolic.records import RuleWeights
     weights = RuleWeights({**dict(block.initial_weights().items()), ("change_optimizer", "low_lr"): 0.4})
     relearned = block.diagnose(SLOW_ADADELTA, 10, weights, SLOW_ADADELTA_PARAMS)
-    assert [a.name for a in block.choose_actions(relearned, set(), rng)] == ["inc_lr"]
+    assert [a.name for a in block.choose_actions(relearned, set(), rng)] == ["decr_batch_size"]
+
+
+@pytest.mark.parametrize("batch_size, expected", [
+    (216, ["decr_batch_size", "inc_lr"]),    # the batch the training used
+    (64, ["decr_batch_size", "inc_lr"]),     # large_batch_for_slow_training(64)
+    (63, ["inc_lr"]),
+    (16, ["inc_lr"]),
+])
+def test_a_slow_training_with_a_large_batch_gets_a_smaller_batch_first(block, batch_size, expected):
+    import numpy as np
+    params = {"learning_rate": 1.6e-4, "batch_size": batch_size, "optimizer": "RMSprop", "activation": "relu"}
+    diagnosis = block.diagnose(BARELY_MOVING, 10, block.initial_weights(), params)
+    assert "low_lr" in diagnosis.problem_names()
+    remedies = [a for a in diagnosis.actions if a.problem == "low_lr"]
+    assert [a.name for a in sorted(remedies, key=lambda a: -a.probability)] == expected
+    chosen = block.choose_actions(diagnosis, set(), np.random.default_rng(0))
+    assert chosen[0].name == expected[0]
+    # Once the batch cannot shrink any more, the rate is the remedy.
+    if len(expected) == 2:
+        blocked = block.choose_actions(diagnosis, {"decr_batch_size"}, np.random.default_rng(0))
+        assert blocked[0].name == "inc_lr"

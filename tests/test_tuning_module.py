@@ -18,7 +18,7 @@ from sdt.space.search_space import (
 )
 from sdt.core.errors import TunerError
 from sdt.core.vocabulary import (
-    ACTIONS, ADD_BATCH_NORM, CHANGE_OPTIMIZER, DATA_AUGMENTATION, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
+    ACTIONS, ADD_BATCH_NORM, CHANGE_OPTIMIZER, DATA_AUGMENTATION, DECR_BATCH_SIZE, DECR_LR, INC_BATCH_SIZE, INC_DROPOUT, INC_LR, INC_NEURONS,
     NEW_CONV_LAYER, NEW_FC_LAYER, REG_L2,
 )
 
@@ -107,7 +107,7 @@ def allowed_targets(action: str, space0: SearchSpace, arch0: Architecture) -> se
         return {"space.learning_rate"}
     if action == INC_DROPOUT:
         return {f"space.{d.name}" for d in space0 if d.name.startswith("dr")}
-    if action == INC_BATCH_SIZE:
+    if action in (INC_BATCH_SIZE, DECR_BATCH_SIZE):
         return {"space.batch_size"}
     if action == INC_NEURONS:
         return {f"space.{d.name}" for d in space0 if d.name.startswith("unit_")}
@@ -149,6 +149,10 @@ def check_direction(action, space0, arch0, space1, arch1, params) -> None:
         old, new = space0["batch_size"], space1["batch_size"]
         assert new.low > old.low and new.high >= old.high
         assert new.low >= min(params["batch_size"], new.domain_high)
+    elif action == DECR_BATCH_SIZE:
+        old, new = space0["batch_size"], space1["batch_size"]
+        assert new.high < old.high and new.low <= old.low
+        assert new.high <= params["batch_size"] / 2 or new.high == new.domain_low
     elif action == INC_NEURONS:
         for d in space0:
             if d.name.startswith("unit_"):
@@ -363,6 +367,41 @@ def test_inc_batch_size_stops_at_the_top():
             break
         lows.append(space["batch_size"].low)
     assert lows == [32, 64, 100]
+
+
+def test_decr_batch_size_searches_at_most_half_the_used_batch():
+    space1, _, record = apply_and_check(DECR_BATCH_SIZE, default_search_space(), Architecture(), base_params(batch_size=200))
+    assert (space1["batch_size"].low, space1["batch_size"].high) == (16, 100)
+    assert record.changes == (tm.Change("space.batch_size", [16, 256], [16, 100]),)
+    assert "batch_size range [16, 256] -> [16, 100] (trial used 200)" in record.description
+    # An odd batch: the high is the largest whole batch at most half of it.
+    space2, _, _ = apply_and_check(DECR_BATCH_SIZE, default_search_space(), Architecture(), base_params(batch_size=75))
+    assert (space2["batch_size"].low, space2["batch_size"].high) == (16, 37)
+    # A used batch above the current high (an older, wider space) still halves the current high at most.
+    narrow = default_search_space()
+    narrow = narrow.replace_dimension(narrow["batch_size"].with_bounds(32, 64))
+    space3, _, _ = apply_and_check(DECR_BATCH_SIZE, narrow, Architecture(), base_params(batch_size=100))
+    assert (space3["batch_size"].low, space3["batch_size"].high) == (32, 50)
+    # Halving below the low takes the low down with it, never below the domain.
+    space4, _, _ = apply_and_check(DECR_BATCH_SIZE, narrow, Architecture(), base_params(batch_size=40))
+    assert (space4["batch_size"].low, space4["batch_size"].high) == (20, 20)
+
+
+def test_decr_batch_size_stops_at_the_bottom_and_needs_the_used_batch():
+    space, arch, highs = default_search_space(), Architecture(), []
+    while True:
+        try:
+            space, arch, _ = apply_and_check(DECR_BATCH_SIZE, space, arch, base_params(batch_size=space["batch_size"].high))
+        except tm.ActionNotApplicable as err:
+            assert "bottom" in err.reason
+            break
+        highs.append(space["batch_size"].high)
+    domain_low = space["batch_size"].domain_low
+    assert highs == [h for h in (128, 64, 32, 16, 8, 4, 2, 1) if h >= domain_low][:len(highs)]
+    assert highs[-1] == domain_low and space["batch_size"].low == domain_low
+    with pytest.raises(ValueError, match="batch_size"):
+        tm.apply_action(DECR_BATCH_SIZE, default_search_space(), Architecture(),
+                        {k: v for k, v in base_params().items() if k != "batch_size"}, LIMITS)
 
 
 def test_inc_neurons_raises_every_width_low_by_a_quarter_of_the_range():

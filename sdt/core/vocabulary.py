@@ -31,11 +31,13 @@ INC_NEURONS = "inc_neurons"
 NEW_FC_LAYER = "new_fc_layer"
 NEW_CONV_LAYER = "new_conv_layer"
 INC_BATCH_SIZE = "inc_batch_size"
+DECR_BATCH_SIZE = "decr_batch_size"   # issue 13: more optimiser steps for a slow training with large batches
 ADD_BATCH_NORM = "add_batch_norm"     # issue 13: batch normalisation on its own, no longer part of reg_l2
 CHANGE_OPTIMIZER = "change_optimizer" # issue 13: leave the optimiser a training stuck at chance used
 ACTIONS = (
     REG_L2, INC_DROPOUT, DATA_AUGMENTATION, DECR_LR, INC_LR,
     INC_NEURONS, NEW_FC_LAYER, NEW_CONV_LAYER, INC_BATCH_SIZE, ADD_BATCH_NORM, CHANGE_OPTIMIZER,
+    DECR_BATCH_SIZE,
 )
 
 # Hyper-parameters the tool itself reads by name (the paper's, SoftwareX Listing 3). The actions
