@@ -283,7 +283,7 @@ def test_a_training_stuck_at_chance_leads_away_from_its_optimizer(symbolic):
     assert state.space["optimizer"] == default_search_space()["optimizer"]     # still reachable
 
 
-def test_a_slow_adadelta_training_leads_away_from_adadelta_and_a_slow_adam_training_to_higher_rates(symbolic):
+def test_a_slow_training_leads_away_from_adadelta_to_smaller_batches_or_to_higher_rates(symbolic):
     from sdt.core.records import TrainingResult
     from sdt.core.vocabulary import TrialStatus
     from tests.test_short_training_diagnoses import SLOW_ADADELTA
@@ -292,13 +292,18 @@ def test_a_slow_adadelta_training_leads_away_from_adadelta_and_a_slow_adam_train
         return TrainingResult(status=TrialStatus.COMPLETED, history=SLOW_ADADELTA, val_loss=2.1971,
                               val_accuracy=0.1617, best_epoch=3, epochs_run=4)
 
-    for optimizer, action in (("Adadelta", "change_optimizer"), ("Adam", "inc_lr")):
+    for optimizer, batch_size, action in (("Adadelta", 32, "change_optimizer"), ("Adam", 32, "inc_lr"),
+                                          ("Adam", 200, "decr_batch_size")):
         tuner = controller(symbolic, slow, PRIOR)
         state = tuner.initial_state(default_search_space())
-        record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": optimizer}, state, AlwaysApply())
+        params = {**PARAMS, "optimizer": optimizer, "batch_size": batch_size}
+        record, state = tuner.run_iteration(0, params, state, AlwaysApply())
         assert record.diagnosis.problem_names() == ("low_lr",)
         assert [(a.name, a.problem) for a in record.chosen] == [(action, "low_lr")]
-        if optimizer == "Adadelta":
+        if action == "change_optimizer":
             assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
-        else:
+        elif action == "inc_lr":
             assert state.preferences[0].choices == () and state.preferences[0].bounds[0][0] == "learning_rate"
+        else:   # a large batch: more steps first, the whole batch range still reachable
+            assert state.preferences[0].bounds == (("batch_size", 16.0, 100.0),)
+            assert (state.space["batch_size"].low, state.space["batch_size"].high) == (16, 256)
