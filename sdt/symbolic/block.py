@@ -97,14 +97,24 @@ _PROBE_HYPERPARAMETERS = {"optimizer": "Adadelta", "learning_rate": 1e-3, "batch
 PROBE_SECONDS = 60.0
 
 
-class _ProbeTimeout(Exception):
-    pass
+# After the first expiry the timer fires again every this many seconds until the block is left:
+# Python drops an exception raised while it runs a garbage-collector callback ("Exception ignored
+# in gc callback"; JAX installs one), and ProbLog's endless recursion allocates so much that the
+# first expiry often lands there. A one-shot timer then let the recursion run on until the kernel
+# killed the process for memory (seen as an xdist worker "node down" in CI).
+_TIMER_REPEAT_SECONDS = 0.1
+
+
+class _ProbeTimeout(BaseException):
+    """The start-up evaluation ran past its time limit. A BaseException, like KeyboardInterrupt,
+    so that no `except Exception` on the way (ProbLog's own or a callback's) can swallow it."""
 
 
 @contextlib.contextmanager
 def _time_limit(seconds: float):
-    """Raise _ProbeTimeout in the block after `seconds` (a SIGALRM timer, so only on the main
-    thread of a POSIX process; elsewhere no limit)."""
+    """Raise _ProbeTimeout in the block after `seconds`, and again every _TIMER_REPEAT_SECONDS
+    until it leaves the block (a SIGALRM timer, so only on the main thread of a POSIX process;
+    elsewhere no limit)."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -112,7 +122,7 @@ def _time_limit(seconds: float):
     def expire(signum, frame):
         raise _ProbeTimeout()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, _TIMER_REPEAT_SECONDS)
     try:
         yield
     finally:
