@@ -764,6 +764,8 @@ def test_the_time_limit_fires_again_when_its_first_expiry_is_swallowed():
             except Exception:                  # not caught here: it is no Exception
                 pytest.fail("an `except Exception` caught the time limit")
     time.sleep(0.3)                            # left the block: the timer is off, nothing fires
+    import signal
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 @pytest.mark.timeout(120)   # a regression recurses without end: fail in minutes, before memory runs out

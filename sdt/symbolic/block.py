@@ -119,15 +119,23 @@ def _time_limit(seconds: float):
         yield
         return
 
+    armed = [True]
+
     def expire(signum, frame):
-        raise _ProbeTimeout()
+        if armed[0]:
+            raise _ProbeTimeout()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds, _TIMER_REPEAT_SECONDS)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        # Disarm before stopping the timer, and stop it even if a last expiry lands here: a
+        # repeating timer left running would interrupt whatever the process does next.
+        try:
+            armed[0] = False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _probe_history() -> dict[str, list[float]]:
