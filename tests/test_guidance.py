@@ -56,6 +56,25 @@ def test_a_preference_weights_candidates_outside_its_region_and_fades_with_trial
     assert lower.contains({}, Architecture())
 
 
+def test_a_preference_fades_from_the_trial_it_diagnosed_and_repeated_diagnoses_add_up():
+    region = (("learning_rate", 1e-5, 5e-4),)
+    outside = {"learning_rate": 1e-3}
+    early = Preference(DECR_LR, HIGH_LR, 0, 0.9, bounds=region)
+    late = Preference(DECR_LR, HIGH_LR, 9, 0.9, bounds=region)
+    # Diagnosed at trial 9, it guides the eleventh proposal (10 told) as strongly as one diagnosed
+    # at trial 0 guides the second (1 told), and fades over the trainings after it alike.
+    assert prior_weight(outside, Architecture(), [late], trials_told=10) == pytest.approx(0.1 ** 4)
+    assert prior_weight(outside, Architecture(), [late], trials_told=13) == pytest.approx(
+        prior_weight(outside, Architecture(), [early], trials_told=4))
+    assert prior_weight(outside, Architecture(), [early], trials_told=10) == pytest.approx(0.1 ** 0.4)
+    # The same diagnosis again adds its own, fresh, factor.
+    both = prior_weight(outside, Architecture(), [early, late], trials_told=10)
+    assert both == pytest.approx(0.1 ** 0.4 * 0.1 ** 4)
+    assert both < prior_weight(outside, Architecture(), [early], trials_told=10)
+    # Told fewer trainings than the trial's index (a resumed or parallel run): never stronger than age 1.
+    assert prior_weight(outside, Architecture(), [late], trials_told=3) == pytest.approx(0.1 ** 4)
+
+
 def test_a_preference_is_the_region_of_the_edit_and_survives_json():
     changes = [Change("space.learning_rate", [1e-4, 1e-2], [1e-5, 5e-4]), Change("space.l2_factor", None, [1e-6, 1e-2]),
                Change("architecture.l2", False, True)]

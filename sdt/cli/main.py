@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="; ".join(f"{name}: {entry.description}" for name, entry in STRATEGIES.items()))
     parser.add_argument("--guidance", default=DEFAULT_GUIDANCE, choices=GUIDANCES,
                         help="how the tuning actions guide a symbolic strategy: prior (the edit's region "
-                             "weights the optimiser's choice, fading as trials accumulate; the whole space "
+                             "weights the optimiser's choice, fading with the trainings after it; the whole space "
                              "stays reachable) or edit (the paper's: the action cuts the search space) "
                              f"(default {DEFAULT_GUIDANCE})")
     parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,

@@ -22,7 +22,7 @@ action the label is a coin flip, for a helpful one it is true more often than no
 Guidance (sdt/space/preference.py): with `edit` the action edits the space and the network
 (the paper); with `prior` the space keeps its bounds, the features an action switches on or
 adds become available to the optimiser, and the edit's region is kept as a `Preference` that
-weights the optimiser's choice with a strength that fades as trials accumulate.
+weights the optimiser's choice with a strength that fades with the trainings after it.
 """
 
 from __future__ import annotations
@@ -443,7 +443,7 @@ class Controller:
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]
         description = (f"{applied.action}: the optimiser now prefers {preference.describe()} "
-                       f"(weight {action.probability:.2f}, fading as trials accumulate)")
+                       f"(weight {action.probability:.2f}, fading with the trainings after this one)")
         if added:
             description += f"; new dimension {', '.join(added)}"
         record = ActionRecord(applied.action, applied.problem, applied.changes, description)

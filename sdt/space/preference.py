@@ -9,14 +9,20 @@ Two ways for a tuning action to guide the optimiser (`--guidance`):
   records a `Preference`, the region the edit would have cut the space down to. Candidates
   come from the whole space; their acquisition value is multiplied by
 
-      π(x) ** (PRIOR_STRENGTH / n)        π(x) = Π over preferences of (1 if x in its region
-                                                                       else 1 - weight)
+      Π over preferences of  f(x) ** (PRIOR_STRENGTH / a)
 
-  with n the number of trainings the optimiser has been told and `weight` the probability the
-  tuning rule gave the action. A strong rule early in the run keeps the search inside its
-  region almost as an edit would; as trials accumulate the exponent shrinks, π ** (β / n)
-  tends to 1 and the optimiser's own model decides, so a wrong diagnosis costs little and the
-  whole initial space stays reachable. Architecture features that an action switched on or
+      f(x) = 1 if x is in the preference's region, else 1 - weight
+      a    = the preference's age: trainings told since the trial it diagnosed (1 for the
+             proposal right after it)
+
+  with `weight` the probability the tuning rule gave the action. A strong rule keeps the next
+  search inside its region almost as an edit would; as trials accumulate after it the exponent
+  shrinks, f ** (β / a) tends to 1 and the optimiser's own model decides, so a wrong diagnosis
+  costs little and the whole initial space stays reachable. πBO's prior is given before the
+  run and fades as β / n with all n trials; a diagnosis arrives during the run, so its strength
+  counts from when it was made: an action diagnosed at the tenth training guides the eleventh as
+  strongly as one diagnosed at the first guides the second, and diagnoses that repeat (the same
+  optimiser stuck at chance again) add up. Architecture features that an action switched on or
   added become *available*: each candidate network may use them or not (the optimiser turns
   them on and off), and the preference says which way the action leaned.
 
@@ -39,8 +45,8 @@ EDIT = "edit"
 PRIOR = "prior"
 GUIDANCES = (PRIOR, EDIT)
 
-# β of π(x) ** (β / n): with 4, a rule of weight 0.9 makes the region 10 000 times likelier
-# after the first training (0.1 ** 4), 10 times at the fourth and 2.5 times at the tenth.
+# β of f(x) ** (β / a): with 4, a rule of weight 0.9 makes its region 10 000 times likelier
+# for the next training (0.1 ** 4), 10 times four trainings on and 2.5 times ten trainings on.
 PRIOR_STRENGTH = 4.0
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
@@ -119,22 +125,30 @@ def _is_switch(name: str) -> bool:
     return any(f.name == name and f.kind != COUNT for f in ARCHITECTURE_FEATURES)
 
 
-def prior_exponent(trials_told: int, strength: float = PRIOR_STRENGTH) -> float:
-    """β / n: how much the prior still counts after `trials_told` trainings (n >= 1)."""
-    return strength / max(int(trials_told), 1)
+def prior_exponent(age: int, strength: float = PRIOR_STRENGTH) -> float:
+    """β / a: how much a preference still counts `age` trainings after the trial it diagnosed
+    (a >= 1; 1 for the proposal right after that trial)."""
+    return strength / max(int(age), 1)
+
+
+def preference_age(preference: Preference, trials_told: int) -> int:
+    """Trainings told since the trial the preference diagnosed (trial indices count from 0, so
+    right after trial k, with k + 1 told, the age is 1); at least 1."""
+    return max(int(trials_told) - int(preference.trial), 1)
 
 
 def prior_weight(params: Mapping[str, Any], architecture: Architecture, preferences: Iterable[Preference],
                  trials_told: int, strength: float = PRIOR_STRENGTH) -> float:
-    """π(x) ** (β / n) of one candidate; 1 without preferences."""
-    product = 1.0
+    """Π f(x) ** (β / a) of one candidate over the preferences; 1 without preferences."""
+    log_weight = 0.0
     for preference in preferences:
-        product *= preference.factor(params, architecture)
-    if product >= 1.0:
-        return 1.0
-    if product <= 0.0:
-        return 0.0
-    return math.exp(prior_exponent(trials_told, strength) * math.log(product))
+        factor = preference.factor(params, architecture)
+        if factor >= 1.0:
+            continue
+        if factor <= 0.0:
+            return 0.0
+        log_weight += prior_exponent(preference_age(preference, trials_told), strength) * math.log(factor)
+    return math.exp(log_weight)
 
 
 def preference_of_changes(action: str, problem: str | None, trial: int, weight: float,
@@ -207,7 +221,7 @@ def sample_candidates(state: Any, n_samples: int, rng: np.random.Generator) -> l
 
 def candidate_weights(state: Any, candidates: list[tuple[dict[str, Any], Architecture]],
                       trials_told: int) -> np.ndarray:
-    """π(x) ** (β / n) of every candidate (all 1 without preferences)."""
+    """Π f(x) ** (β / a) of every candidate (all 1 without preferences)."""
     preferences = tuple(getattr(state, "preferences", ()) or ())
     if not preferences:
         return np.ones(len(candidates))
@@ -236,5 +250,5 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
 
 __all__ = ["EDIT", "GUIDANCES", "PRIOR", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
            "available_union", "candidate_weights", "check_guidance", "draw_from_prior",
-           "preference_of_changes", "prior_exponent", "prior_weight", "sample_architectures",
+           "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "sample_architectures",
            "sample_candidates", "used_params", "within"]

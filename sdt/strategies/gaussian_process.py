@@ -115,7 +115,8 @@ class ConstrainedGPOptimizer:
         moves away from what is already being trained.
 
         The random phase draws from the prior; afterwards expected improvement is weighted by
-        it (EI(x) * π(x) ** (β / n), πBO). Without preferences both are plain GP-EI.
+        it (EI(x) * Π f(x) ** (β / a), πBO with each preference fading from the trial it
+        diagnosed). Without preferences both are plain GP-EI.
 
         The decision's facts: `phase` ("initial" or "model"); in the initial phase `point` (1-based)
         and `initial_points`; in the model phase `candidates`, the chosen candidate's
