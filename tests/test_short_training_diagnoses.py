@@ -32,6 +32,16 @@ SLOW_ADADELTA = {"loss": [2.4068, 2.362, 2.324, 2.2721], "accuracy": [0.1098, 0.
                  "train_eval_accuracy": [0.0977, 0.1016, 0.125, 0.1504]}
 SLOW_ADADELTA_PARAMS = {"learning_rate": 2.2769e-4, "batch_size": 74, "optimizer": "Adadelta", "activation": "selu"}
 
+# Adamax, learning rate 3.0e-4, batch 151, the embedded Fashion-MNIST subset (an earlier Fashion
+# benchmark run, sdt-prior seed 0, trial 7): a poor fit of the training data (0.77) on a curve that
+# had flattened, diagnosed underfitting; it got inc_neurons then.
+UNDERFIT = {"loss": [1.9353, 1.0734, 0.8804, 0.7965, 0.7404, 0.6924],
+            "accuracy": [0.3778, 0.5919, 0.6757, 0.7144, 0.7315, 0.7456],
+            "val_loss": [1.2589, 0.8683, 0.783, 0.7096, 0.6588, 0.6305],
+            "val_accuracy": [0.5483, 0.695, 0.7217, 0.74, 0.78, 0.775],
+            "train_eval_loss": [1.2549, 0.8603, 0.7821, 0.7091, 0.6592, 0.6355],
+            "train_eval_accuracy": [0.5615, 0.6904, 0.7334, 0.7441, 0.7646, 0.7666]}
+
 
 @pytest.fixture(scope="module")
 def block():
@@ -106,3 +116,24 @@ def test_a_slow_training_with_a_large_batch_gets_a_smaller_batch_first(block, ba
     if len(expected) == 2:
         blocked = block.choose_actions(diagnosis, {"decr_batch_size"}, np.random.default_rng(0))
         assert blocked[0].name == "inc_lr"
+
+
+@pytest.mark.parametrize("batch_size, first", [
+    (151, "decr_batch_size"),   # the batch the training used
+    (64, "decr_batch_size"),    # large_batch_for_slow_training(64)
+    (63, "inc_neurons"),
+    (16, "inc_neurons"),
+])
+def test_an_underfitting_training_with_a_large_batch_gets_a_smaller_batch_before_capacity(block, batch_size, first):
+    import numpy as np
+    params = {"learning_rate": 2.98e-4, "batch_size": batch_size, "optimizer": "Adamax", "activation": "relu"}
+    diagnosis = block.diagnose(UNDERFIT, 10, block.initial_weights(), params)
+    assert diagnosis.problem_names() == ("underfitting",)
+    remedies = sorted((a for a in diagnosis.actions if a.problem == "underfitting"), key=lambda a: -a.probability)
+    assert remedies[0].name == first
+    assert ("decr_batch_size" in {a.name for a in remedies}) == (batch_size >= 64)
+    assert block.choose_actions(diagnosis, set(), np.random.default_rng(0))[0].name == first
+    # Once the batch cannot shrink any more, capacity comes next.
+    if first == "decr_batch_size":
+        blocked = block.choose_actions(diagnosis, {"decr_batch_size"}, np.random.default_rng(0))
+        assert blocked[0].name == "inc_neurons"
