@@ -723,3 +723,34 @@ def test_read_idx_round_trip(tmp_path):
     read = datasets.read_idx(tmp_path / "a-idx3-ubyte.gz")
     assert read.dtype == np.uint8 and read.flags.writeable
     np.testing.assert_array_equal(read, array)
+
+
+def _subset_script():
+    """scripts/make_fashion_mnist_small.py as a module (scripts/ is not a package)."""
+    import importlib.util
+    path = Path(__file__).resolve().parent.parent / "scripts" / "make_fashion_mnist_small.py"
+    spec = importlib.util.spec_from_file_location("make_fashion_mnist_small", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("metadata", [False, True])
+def test_subset_script_writes_a_stratified_subset_that_loads_like_fashion_mnist_with_metadata(tmp_path, metadata):
+    source = tmp_path / "source"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    write_idx_gz(source / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (60, 28, 28)))
+    write_idx_gz(source / "train-labels-idx1-ubyte.gz", np.arange(60) % 10)
+    write_idx_gz(source / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (30, 28, 28)))
+    write_idx_gz(source / "t10k-labels-idx1-ubyte.gz", np.arange(30) % 10)
+    output = tmp_path / "subset.npz"
+    arguments = ["--source-dir", str(source), "--output", str(output),
+                 "--train-per-class", "4", "--test-per-class", "2"] + (["--metadata"] if metadata else [])
+    assert _subset_script().main(arguments) == 0
+    d = load_dataset(str(output))
+    np.testing.assert_array_equal(np.bincount(np.concatenate([d.y_train, d.y_val])), [4] * 10)
+    np.testing.assert_array_equal(np.bincount(d.y_test), [2] * 10)
+    # With the metadata the subset is mirrored by augmentation and named as Fashion-MNIST is.
+    assert d.allows_horizontal_flip is metadata
+    assert (d.class_names == datasets.FASHION_MNIST_CLASS_NAMES) is metadata
