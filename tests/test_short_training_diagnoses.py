@@ -137,3 +137,44 @@ def test_an_underfitting_training_with_a_large_batch_gets_a_smaller_batch_before
     if first == "decr_batch_size":
         blocked = block.choose_actions(diagnosis, {"decr_batch_size"}, np.random.default_rng(0))
         assert blocked[0].name == "inc_neurons"
+
+
+# Adadelta on the 3,000-image Fashion-MNIST subset (benchmark at 00c9e21, seed 1): the loss fell a
+# little, then flattened near ln(10), and the training accuracy never left 1/10. Both were
+# diagnosed underfitting before, so the first would have got inc_neurons.
+# sdt-prior trial 9: learning rate 3.2e-4, batch 71, stopped as stuck at chance after 4 epochs.
+FLATTENED_AT_CHANCE = {"loss": [2.495, 2.4486, 2.4211, 2.417], "accuracy": [0.0989, 0.1078, 0.1096, 0.1041],
+                       "val_loss": [2.339, 2.3136, 2.2907, 2.2721], "val_accuracy": [0.12, 0.1367, 0.14, 0.1467],
+                       "train_eval_loss": [2.3392, 2.3127, 2.2888, 2.2694],
+                       "train_eval_accuracy": [0.1348, 0.1426, 0.1494, 0.1553]}
+# bo trial 8: learning rate 2.0e-4, batch 247, all 6 epochs.
+CREEPING_AT_CHANCE = {"loss": [2.5831, 2.553, 2.536, 2.5288, 2.5345, 2.5334],
+                      "accuracy": [0.0989, 0.1078, 0.1152, 0.1167, 0.1081, 0.1126],
+                      "val_loss": [2.4181, 2.4112, 2.4043, 2.3975, 2.3909, 2.3842],
+                      "val_accuracy": [0.0633, 0.0633, 0.0633, 0.0633, 0.0667, 0.0667],
+                      "train_eval_loss": [2.4006, 2.3937, 2.3869, 2.3803, 2.3737, 2.3672],
+                      "train_eval_accuracy": [0.0869, 0.0869, 0.0889, 0.0938, 0.0938, 0.0957]}
+
+
+@pytest.mark.parametrize("history, params", [
+    (FLATTENED_AT_CHANCE, {"learning_rate": 3.17e-4, "batch_size": 71, "optimizer": "Adadelta", "activation": "selu"}),
+    (CREEPING_AT_CHANCE, {"learning_rate": 2.04e-4, "batch_size": 247, "optimizer": "Adadelta", "activation": "selu"}),
+])
+def test_a_loss_that_fell_a_little_and_flattened_at_chance_is_stuck_not_underfitting(block, history, params):
+    import numpy as np
+    diagnosis = block.diagnose(history, 10, block.initial_weights(), params)
+    assert "stuck_at_chance" in diagnosis.problem_names()
+    assert "underfitting" not in diagnosis.problem_names()
+    capacity = {"inc_neurons", "new_fc_layer", "new_conv_layer"}
+    assert not capacity & {a.name for a in diagnosis.actions}
+    assert block.choose_actions(diagnosis, set(), np.random.default_rng(0))[0].name == "change_optimizer"
+    (finding,) = [p for p in diagnosis.problems if p.name == "stuck_at_chance"]
+    assert "of the way from chance" in finding.explanation
+
+
+def test_a_slow_curve_still_falling_steeply_at_chance_stays_low_lr(block):
+    # The same accuracy at chance, but the loss was speeding up at the end: moving, not stuck.
+    assert diagnose(block, SLOW_ADADELTA).problem_names() == ("low_lr",)
+    # The flattened one without the last epochs' flattening would be the same kind of curve.
+    steep = {**FLATTENED_AT_CHANCE, "loss": [2.495, 2.485, 2.46, 2.40]}
+    assert "stuck_at_chance" not in diagnose(block, steep).problem_names()

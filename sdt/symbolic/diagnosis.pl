@@ -557,6 +557,23 @@ cause(stuck_at_chance,
        below(train_loss_drop_over_chance_loss, min_train_loss_drop_for_shape),
        at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
 
+% ...or its loss fell a little, then flattened still within a tenth of
+% ln(K) of chance level (min_slow_loss_over_chance_loss), and the training
+% accuracy never left 1/K. The fall is too large for the cause above, and
+% the curve too flat for low_lr's shape test, so without this cause the
+% final values would read as underfitting and ask for capacity. Seen on the
+% 3,000-image Fashion-MNIST subset: Adadelta at 3.2e-4 (training loss 1.08
+% -> 1.05 ln(K) in 4 epochs, 0.99 ln(K) without dropout at the end, accuracy
+% 0.155; stopped as stuck at chance) and at 2.0e-4 with batches of 247 (1.12
+% -> 1.10 ln(K) in 6 epochs, accuracy 0.096). A slow curve still falling
+% steeply at the end is left to low_lr: it is moving.
+cause(stuck_at_chance,
+      [at_least(train_loss_curve_epochs, min_epochs_for_shape_tests),
+       below(train_accuracy_above_chance, max_train_accuracy_above_chance_when_stuck),
+       at_least(train_loss_over_chance_loss, min_slow_loss_over_chance_loss),
+       below(train_loss_still_falling_share, max_late_drop_share_for_underfitting),
+       at_most(train_loss_peak_over_chance_loss, min_overshoot_peak_over_chance_loss)]).
+
 % Increasing loss: the training loss rose in most epoch-to-epoch steps, and
 % by a measurable amount overall.
 cause(increasing_loss,
