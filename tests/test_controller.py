@@ -99,6 +99,23 @@ def test_diverged_training_is_diagnosed_high_lr_and_penalised(symbolic):
     assert state.space["learning_rate"].high < PARAMS["learning_rate"]
 
 
+@pytest.mark.parametrize("metric, bound", [(VAL_LOSS, 0.9 * math.log(10)), (VAL_ACCURACY, -(0.1 + 0.1 * 0.9))])
+def test_symbolic_tuning_tells_the_optimiser_what_objective_learned_nothing(symbolic, metric, bound):
+    # From the diagnosis's own chance-level thresholds: a loss within a tenth of ln K of chance,
+    # an accuracy less than a tenth of the way from 1/K to 1. The GP models such trainings as the
+    # worst that learned; plain BO (no tuning) is told nothing of it.
+    tuned = make_controller(symbolic, FakeTrainer(), metric=metric)
+    state = tuned.initial_state(default_search_space())
+    assert state.learned_nothing_objective is None
+    _, state = tuned.run_iteration(0, PARAMS, state, AlwaysApply(0))
+    assert state.learned_nothing_objective == pytest.approx(bound)
+    assert ControllerState.from_dict(state.to_dict()) == state       # kept by a resumed run
+    plain = make_controller(symbolic, FakeTrainer(), tune=False, metric=metric)
+    _, plain_state = plain.run_iteration(0, PARAMS, plain.initial_state(default_search_space()),
+                                         np.random.default_rng(0))
+    assert plain_state.learned_nothing_objective is None
+
+
 def test_objective_values():
     loss = Objective(VAL_LOSS, 10)
     accuracy = Objective(VAL_ACCURACY, 10)

@@ -99,3 +99,37 @@ def test_same_seed_same_proposals(domain, space):
             out.append(params)
         return out
     assert proposals() == proposals()
+
+
+def test_modelled_objectives_replace_what_learned_nothing_by_the_worst_that_learned():
+    from sdt.strategies.gaussian_process import modelled_objectives
+    bound = 0.9 * math.log(10)
+    assert modelled_objectives([0.4, 2.3, 0.8, 6.9], bound) == ([0.4, 0.8, 0.8, 0.8], 2, 0.8)
+    assert modelled_objectives([0.4, 2.3], None) == ([0.4, 2.3], 0, None)        # plain BO: as told
+    assert modelled_objectives([2.3, 2.31], bound) == ([2.3, 2.31], 0, None)     # nothing learned yet
+    assert modelled_objectives([0.4, 0.5], bound) == ([0.4, 0.5], 0, None)
+
+
+def test_a_training_that_learned_nothing_does_not_set_the_gps_scale(domain, space):
+    # Five trainings that learned (objectives 0.30 to 0.32 around a smooth optimum) and one stuck at
+    # chance (ln 10 = 2.3). Told as it is, the stuck one makes the GP uncertain everywhere; under
+    # symbolic tuning (the state's bound) it is modelled as the worst that learned.
+    rng = np.random.default_rng(5)
+    trained = sample_params(space, 6, rng)
+    objectives = [0.3 + 0.1 * objective(p) / 4 for p in trained[:5]] + [math.log(10)]
+
+    def decision(bound):
+        optimizer = ConstrainedGPOptimizer(domain, n_initial_points=3, n_candidates=300)
+        for params, value in zip(trained, objectives):
+            optimizer.tell(params, Architecture(), value)
+        state = SimpleNamespace(space=space, architecture=Architecture(), learned_nothing_objective=bound)
+        return optimizer.ask(state, np.random.default_rng(1)).decision
+
+    plain, modelled = decision(None), decision(0.9 * math.log(10))
+    assert "learned_nothing" not in plain.facts and "learned nothing" not in plain.summary
+    assert modelled.facts["learned_nothing"] == 1
+    assert modelled.facts["modelled_as"] == pytest.approx(max(objectives[:5]))
+    assert "1 training that learned nothing modelled as the worst that learned" in modelled.summary
+    assert modelled.facts["best_objective"] == plain.facts["best_objective"] == min(objectives)
+    # The GP's uncertainty at its proposal is on the scale of the trainings that learned.
+    assert modelled.facts["predicted_std"] < 0.5 * plain.facts["predicted_std"]

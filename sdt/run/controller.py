@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -49,6 +49,10 @@ from sdt.actions import ActionRecord, ArchitectureLimits, TuningOutcome, apply_a
 # guess). A diverged or failed training gets the cap: a finite penalty the GP can use
 # (1e10 would flatten everything else the GP knows).
 LOSS_CAP_IN_CHANCE_LOSSES = 3.0
+
+# The diagnosis's chance-level thresholds (diagnosis.pl) that say a training learned nothing.
+SLOW_LOSS_THRESHOLD = "min_slow_loss_over_chance_loss"
+STUCK_ACCURACY_THRESHOLD = "max_train_accuracy_above_chance_when_stuck"
 
 # Strength of the LFI prior, in pseudo-observations carrying each rule's initial weight.
 DEFAULT_PRIOR_STRENGTH = 4.0
@@ -85,6 +89,21 @@ class Objective:
         if result.status not in TrialStatus.SCORED or not math.isfinite(result.val_accuracy):
             return 0.0
         return -result.val_accuracy
+
+    def learned_nothing_bound(self, thresholds: Mapping[str, float]) -> float | None:
+        """The objective at or above which a training learned nothing, by the diagnosis's own
+        chance-level thresholds (diagnosis.pl): a validation loss still within
+        min_slow_loss_over_chance_loss ln(K) of nothing learned, or a validation accuracy less
+        than max_train_accuracy_above_chance_when_stuck of the way from 1/K to 1. None when the
+        diagnosis program does not declare them."""
+        if self.metric == VAL_LOSS:
+            share = thresholds.get(SLOW_LOSS_THRESHOLD)
+            return None if share is None else float(share) * math.log(max(self.num_classes, 2))
+        share = thresholds.get(STUCK_ACCURACY_THRESHOLD)
+        if share is None:
+            return None
+        chance = 1.0 / max(self.num_classes, 2)
+        return -(chance + float(share) * (1.0 - chance))
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,10 @@ class ControllerState:
     # parallel leave actions of several trials waiting); empty in states stored before them.
     pending_after: tuple[int, ...] = ()
     pending_counterfactuals: tuple[float | None, ...] = ()
+    # Under symbolic tuning: the objective at or above which a training learned nothing (stuck at
+    # chance, diverged, failed), from the diagnosis's thresholds. The GP models such trainings
+    # as the worst one that learned (sdt/strategies/gaussian_process.py); None: as told.
+    learned_nothing_objective: float | None = None
 
     def pending(self) -> tuple[PendingAction, ...]:
         """The actions waiting to be judged, each with its trial and counterfactual."""
@@ -149,6 +172,7 @@ class ControllerState:
             "last_objective": self.last_objective,
             "pending_after": list(self.pending_after),
             "pending_counterfactuals": list(self.pending_counterfactuals),
+            "learned_nothing_objective": self.learned_nothing_objective,
         }
 
     @classmethod
@@ -165,6 +189,7 @@ class ControllerState:
             last_objective=data.get("last_objective"),
             pending_after=tuple(int(t) for t in data.get("pending_after", ())),
             pending_counterfactuals=tuple(data.get("pending_counterfactuals", ())),
+            learned_nothing_objective=data.get("learned_nothing_objective"),
         )
 
 
@@ -409,13 +434,17 @@ class Controller:
             rule_weights=weights if self.tune else None, new_observations=new_observations,
             symbolic_seconds=time.perf_counter() - started)
         waiting = waiting + tuple(PendingAction(action, index, objective) for action in chosen)
+        learned_nothing = state.learned_nothing_objective
+        if self.tune and learned_nothing is None and diagnosis is not None:
+            learned_nothing = self.objective.learned_nothing_bound(diagnosis.thresholds)
         next_state = ControllerState(space=space, architecture=architecture, rule_weights=weights,
                                      observations=observations,
                                      pending_actions=tuple(p.action for p in waiting),
                                      best_objective=best_objective, guidance=state.guidance,
                                      preferences=preferences, last_objective=objective,
                                      pending_after=tuple(p.after_trial for p in waiting),
-                                     pending_counterfactuals=tuple(p.counterfactual for p in waiting))
+                                     pending_counterfactuals=tuple(p.counterfactual for p in waiting),
+                                     learned_nothing_objective=learned_nothing)
         return record, next_state
 
     @staticmethod
