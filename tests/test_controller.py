@@ -102,8 +102,8 @@ def test_diverged_training_is_diagnosed_high_lr_and_penalised(symbolic):
 @pytest.mark.parametrize("metric, bound", [(VAL_LOSS, 0.9 * math.log(10)), (VAL_ACCURACY, -(0.1 + 0.1 * 0.9))])
 def test_symbolic_tuning_tells_the_optimiser_what_objective_learned_nothing(symbolic, metric, bound):
     # From the diagnosis's own chance-level thresholds: a loss within a tenth of ln K of chance,
-    # an accuracy less than a tenth of the way from 1/K to 1. The GP models such trainings as the
-    # worst that learned; plain BO (no tuning) is told nothing of it.
+    # an accuracy less than a tenth of the way from 1/K to 1. The GP models such trainings on the
+    # scale of those that learned; plain BO (no tuning) is told nothing of it.
     tuned = make_controller(symbolic, FakeTrainer(), metric=metric)
     state = tuned.initial_state(default_search_space())
     assert state.learned_nothing_objective is None

@@ -104,16 +104,20 @@ def test_same_seed_same_proposals(domain, space):
 def test_modelled_objectives_replace_what_learned_nothing_by_the_worst_that_learned():
     from sdt.strategies.gaussian_process import modelled_objectives
     bound = 0.9 * math.log(10)
-    assert modelled_objectives([0.4, 2.3, 0.8, 6.9], bound) == ([0.4, 0.8, 0.8, 0.8], 2, 0.8)
-    assert modelled_objectives([0.4, 2.3], None) == ([0.4, 2.3], 0, None)        # plain BO: as told
-    assert modelled_objectives([2.3, 2.31], bound) == ([2.3, 2.31], 0, None)     # nothing learned yet
+    # Beyond the worst that learned by the range of those that learned: the worst, on their scale.
+    assert modelled_objectives([0.4, 2.3, 0.8, 6.9], bound) == ([0.4, pytest.approx(1.2), 0.8, pytest.approx(1.2)],
+                                                                2, pytest.approx(1.2))
+    assert modelled_objectives([0.5, 2.3, 1.9], bound)[0][1] == pytest.approx(bound)   # never above the bound
+    assert modelled_objectives([0.4, 2.3, 0.8], None) == ([0.4, 2.3, 0.8], 0, None)     # plain BO: as told
+    assert modelled_objectives([0.4, 2.3], bound) == ([0.4, 2.3], 0, None)      # one that learned: no scale yet
+    assert modelled_objectives([2.3, 2.31], bound) == ([2.3, 2.31], 0, None)    # nothing learned yet
     assert modelled_objectives([0.4, 0.5], bound) == ([0.4, 0.5], 0, None)
 
 
 def test_a_training_that_learned_nothing_does_not_set_the_gps_scale(domain, space):
     # Five trainings that learned (objectives 0.30 to 0.32 around a smooth optimum) and one stuck at
     # chance (ln 10 = 2.3). Told as it is, the stuck one makes the GP uncertain everywhere; under
-    # symbolic tuning (the state's bound) it is modelled as the worst that learned.
+    # symbolic tuning (the state's bound) it is modelled beyond the worst that learned, on their scale.
     rng = np.random.default_rng(5)
     trained = sample_params(space, 6, rng)
     objectives = [0.3 + 0.1 * objective(p) / 4 for p in trained[:5]] + [math.log(10)]
@@ -128,8 +132,9 @@ def test_a_training_that_learned_nothing_does_not_set_the_gps_scale(domain, spac
     plain, modelled = decision(None), decision(0.9 * math.log(10))
     assert "learned_nothing" not in plain.facts and "learned nothing" not in plain.summary
     assert modelled.facts["learned_nothing"] == 1
-    assert modelled.facts["modelled_as"] == pytest.approx(max(objectives[:5]))
-    assert "1 training that learned nothing modelled as the worst that learned" in modelled.summary
+    learned = objectives[:5]
+    assert modelled.facts["modelled_as"] == pytest.approx(2 * max(learned) - min(learned))
+    assert "1 training that learned nothing modelled as" in modelled.summary
     assert modelled.facts["best_objective"] == plain.facts["best_objective"] == min(objectives)
     # The GP's uncertainty at its proposal is on the scale of the trainings that learned.
     assert modelled.facts["predicted_std"] < 0.5 * plain.facts["predicted_std"]

@@ -149,7 +149,7 @@ class ControllerState:
     pending_counterfactuals: tuple[float | None, ...] = ()
     # Under symbolic tuning: the objective at or above which a training learned nothing (stuck at
     # chance, diverged, failed), from the diagnosis's thresholds. The GP models such trainings
-    # as the worst one that learned (sdt/strategies/gaussian_process.py); None: as told.
+    # on the scale of those that learned (sdt/strategies/gaussian_process.py); None: as told.
     learned_nothing_objective: float | None = None
 
     def pending(self) -> tuple[PendingAction, ...]:

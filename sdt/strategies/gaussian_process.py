@@ -76,23 +76,24 @@ def modelled_objectives(objectives: Sequence[float], learned_nothing: float | No
                         ) -> tuple[list[float], int, float | None]:
     """The objectives the GP is fitted on: each at or above `learned_nothing` (a training that
     learned nothing: stuck at chance, diverged, failed; set by the symbolic tuning from the
-    diagnosis's chance level) replaced by the worst objective of the trainings that learned.
-    Returns (objectives, how many were replaced, the value they got).
+    diagnosis's chance level) replaced by the worst objective of the trainings that learned plus
+    their range (as far beyond the worst as the worst is from the best). Returns (objectives,
+    how many were replaced, the value they got).
 
     Why: one training at chance level (a validation loss of ln K among losses of 0.4 to 0.8)
     sets the scale of the GP's normalised targets, so its predicted standard deviation is about
     as large as the whole range everywhere and expected improvement explores blindly (seen on
     Fashion-MNIST: ± 0.6 to 0.85 at every proposal after one, ± 0.04 to 0.12 without). Modelled
-    as the worst that learned, the region still looks bad, without that scale. As told when no
-    training has learned yet, or without a bound (plain BO)."""
+    on the scale of the trainings that learned, its region still looks the worst. As told with
+    fewer than two trainings that learned (no scale yet), or without a bound (plain BO)."""
     values = [float(y) for y in objectives]
     if learned_nothing is None:
         return values, 0, None
     learned = [y for y in values if y < learned_nothing]
-    if not learned or len(learned) == len(values):
+    if len(learned) < 2 or len(learned) == len(values):
         return values, 0, None
-    worst = max(learned)
-    return [y if y < learned_nothing else worst for y in values], len(values) - len(learned), worst
+    modelled_as = min(max(learned) + (max(learned) - min(learned)), learned_nothing)
+    return [y if y < learned_nothing else modelled_as for y in values], len(values) - len(learned), modelled_as
 
 
 class ConstrainedGPOptimizer:
@@ -190,7 +191,7 @@ class ConstrainedGPOptimizer:
                    f"± {facts['predicted_std']:.2g} against the best {y_opt:.4g}")
         if replaced:
             summary += (f"; {replaced} training{'s' if replaced > 1 else ''} that learned nothing modelled "
-                        f"as the worst that learned ({worst:.4g})")
+                        f"as {worst:.4g}, beyond the worst that learned")
         if pending:
             summary += f"; {len(pending)} running told {y_opt:.4g} (constant liar)"
         return Proposal(params, architecture, Decision(DECIDER, summary, facts))
