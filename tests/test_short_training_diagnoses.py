@@ -178,3 +178,48 @@ def test_a_slow_curve_still_falling_steeply_at_chance_stays_low_lr(block):
     # The flattened one without the last epochs' flattening would be the same kind of curve.
     steep = {**FLATTENED_AT_CHANCE, "loss": [2.495, 2.485, 2.46, 2.40]}
     assert "stuck_at_chance" not in diagnose(block, steep).problem_names()
+
+
+# Adamax at a rate of 1.2e-4 on the 3,000-image Fashion-MNIST subset (benchmark at 18684f3, sdt-prior
+# seed 2, trial 8, batch 53): a poor fit on a curve that had flattened, diagnosed underfitting; it got
+# inc_neurons then, a wider network trained with the same small steps.
+UNDERFIT_AT_SMALL_RATE = {"loss": [2.1151, 1.2653, 0.9445, 0.8673, 0.8159, 0.7751],
+                          "accuracy": [0.3393, 0.5704, 0.653, 0.6819, 0.6963, 0.7141],
+                          "val_loss": [1.7318, 0.9522, 0.832, 0.7938, 0.7069, 0.6809],
+                          "val_accuracy": [0.6167, 0.6333, 0.72, 0.7467, 0.7733, 0.7533],
+                          "train_eval_loss": [1.715, 0.9549, 0.8474, 0.8045, 0.7156, 0.6911],
+                          "train_eval_accuracy": [0.5889, 0.6396, 0.6768, 0.6953, 0.7461, 0.7598]}
+
+
+@pytest.mark.parametrize("optimizer, learning_rate, batch_size, first", [
+    ("Adamax", 1.19e-4, 53, "inc_lr"),            # the training as it ran
+    ("Adamax", 1.19e-4, 216, "inc_lr"),           # a large batch too: the rate comes first
+    ("RMSprop", 2.49e-4, 16, "inc_lr"),           # just below small_rate(rmsprop, 0.00025)
+    ("RMSprop", 2.5e-4, 16, "inc_neurons"),       # at it: not a small rate
+    ("Adamax", 2.98e-4, 216, "decr_batch_size"),  # a larger rate with a large batch
+    ("SGD", 2e-3, 16, "inc_lr"),                  # SGD's default is ten times Adam's
+    ("SGD", 3e-3, 16, "inc_neurons"),
+])
+def test_an_underfitting_training_at_a_small_rate_gets_a_larger_rate_first(block, optimizer, learning_rate,
+                                                                         batch_size, first):
+    import numpy as np
+    params = {"learning_rate": learning_rate, "batch_size": batch_size, "optimizer": optimizer,
+              "activation": "relu"}
+    diagnosis = block.diagnose(UNDERFIT_AT_SMALL_RATE, 10, block.initial_weights(), params)
+    assert diagnosis.problem_names() == ("underfitting",)
+    assert block.choose_actions(diagnosis, set(), np.random.default_rng(0))[0].name == first
+    remedies = {a.name: a.probability for a in diagnosis.actions if a.problem == "underfitting"}
+    assert ("inc_lr" in remedies) == (first == "inc_lr")
+    # At the top of the learning-rate domain inc_lr is not applicable: the batch or capacity comes next.
+    if first == "inc_lr":
+        blocked = block.choose_actions(diagnosis, {"inc_lr"}, np.random.default_rng(0))
+        assert blocked[0].name == ("decr_batch_size" if batch_size >= 64 else "inc_neurons")
+
+
+def test_an_underfitting_adadelta_training_gets_no_larger_rate_from_the_underfitting_rule(block):
+    # Adadelta has no small_rate: every rate of the paper's space is small for it, and
+    # change_optimizer (low_lr, stuck_at_chance) is its remedy.
+    params = {"learning_rate": 1.19e-4, "batch_size": 53, "optimizer": "Adadelta", "activation": "relu"}
+    diagnosis = block.diagnose(UNDERFIT_AT_SMALL_RATE, 10, block.initial_weights(), params)
+    assert "underfitting" in diagnosis.problem_names()
+    assert ("inc_lr", "underfitting") not in {(a.name, a.problem) for a in diagnosis.actions}
