@@ -21,8 +21,8 @@ whole measurement, 400 trainings, took about 100 minutes on 2 cores; docs/benchm
 
 Arms (`--strategies`, comma-separated labels): a strategy's name (`sdt`, `bo`, `random`, `tpe`,
 `random-sdt`, `meta-lr`, `evolution`), or a symbolic strategy with its guidance: `sdt-edit`,
-`sdt-prior`, `random-sdt-edit`, `random-sdt-prior` run `sdt` / `random-sdt` with the run option
-`guidance` set to `edit` / `prior`; any of them followed by `@name=value` sets one of the strategy's
+`sdt-prior`, `sdt-local`, `random-sdt-edit`, ... run `sdt` / `random-sdt` with the run option
+`guidance` set to `edit` / `prior` / `local`; any of them followed by `@name=value` sets one of the strategy's
 options (`evolution@fitness=mrs+trained`, `meta-lr@meta_lr_success=best`). The option needs a `sdt.run.loop.RunConfig` with a `guidance`
 field; without it such an arm stops the benchmark with an error before anything runs. Default
 arms: sdt-prior, sdt-edit, bo, random, tpe (tpe is skipped when Optuna is not installed).
@@ -101,7 +101,7 @@ from sdt.strategies import registry  # noqa: E402
 from sdt.strategies.base import Strategy  # noqa: E402
 
 DEFAULT_ARMS = ("sdt-prior", "sdt-edit", "bo", "random", "tpe")
-GUIDANCE_VALUES = ("edit", "prior")
+GUIDANCE_VALUES = ("edit", "prior", "local")
 REFERENCE_ARM = "bo"
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"dataset": "fashion_mnist_small", "seeds": "0,1,2,3,4", "budgets": "10,20", "epochs": 15,
@@ -1119,7 +1119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"the dataset every run tunes on, as main.py's --dataset (default {default['dataset']})")
     parser.add_argument("--strategies", default=None,
                         help=f"comma-separated arms (default: {','.join(DEFAULT_ARMS)}; tpe needs Optuna); "
-                             "sdt-edit / sdt-prior: sdt with --guidance edit / prior")
+                             "sdt-edit / sdt-prior / sdt-local: sdt with --guidance edit / prior / local")
     parser.add_argument("--seeds", default=None, help=f"comma-separated seeds (default {default['seeds']})")
     parser.add_argument("--budgets", default=None,
                         help=f"comma-separated numbers of trainings, all read from one run per arm and seed "

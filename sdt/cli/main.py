@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", default=DEFAULT_GUIDANCE, choices=GUIDANCES,
                         help="how the tuning actions guide a symbolic strategy: prior (the edit's region "
                              "weights the optimiser's choice, fading with the trainings after it; the whole space "
-                             "stays reachable) or edit (the paper's: the action cuts the search space) "
+                             "stays reachable), local (as prior, but an action on the run's best training prefers that "
+                             "training with the edit: its neighbourhood) or edit (the paper's: the action cuts the "
+                             "search space) "
                              f"(default {DEFAULT_GUIDANCE})")
     parser.add_argument("--initial-points", type=int, default=DEFAULT_INITIAL_POINTS,
                         help=f"random trials before the Gaussian process guides the search "

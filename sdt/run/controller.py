@@ -38,7 +38,8 @@ import numpy as np
 from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
-    EDIT, PRIOR, Preference, available_union, check_guidance, preference_of_changes, within,
+    EDIT, LOCAL, Preference, available_union, check_guidance, guides_by_prior, neighbourhood,
+    preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
 from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock
@@ -354,7 +355,7 @@ class Controller:
             return
         if self.guidance == EDIT and architecture != state.architecture:
             raise ValueError("a strategy tuned by the symbolic block must train the state's architecture")
-        if self.guidance == PRIOR and not within(architecture, state.architecture):
+        if guides_by_prior(self.guidance) and not within(architecture, state.architecture):
             raise ValueError("under prior guidance the trained network may only use the available features")
 
     def run_iteration(self, index: int, params: dict[str, Any], state: ControllerState,
@@ -410,7 +411,7 @@ class Controller:
             base = state.architecture if self.guidance == EDIT else trained_architecture
             blocked = (not_applicable_actions(space, base, params, self.limits)
                        | self.unsupported_actions)
-            if self.guidance == PRIOR:
+            if guides_by_prior(self.guidance):
                 # The weight is already the preference's strength (π = 1 - weight outside its
                 # region): a low weight is a weak preference, close to doing nothing. Drawing
                 # whether to apply it as well would count the weight twice and, at a weight
@@ -423,8 +424,11 @@ class Controller:
             outcome = apply_actions(picked, space, base, params, self.limits)
             if declined is not None:
                 outcome = replace(outcome, skipped=outcome.skipped + (declined,))
-            if self.guidance == PRIOR:
-                outcome, preferences = self._as_preference(outcome, state, index, action)
+            if guides_by_prior(self.guidance):
+                # `local`: the remedy for the run's best training is that training with the edit.
+                near = ((params, trained_architecture) if self.guidance == LOCAL and
+                        (state.best_objective is None or objective <= state.best_objective) else None)
+                outcome, preferences = self._as_preference(outcome, state, index, action, near)
             space, architecture = outcome.space, outcome.architecture
             chosen = () if action is None or not outcome.applied else (action,)
 
@@ -448,12 +452,14 @@ class Controller:
         return record, next_state
 
     @staticmethod
-    def _as_preference(outcome: TuningOutcome, state: ControllerState, index: int,
-                       action: ChosenAction | None) -> tuple[TuningOutcome, tuple[Preference, ...]]:
-        """Under `prior` guidance: never narrow the space (a range only widens, to the hull of its
-        bounds and the preferred region, so the region stays reachable: inc_lr may prefer rates
-        above the initial range), make added features available and turn the applied edit into
-        a Preference (its record says so)."""
+    def _as_preference(outcome: TuningOutcome, state: ControllerState, index: int, action: ChosenAction | None,
+                       near: tuple[dict[str, Any], Architecture] | None = None,
+                       ) -> tuple[TuningOutcome, tuple[Preference, ...]]:
+        """Under `prior` / `local` guidance: never narrow the space (a range only widens, to the
+        hull of its bounds and the preferred region, so the region stays reachable: inc_lr may
+        prefer rates above the initial range), make added features available and turn the
+        applied edit into a Preference (its record says so). `near`: the diagnosed training's
+        (params, network) when the preference is its neighbourhood (`local`)."""
         if action is None or not outcome.applied:
             return replace(outcome, space=state.space, architecture=state.architecture), state.preferences
         (applied,) = outcome.applied
@@ -469,9 +475,12 @@ class Controller:
                 current, (low, high) = space[name], change.after
                 space = space.replace_dimension(current.with_bounds(min(current.low, low), max(current.high, high)))
         architecture = available_union(state.architecture, outcome.architecture)
+        if near is not None:
+            preference = neighbourhood(preference, near[0], near[1], space)
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]
-        description = (f"{applied.action}: the optimiser now prefers {preference.describe()} "
+        where = f" near trial {index}'s values" if near is not None else ""
+        description = (f"{applied.action}: the optimiser now prefers {preference.describe()}{where} "
                        f"(weight {action.probability:.2f}, fading with the trainings after this one)")
         if added:
             description += f"; new dimension {', '.join(added)}"

@@ -25,6 +25,22 @@ Two ways for a tuning action to guide the optimiser (`--guidance`):
   optimiser stuck at chance again) add up. Architecture features that an action switched on or
   added become *available*: each candidate network may use them or not (the optimiser turns
   them on and off), and the preference says which way the action leaned.
+- `local`: as `prior`, but when the diagnosed training is the run's best so far the preference
+  is the action applied to *that* network, as a practitioner fixes the model that did best:
+  the action's region and, in every other hyper-parameter the training used, a band of
+  NEIGHBOURHOOD_WIDTH of the dimension's span around its value (its category for a categorical
+  one, its network for the architecture). The training after the diagnosis then differs from
+  the diagnosed one mainly by the edit, instead of landing anywhere in the dimensions the
+  action did not touch (a new L2 switch, unknown to the GP, would otherwise leave the rest of
+  the point close to random). A training that is not the run's best gets `prior`'s preference.
+
+A region too small for uniform candidates to find (a neighbourhood is one in millions of the
+space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
+them. The expected improvement is maximised over all, so the model phase finds the region. The
+random phase's draw from the prior resamples the same candidates by their weight, so there such
+a region counts as that share of the space: by u(x) * Π f(x) ** (β / a) alone it would weigh
+nothing (a weight of 10 000 on one millionth of the space), and a neighbourhood of the best
+training would guide only once the GP models.
 
 Plain numpy; the optimisers in sdt/strategies/ read it.
 """
@@ -40,10 +56,12 @@ import numpy as np
 from sdt.core.errors import ConfigurationError
 from sdt.core.records import ARCHITECTURE_FEATURES, COUNT, Architecture
 from sdt.space.domain import sample_params
+from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
 EDIT = "edit"
 PRIOR = "prior"
-GUIDANCES = (PRIOR, EDIT)
+LOCAL = "local"
+GUIDANCES = (PRIOR, LOCAL, EDIT)
 
 # β of f(x) ** (β / a): with 4, a rule of weight 0.9 makes its region 10 000 times likelier
 # for the next training (0.1 ** 4), 10 times four trainings on and 2.5 times ten trainings on.
@@ -51,6 +69,16 @@ PRIOR_STRENGTH = 4.0
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
+
+# Half-width of a neighbourhood (`local` guidance), as a share of each dimension's span in its
+# sampling scale (the logarithm for log-uniform ones): 0.1 keeps the learning rate of the
+# default [1e-4, 1e-3] within a factor 1.26 of the diagnosed training's, a batch of 100 in
+# [16, 256] within 76..124, and leaves room for the GP to move within the band.
+NEIGHBOURHOOD_WIDTH = 0.1
+
+# A preference's region gets candidates drawn inside it until this share of the candidates is
+# expected there (uniform candidates rarely fall in a neighbourhood).
+REGION_CANDIDATE_SHARE = 0.05
 
 # Values within this relative distance of a region's bound count as inside (float noise).
 _BOUND_TOLERANCE = 1e-9
@@ -60,6 +88,11 @@ def check_guidance(guidance: str) -> str:
     if guidance not in GUIDANCES:
         raise ConfigurationError(f"--guidance must be one of {', '.join(GUIDANCES)}, got {guidance!r}")
     return guidance
+
+
+def guides_by_prior(guidance: str | None) -> bool:
+    """Whether the actions become preferences (`prior`, `local`) rather than edits (`edit`)."""
+    return guidance in (PRIOR, LOCAL)
 
 
 @dataclass(frozen=True)
@@ -79,6 +112,7 @@ class Preference:
     bounds: tuple[tuple[str, float, float], ...] = ()
     minimum: tuple[tuple[str, int], ...] = ()
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    maximum: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
@@ -94,7 +128,8 @@ class Preference:
                 return False
         if any(name in params and params[name] not in allowed for name, allowed in self.choices):
             return False
-        return all(int(getattr(architecture, name)) >= value for name, value in self.minimum)
+        return (all(int(getattr(architecture, name)) >= value for name, value in self.minimum)
+                and all(int(getattr(architecture, name)) <= value for name, value in self.maximum))
 
     def factor(self, params: Mapping[str, Any], architecture: Architecture) -> float:
         """1 inside the region, 1 - weight outside."""
@@ -103,14 +138,23 @@ class Preference:
     def describe(self) -> str:
         parts = [f"{name} in [{low:.4g}, {high:.4g}]" for name, low, high in self.bounds]
         parts += [f"{name} in {{{', '.join(allowed)}}}" for name, allowed in self.choices]
-        parts += [f"{name} {'on' if value == 1 and _is_switch(name) else f'>= {value}'}"
-                  for name, value in self.minimum]
+        least, most = dict(self.minimum), dict(self.maximum)
+        for name in dict.fromkeys([*least, *most]):
+            low, high = least.get(name, 0), most.get(name)
+            if _is_switch(name):
+                if low >= 1 or high == 0:
+                    parts.append(f"{name} {'on' if low >= 1 else 'off'}")
+            elif high is None:
+                parts.append(f"{name} >= {low}")
+            else:
+                parts.append(f"{name} = {low}" if low == high else f"{name} in {low}..{high}")
         return " and ".join(parts) or "nothing"
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "problem": self.problem, "trial": self.trial, "weight": self.weight,
                 "bounds": [list(b) for b in self.bounds], "minimum": [list(m) for m in self.minimum],
-                "choices": [[name, list(allowed)] for name, allowed in self.choices]}
+                "choices": [[name, list(allowed)] for name, allowed in self.choices],
+                "maximum": [list(m) for m in self.maximum]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Preference":
@@ -118,7 +162,8 @@ class Preference:
                    weight=float(data["weight"]),
                    bounds=tuple((str(n), float(lo), float(hi)) for n, lo, hi in data.get("bounds", ())),
                    minimum=tuple((str(n), int(v)) for n, v in data.get("minimum", ())),
-                   choices=tuple((str(n), tuple(str(c) for c in allowed)) for n, allowed in data.get("choices", ())))
+                   choices=tuple((str(n), tuple(str(c) for c in allowed)) for n, allowed in data.get("choices", ())),
+                   maximum=tuple((str(n), int(v)) for n, v in data.get("maximum", ())))
 
 
 def _is_switch(name: str) -> bool:
@@ -172,6 +217,135 @@ def preference_of_changes(action: str, problem: str | None, trial: int, weight: 
     return Preference(action, problem, trial, float(weight), tuple(bounds), tuple(minimum), tuple(choices))
 
 
+def neighbourhood(preference: Preference, params: Mapping[str, Any], architecture: Architecture,
+                  space: SearchSpace, width: float = NEIGHBOURHOOD_WIDTH) -> Preference:
+    """`preference` applied to one training (`local` guidance): its region, and around every other
+    hyper-parameter the training used a band of `width` of the dimension's span (in its sampling
+    scale) clipped to the space, its category for a categorical one; the network is the trained
+    one with the action's features (a feature the action did not touch stays as it was)."""
+    constrained = {name for name, _, _ in preference.bounds} | {name for name, _ in preference.choices}
+    bounds, choices = list(preference.bounds), list(preference.choices)
+    for name, value in used_params(params, architecture).items():
+        if name in constrained or name not in space:
+            continue
+        dimension = space[name]
+        if dimension.kind == CATEGORICAL:
+            choices.append((name, (str(value),)))
+        else:
+            bounds.append((name, *_band(dimension, float(value), width)))
+    edited = dict(preference.minimum)
+    network = tuple((f.name, int(edited.get(f.name, getattr(architecture, f.name)))) for f in ARCHITECTURE_FEATURES)
+    return replace(preference, bounds=tuple(bounds), choices=tuple(choices), minimum=network, maximum=network)
+
+
+def _scale(dimension: Dimension):
+    """The dimension's sampling scale and its inverse (the logarithm for log-uniform ones)."""
+    if dimension.prior == LOG_UNIFORM:
+        return math.log, math.exp
+    return (lambda v: v), (lambda v: v)
+
+
+def _band(dimension: Dimension, value: float, width: float) -> tuple[float, float]:
+    """[value -/+ width * span] in the dimension's sampling scale, inside its current bounds."""
+    low, high = float(dimension.low), float(dimension.high)
+    value = min(max(value, low), high)
+    if low == high:
+        return low, high
+    forward, inverse = _scale(dimension)
+    half = width * (forward(high) - forward(low))
+    band_low = max(low, inverse(forward(value) - half))
+    band_high = min(high, inverse(forward(value) + half))
+    if dimension.kind == INTEGER:
+        band_low, band_high = float(math.floor(band_low)), float(math.ceil(band_high))
+    return band_low, band_high
+
+
+def _region_space(preference: Preference, space: SearchSpace) -> SearchSpace | None:
+    """The space cut to the preference's region (None where the region leaves it)."""
+    for name, low, high in preference.bounds:
+        if name not in space:
+            continue
+        dimension = space[name]
+        low, high = max(low, float(dimension.low)), min(high, float(dimension.high))
+        if dimension.kind == INTEGER:
+            low, high = math.ceil(low - _BOUND_TOLERANCE), math.floor(high + _BOUND_TOLERANCE)
+        if low > high:
+            return None
+        space = space.replace_dimension(replace(dimension, low=dimension.python_value(low),
+                                                high=dimension.python_value(high)))
+    for name, allowed in preference.choices:
+        if name not in space:
+            continue
+        dimension = space[name]
+        kept = tuple(c for c in dimension.categories if c in allowed)
+        if not kept:
+            return None
+        space = space.replace_dimension(replace(dimension, categories=kept))
+    return space
+
+
+def _feature_ranges(preference: Preference, available: Architecture) -> dict[str, tuple[int, int]] | None:
+    """Per architecture feature, the values the region allows within `available` (None if none)."""
+    least, most = dict(preference.minimum), dict(preference.maximum)
+    ranges = {}
+    for feature in ARCHITECTURE_FEATURES:
+        top = int(getattr(available, feature.name))
+        low, high = least.get(feature.name, 0), min(most.get(feature.name, top), top)
+        if low > high:
+            return None
+        ranges[feature.name] = (low, high)
+    return ranges
+
+
+def region_share(preference: Preference, space: SearchSpace, available: Architecture) -> float:
+    """The share of uniform candidates expected in the preference's region (every constraint
+    counted as if the candidate used its hyper-parameter: an approximation where it does not)."""
+    cut, ranges = _region_space(preference, space), _feature_ranges(preference, available)
+    if cut is None or ranges is None:
+        return 0.0
+    share = 1.0
+    for dimension, part in zip(space, cut):
+        if dimension.kind == CATEGORICAL:
+            share *= len(part.categories) / len(dimension.categories)
+        elif dimension.kind == INTEGER and dimension.prior != LOG_UNIFORM:
+            share *= (int(part.high) - int(part.low) + 1) / (int(dimension.high) - int(dimension.low) + 1)
+        elif dimension.high > dimension.low:
+            forward, _ = _scale(dimension)
+            upper = (lambda d: d.high + 1) if dimension.kind == INTEGER else (lambda d: d.high)
+            share *= ((forward(upper(part)) - forward(part.low))
+                      / (forward(upper(dimension)) - forward(dimension.low)))
+    for feature in ARCHITECTURE_FEATURES:
+        low, high = ranges[feature.name]
+        share *= (high - low + 1) / (int(getattr(available, feature.name)) + 1)
+    return share
+
+
+def sample_in_region(preference: Preference, state: Any, n_samples: int,
+                     rng: np.random.Generator) -> list[tuple[dict[str, Any], Architecture]]:
+    """`n_samples` candidates drawn uniformly inside the preference's region (within the state's
+    space and available features); none where the region is empty."""
+    cut, ranges = _region_space(preference, state.space), _feature_ranges(preference, state.architecture)
+    if cut is None or ranges is None or n_samples <= 0:
+        return []
+    params = sample_params(cut, n_samples, rng)
+    columns = {name: rng.integers(low, high + 1, size=n_samples) for name, (low, high) in ranges.items()}
+    networks = [Architecture(**{f.name: (int if f.kind == COUNT else bool)(columns[f.name][i])
+                                for f in ARCHITECTURE_FEATURES}) for i in range(n_samples)]
+    return [(used_params(p, a), a) for p, a in zip(params, networks)]
+
+
+def _top_ups(state: Any, n_samples: int) -> list[tuple[Preference, int, float]]:
+    """(preference, candidates to draw inside it, its uniform share) for every preference whose
+    region uniform candidates would rarely reach."""
+    wanted = REGION_CANDIDATE_SHARE * n_samples
+    top_ups = []
+    for preference in getattr(state, "preferences", ()) or ():
+        share = region_share(preference, state.space, state.architecture)
+        if 0.0 < share and share * n_samples < wanted:
+            top_ups.append((preference, math.ceil(wanted), share))
+    return top_ups
+
+
 def available_union(available: Architecture, other: Architecture) -> Architecture:
     """Every feature at the larger of the two values: what either network may use."""
     return replace(available, **{f.name: max(getattr(available, f.name), getattr(other, f.name))
@@ -209,14 +383,23 @@ def sample_candidates(state: Any, n_samples: int, rng: np.random.Generator) -> l
     """Candidate (params, architecture) pairs for the next training.
 
     With `edit` guidance (or a state without guidance) every candidate uses the state's
-    architecture and its params come from the state's (edited) space; with `prior` the
-    architecture varies within what is available and each candidate keeps only the
-    hyper-parameters its network uses."""
+    architecture and its params come from the state's (edited) space; with `prior` / `local`
+    the architecture varies within what is available and each candidate keeps only the
+    hyper-parameters its network uses, and a preference's region that uniform candidates would
+    rarely reach gets REGION_CANDIDATE_SHARE of `n_samples` drawn inside it, after them."""
+    return _candidates_and_top_ups(state, n_samples, rng)[0]
+
+
+def _candidates_and_top_ups(state: Any, n_samples: int, rng: np.random.Generator):
     params = sample_params(state.space, n_samples, rng)
-    if getattr(state, "guidance", EDIT) != PRIOR:
-        return [(p, state.architecture) for p in params]
+    if not guides_by_prior(getattr(state, "guidance", EDIT)):
+        return [(p, state.architecture) for p in params], []
     networks = sample_architectures(state.architecture, n_samples, rng)
-    return [(used_params(p, a), a) for p, a in zip(params, networks)]
+    candidates = [(used_params(p, a), a) for p, a in zip(params, networks)]
+    top_ups = _top_ups(state, n_samples)
+    for preference, count, _ in top_ups:
+        candidates += sample_in_region(preference, state, count, rng)
+    return candidates, top_ups
 
 
 def candidate_weights(state: Any, candidates: list[tuple[dict[str, Any], Architecture]],
@@ -230,17 +413,18 @@ def candidate_weights(state: Any, candidates: list[tuple[dict[str, Any], Archite
 
 def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
                     n_candidates: int = PRIOR_SAMPLE_CANDIDATES) -> tuple[dict[str, Any], Architecture]:
-    """One point drawn from the prior: uniform candidates resampled by their prior weight.
+    """One point drawn from the prior: the candidates of `sample_candidates` (uniform, and
+    inside small regions) resampled by their prior weight.
 
     Without preferences this is one uniform draw (the same draw as `sample_params(space, 1)`,
     so the random phases of all strategies start alike)."""
     if not getattr(state, "preferences", ()):
         # The same draw as every other strategy's random phase (common random numbers).
         params = sample_params(state.space, 1, rng)[0]
-        if getattr(state, "guidance", EDIT) == PRIOR:
+        if guides_by_prior(getattr(state, "guidance", EDIT)):
             params = used_params(params, state.architecture)
         return params, state.architecture
-    candidates = sample_candidates(state, n_candidates, rng)
+    candidates, _ = _candidates_and_top_ups(state, n_candidates, rng)
     weights = candidate_weights(state, candidates, trials_told)
     total = float(weights.sum())
     if total <= 0.0:
@@ -248,7 +432,7 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
     return candidates[int(rng.choice(len(candidates), p=weights / total))]
 
 
-__all__ = ["EDIT", "GUIDANCES", "PRIOR", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
+__all__ = ["EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
            "available_union", "candidate_weights", "check_guidance", "draw_from_prior",
-           "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "sample_architectures",
-           "sample_candidates", "used_params", "within"]
+           "guides_by_prior", "neighbourhood", "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "region_share",
+           "sample_architectures", "sample_candidates", "sample_in_region", "used_params", "within"]
