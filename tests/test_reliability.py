@@ -4,6 +4,7 @@ reproducibility and moved run folders: tests/test_kill_resume.py.)
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -205,7 +206,11 @@ def test_dashboard_serves_a_live_run(tmp_path):
         statuses, lags = [], []
         store = None
         committed_at: dict[int, int] = {}   # trial -> the round in which the database first had it
-        for round_index in range(400):      # bounded: at most 400 rounds of requests
+        # Bounded by the run: rounds go on until it has finished and its four trials were shown
+        # (a loaded machine trains slowly; a run that never finishes fails after 20 minutes).
+        deadline = time.monotonic() + 1200
+        for round_index in itertools.count():
+            assert time.monotonic() < deadline, f"the run did not finish, or its trials were not all shown: {lags}"
             for page in ("/", "/metrics", "/hyperparameters", "/weights", "/decisions", "/architecture",
                          "/_dash-layout", "/_dash-dependencies"):
                 with urllib.request.urlopen(base + page, timeout=60) as response:   # training shares the cores
@@ -215,12 +220,12 @@ def test_dashboard_serves_a_live_run(tmp_path):
             if (folder / "run.sqlite").exists():
                 with sqlite3.connect(f"file:{folder / 'run.sqlite'}?mode=ro", uri=True, timeout=5) as db:
                     count = db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-                if count and count - 1 not in committed_at:
-                    committed_at[count - 1] = round_index
+                for trial in range(count):      # two trials may commit within one round
+                    committed_at.setdefault(trial, round_index)
                 shown = data.latest_trial(store) if data.has_trials(store) else None
                 if shown is not None and shown in committed_at and shown not in dict(lags):
                     lags.append((shown, round_index - committed_at[shown]))
-            if run.poll() is not None and len(lags) >= 4:
+            if run.poll() is not None and 3 in dict(lags):   # finished, and its last trial shown
                 break
             time.sleep(0.25)
         assert run.wait(timeout=300) == 0
