@@ -38,7 +38,7 @@ import numpy as np
 from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
-    EDIT, LOCAL, Preference, available_union, check_guidance, guides_by_prior, neighbourhood,
+    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, check_guidance, guides_by_prior, neighbourhood,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
@@ -495,12 +495,14 @@ class Controller:
                 current, (low, high) = space[name], change.after
                 space = space.replace_dimension(current.with_bounds(min(current.low, low), max(current.high, high)))
         architecture = available_union(state.architecture, outcome.architecture)
+        region = preference.describe()
         if near is not None:
             preference = neighbourhood(preference, near[0], near[1], space)
+            region += (f", near trial {index}'s values (the run's best: each other number within "
+                       f"{NEIGHBOURHOOD_WIDTH:.0%} of its range, the same categories and network)")
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]
-        where = f" near trial {index}'s values" if near is not None else ""
-        description = (f"{applied.action}: the optimiser now prefers {preference.describe()}{where} "
+        description = (f"{applied.action}: the optimiser now prefers {region} "
                        f"(weight {action.probability:.2f}, fading with the trainings after this one)")
         if added:
             description += f"; new dimension {', '.join(added)}"
