@@ -134,25 +134,3 @@ def test_prior_guidance_keeps_the_actions_region_alone(symbolic):
     _, state = tuner.run_iteration(0, PARAMS, tuner.initial_state(default_search_space()), AlwaysApply())
     (preference,) = state.preferences
     assert preference.minimum == (("l2", 1),) and preference.bounds == () and preference.maximum == ()
-
-
-def test_a_preference_followed_without_improvement_is_withdrawn(symbolic):
-    tuner = controller(symbolic, PRIOR, lambda p, a, i: "overfitting")
-    state = tuner.initial_state(default_search_space())
-    _, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
-    (l2_preference,) = state.preferences
-    # The next training follows it (L2 on) and is worse (a rate further from 1e-3): withdrawn.
-    worse = {**PARAMS, "learning_rate": 1e-4, "l2_factor": 1e-4}
-    record, after = tuner.run_iteration(1, worse, state, AlwaysApply(), architecture=Architecture(l2=True))
-    assert record.withdrawn == (l2_preference,)
-    assert l2_preference not in after.preferences
-    assert ControllerState.from_dict(after.to_dict()) == after
-    assert type(record).from_dict(record.to_dict()) == record
-    # The same training outside the region (no L2) leaves the preference to fade.
-    record, after = tuner.run_iteration(1, {**PARAMS, "learning_rate": 1e-4}, state, AlwaysApply(),
-                                        architecture=Architecture())
-    assert record.withdrawn == () and l2_preference in after.preferences
-    # A training that followed it and did better keeps it.
-    better = {**PARAMS, "learning_rate": 1e-3, "l2_factor": 1e-4}
-    record, after = tuner.run_iteration(1, better, state, AlwaysApply(), architecture=Architecture(l2=True))
-    assert record.withdrawn == () and l2_preference in after.preferences

@@ -60,9 +60,6 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
     if result.status == TrialStatus.PRUNED:
         explanation = (result.stop_explanation or "").removeprefix(f"{result.stop_reason}: ")
         lines.append(f"    pruned after epoch {result.stop_epoch} ({result.stop_reason}): {explanation}")
-    for preference in record.withdrawn:
-        lines.append(f"    withdrew {preference.action}'s preference (trial {preference.trial}): this training "
-                     f"followed it and did not beat trial {preference.trial}")
     if record.diagnosis is not None:
         for problem in record.diagnosis.problems:
             explanation = problem.explanation.removeprefix(f"{problem.name}: ")

@@ -259,9 +259,6 @@ class TrialRecord:
     outcome: TuningOutcome | None = None
     rule_weights: RuleWeights | None = None      # weights in force for this trial's choice
     new_observations: tuple[Observation, ...] = ()
-    # Preferences this trial withdrew: it trained inside their region and did not beat the trial
-    # they were meant to fix (`prior` / `local` guidance).
-    withdrawn: tuple[Preference, ...] = ()
     symbolic_seconds: float = 0.0
     point: tuple[Any, ...] = field(default_factory=tuple)   # filled by the caller (optimiser coordinates)
     decision: Decision | None = None             # why the strategy proposed this training (filled by the caller)
@@ -285,7 +282,6 @@ class TrialRecord:
             "outcome": None if self.outcome is None else self.outcome.to_dict(),
             "rule_weights": None if self.rule_weights is None else self.rule_weights.to_dict(),
             "new_observations": [o.to_dict() for o in self.new_observations],
-            "withdrawn": [p.to_dict() for p in self.withdrawn],
             "symbolic_seconds": self.symbolic_seconds,
             "point": list(self.point),
             "decision": None if self.decision is None else self.decision.to_dict(),
@@ -310,7 +306,6 @@ class TrialRecord:
             outcome=None if data.get("outcome") is None else TuningOutcome.from_dict(data["outcome"]),
             rule_weights=None if data.get("rule_weights") is None else RuleWeights.from_dict(data["rule_weights"]),
             new_observations=tuple(Observation.from_dict(o) for o in data.get("new_observations", ())),
-            withdrawn=tuple(Preference.from_dict(p) for p in data.get("withdrawn", ())),
             symbolic_seconds=float(data.get("symbolic_seconds", 0.0)),
             point=tuple(data.get("point", ())),
             decision=None if data.get("decision") is None else Decision.from_dict(data["decision"]),
@@ -410,8 +405,6 @@ class Controller:
         chosen: tuple[ChosenAction, ...] = ()
         outcome = None
         space, architecture, preferences = state.space, state.architecture, state.preferences
-        withdrawn = self._withdrawn(preferences, judged, objective, params, trained_architecture)
-        preferences = tuple(p for p in preferences if p not in withdrawn)
         if self.tune and diagnosis is not None:
             # Under `edit` the action edits the run's current network (the trained one, unless
             # a trial beside this one has changed it since).
@@ -432,7 +425,6 @@ class Controller:
             if declined is not None:
                 outcome = replace(outcome, skipped=outcome.skipped + (declined,))
             if guides_by_prior(self.guidance):
-                state = replace(state, preferences=preferences)
                 # `local`: the remedy for the run's best training is that training with the edit.
                 near = ((params, trained_architecture) if self.guidance == LOCAL and
                         (state.best_objective is None or objective <= state.best_objective) else None)
@@ -444,7 +436,7 @@ class Controller:
             index=index, params=dict(params), architecture=trained_architecture, result=result,
             objective=objective, improved=improved, diagnosis=diagnosis, chosen=chosen, outcome=outcome,
             rule_weights=weights if self.tune else None, new_observations=new_observations,
-            withdrawn=withdrawn, symbolic_seconds=time.perf_counter() - started)
+            symbolic_seconds=time.perf_counter() - started)
         waiting = waiting + tuple(PendingAction(action, index, objective) for action in chosen)
         learned_nothing = state.learned_nothing_objective
         if self.tune and learned_nothing is None and diagnosis is not None:
@@ -458,18 +450,6 @@ class Controller:
                                      pending_counterfactuals=tuple(p.counterfactual for p in waiting),
                                      learned_nothing_objective=learned_nothing)
         return record, next_state
-
-    def _withdrawn(self, preferences: tuple[Preference, ...], judged: tuple[PendingAction, ...],
-                   objective: float, params: dict[str, Any], architecture: Architecture) -> tuple[Preference, ...]:
-        """The preferences the data has overruled: of the actions judged on this trial, those whose
-        preference this training followed (it lies in the region) without beating the trial the
-        action was meant to fix. A remedy tried and failed is not pressed again; the GP has the
-        evidence. A training outside the region says nothing about it and leaves it to fade."""
-        if not self.tune or not guides_by_prior(self.guidance):
-            return ()
-        failed = {(p.action.name, p.after_trial) for p in judged if not objective < p.counterfactual}
-        return tuple(p for p in preferences
-                     if (p.action, p.trial) in failed and p.contains(params, architecture))
 
     @staticmethod
     def _as_preference(outcome: TuningOutcome, state: ControllerState, index: int, action: ChosenAction | None,
