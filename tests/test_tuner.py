@@ -38,8 +38,10 @@ def test_a_diagnosis_applies_an_action_and_the_next_trial_reflects_it(tmp_path):
     assert architecture.l2 and not architecture.batch_norm
     assert 1e-6 <= params["l2_factor"] <= 1e-2
     assert second["architecture"]["l2"] is True
-    # Later trials keep applying other overfitting remedies (reg_l2 is no longer applicable).
-    assert "reg_l2" not in sum((t["actions"] for t in summary["trials"][1:]), [])
+    # A later training with L2 on gets another overfitting remedy (reg_l2 is not applicable to it;
+    # the optimiser may turn L2 off again, and a training without it may get reg_l2 again).
+    with_l2 = [t for t in summary["trials"][1:] if t["architecture"]["l2"]]
+    assert with_l2 and all(t["actions"] and "reg_l2" not in t["actions"] for t in with_l2)
 
 
 def test_summary_and_database_agree(tmp_path):
@@ -252,7 +254,8 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
     assert lines[2].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[2] and "left" in lines[2]
     assert lines[3].startswith("    params: ")
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
-    assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on (weight 0.90") or
+    assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on, near trial 0's values (the "
+                               "run's best") or
                line.startswith("    skipped reg_l2: not applied this time") for line in lines)
     assert lines[-1] == "no completed trial: no best model to evaluate"
 

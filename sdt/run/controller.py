@@ -478,7 +478,7 @@ class Controller:
         region = preference.describe()
         if near is not None:
             preference = neighbourhood(preference, near[0], near[1], space)
-            region += (f", near trial {index}'s values (the run's best: each other number within "
+            region += (f", near trial {index}'s values (the run's best: each remaining number within "
                        f"{NEIGHBOURHOOD_WIDTH:.0%} of its range, the same categories and network)")
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]
