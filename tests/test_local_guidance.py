@@ -134,3 +134,25 @@ def test_prior_guidance_keeps_the_actions_region_alone(symbolic):
     _, state = tuner.run_iteration(0, PARAMS, tuner.initial_state(default_search_space()), AlwaysApply())
     (preference,) = state.preferences
     assert preference.minimum == (("l2", 1),) and preference.bounds == () and preference.maximum == ()
+
+
+def test_a_best_training_that_learned_nothing_gets_no_neighbourhood(symbolic):
+    """Trial 0 stuck at chance is the run's best after one trial, but its values say nothing of
+    where good trainings lie: its remedy gets prior guidance's region alone."""
+    chance = float(np.log(10))
+    stuck = {"loss": [chance + 0.0002 * (-1) ** i for i in range(6)], "accuracy": [0.1] * 6,
+             "val_loss": [chance] * 6, "val_accuracy": [0.1] * 6}
+    tuner = controller(symbolic, LOCAL, lambda p, a, i: stuck if p["optimizer"] == "Adadelta" else "overfitting")
+    state = tuner.initial_state(default_search_space())
+    record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"}, state, AlwaysApply())
+    assert record.diagnosis.problem_names() == ("stuck_at_chance",)
+    assert record.objective == state.best_objective            # the run's best so far...
+    (preference,) = state.preferences
+    assert preference.action == "change_optimizer"
+    assert preference.bounds == () and preference.maximum == ()  # ...yet no neighbourhood
+    assert dict(preference.choices)["optimizer"] == ("Adam", "Adamax", "RMSprop")
+    assert "near trial" not in record.outcome.applied[0].description
+    # The next best training, which learned, gets its neighbourhood.
+    record, state = tuner.run_iteration(1, PARAMS, state, AlwaysApply())
+    assert "near trial 1" in record.outcome.applied[0].description
+    assert state.preferences[1].maximum != ()

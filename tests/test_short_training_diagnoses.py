@@ -223,3 +223,24 @@ def test_an_underfitting_adadelta_training_gets_no_larger_rate_from_the_underfit
     diagnosis = block.diagnose(UNDERFIT_AT_SMALL_RATE, 10, block.initial_weights(), params)
     assert "underfitting" in diagnosis.problem_names()
     assert ("inc_lr", "underfitting") not in {(a.name, a.problem) for a in diagnosis.actions}
+
+
+# RMSprop, learning rate 6.5e-4, batch 25, the 3,000-image Fashion-MNIST subset (sdt-local seed 0,
+# trial 0, the run's best): the validation loss turned up after epoch 4, diagnosed overfitting.
+OVERFIT = {"loss": [1.3745, 0.6023, 0.4572, 0.3316, 0.2484, 0.1898],
+           "accuracy": [0.6326, 0.7889, 0.8433, 0.877, 0.9137, 0.9296],
+           "val_loss": [0.9336, 0.4436, 0.4403, 0.3848, 0.558, 0.6653],
+           "val_accuracy": [0.6767, 0.86, 0.84, 0.86, 0.84, 0.7967],
+           "train_eval_loss": [1.0292, 0.3336, 0.2588, 0.1795, 0.1698, 0.167],
+           "train_eval_accuracy": [0.6738, 0.8838, 0.8984, 0.9443, 0.9453, 0.9404]}
+
+
+def test_augmentation_is_no_remedy_for_a_short_training_that_overfits(block):
+    diagnosis = diagnose(block, OVERFIT)
+    assert diagnosis.problem_names() == ("overfitting",)
+    assert {a.name for a in diagnosis.actions} == {"reg_l2", "inc_dropout"}
+    # The same curve stretched to 24 epochs (each epoch four times) may get augmentation.
+    long = {key: [value for value in values for _ in range(4)] for key, values in OVERFIT.items()}
+    actions = {a.name: a.probability for a in diagnose(block, long).actions}
+    assert "overfitting" in diagnose(block, long).problem_names()
+    assert actions["data_augmentation"] == pytest.approx(0.6)

@@ -405,6 +405,9 @@ class Controller:
         chosen: tuple[ChosenAction, ...] = ()
         outcome = None
         space, architecture, preferences = state.space, state.architecture, state.preferences
+        learned_nothing = state.learned_nothing_objective
+        if self.tune and learned_nothing is None and diagnosis is not None:
+            learned_nothing = self.objective.learned_nothing_bound(diagnosis.thresholds)
         if self.tune and diagnosis is not None:
             # Under `edit` the action edits the run's current network (the trained one, unless
             # a trial beside this one has changed it since).
@@ -425,9 +428,12 @@ class Controller:
             if declined is not None:
                 outcome = replace(outcome, skipped=outcome.skipped + (declined,))
             if guides_by_prior(self.guidance):
-                # `local`: the remedy for the run's best training is that training with the edit.
+                # `local`: the remedy for the run's best training is that training with the edit,
+                # unless that training learned nothing: then its values say nothing of where
+                # good trainings lie (trial 0 stuck at chance is the run's best after one trial).
                 near = ((params, trained_architecture) if self.guidance == LOCAL and
-                        (state.best_objective is None or objective <= state.best_objective) else None)
+                        (state.best_objective is None or objective <= state.best_objective) and
+                        (learned_nothing is None or objective < learned_nothing) else None)
                 outcome, preferences = self._as_preference(outcome, state, index, action, near)
             space, architecture = outcome.space, outcome.architecture
             chosen = () if action is None or not outcome.applied else (action,)
@@ -438,9 +444,6 @@ class Controller:
             rule_weights=weights if self.tune else None, new_observations=new_observations,
             symbolic_seconds=time.perf_counter() - started)
         waiting = waiting + tuple(PendingAction(action, index, objective) for action in chosen)
-        learned_nothing = state.learned_nothing_objective
-        if self.tune and learned_nothing is None and diagnosis is not None:
-            learned_nothing = self.objective.learned_nothing_bound(diagnosis.thresholds)
         next_state = ControllerState(space=space, architecture=architecture, rule_weights=weights,
                                      observations=observations,
                                      pending_actions=tuple(p.action for p in waiting),
