@@ -83,7 +83,7 @@ import sys
 import time
 from abc import ABC
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -319,13 +319,18 @@ def config_json(config) -> dict[str, Any]:
 def same_config(stored: Any, config) -> bool:
     """Whether a stored configuration is `config`, read as the tuner reads it on --resume
     (RunConfig.from_dict): an option added to RunConfig since the run was stored takes the value
-    the tuner gives it there (its default, or the behaviour runs had before it existed)."""
+    the tuner gives it there (its default, or the behaviour runs had before it existed). The
+    guidance is compared only for strategies whose actions it shapes: a `bo` run is the same run
+    whatever guidance it was stored with (the default guidance changed under stored runs)."""
     if not isinstance(stored, dict):
         return False
     try:
-        return type(config).from_dict(stored) == config
+        stored_config = type(config).from_dict(stored)
     except (TypeError, ValueError):
         return False
+    if hasattr(config, "guidance") and not registry.tunes_network(config.strategy):
+        stored_config = replace(stored_config, guidance=config.guidance)
+    return stored_config == config
 
 
 def stored_run(folder: Path, config) -> tuple[bool, list[Any], Any]:

@@ -401,3 +401,9 @@ def test_a_stored_run_matches_when_read_as_resume_reads_it():
     assert not benchmark.same_config({k: v for k, v in stored.items() if k != "guidance"}, config)
     assert not benchmark.same_config({**stored, "seed": 2}, config)
     assert not benchmark.same_config(None, config) and not benchmark.same_config({"bogus": 1}, config)
+    # Guidance shapes only the symbolic actions: a plain-BO run stored under another guidance is the
+    # same run, an sdt run is not.
+    bo = RunConfig(dataset="digits", max_evals=4, epochs=2, seed=1, strategy="bo", guidance="local")
+    assert benchmark.same_config({**benchmark.config_json(bo), "guidance": "prior"}, bo)
+    assert not benchmark.same_config({**stored, "guidance": "local"}, config)
+    assert not benchmark.same_config({**benchmark.config_json(bo), "seed": 2}, bo)
