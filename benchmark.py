@@ -3,8 +3,9 @@
 Every arm runs through the same tuner (same trainer, same initial space, same seeds) once per
 seed, side by side in one benchmark run, and is summarised for each budget of `--budgets`:
 
-  <output>/results.md      per budget: the table per arm (median and min-max over seeds), the
-                           per-action table of the symbolic arms and issue 13's checks
+  <output>/results.md      per budget: the table per arm (median and min-max over seeds), each
+                           arm's best per seed against bo's (paired differences, their mean and
+                           standard error), the per-action table of the symbolic arms and issue 13's checks
   <output>/best_so_far.png best-so-far validation accuracy against the training, one panel per budget
   <output>/trials.csv      raw per-trial rows of every run (arm, guidance, seed, index, metrics, actions)
   <output>/runs/<arm>_seed<seed>/   each run's own log folder (`_b<N>` added: a run for budget N only)
@@ -800,6 +801,71 @@ def action_table(summaries: list[ArmSummary]) -> list[dict[str, str]]:
     return table
 
 
+@dataclass(frozen=True)
+class SeedComparison:
+    """One arm's best validation accuracy against the reference's, seed by seed (paired: the same
+    seeds draw the same initial data split and the same first point)."""
+
+    arm: str
+    differences: dict[int, float]                     # seed -> arm's best - reference's best
+
+    @property
+    def wins(self) -> int:
+        return sum(1 for d in self.differences.values() if d > 0)
+
+    @property
+    def losses(self) -> int:
+        return sum(1 for d in self.differences.values() if d < 0)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.differences.values())
+
+    @property
+    def standard_error(self) -> float | None:
+        """Of the mean difference; None with fewer than two seeds."""
+        values = list(self.differences.values())
+        return None if len(values) < 2 else statistics.stdev(values) / math.sqrt(len(values))
+
+    def line(self) -> str:
+        error = self.standard_error
+        spread = "" if error is None else f" (standard error {error * 100:.2f})"
+        verdict = ("" if error is None else
+                   ": within two standard errors of zero, not told apart from the seeds' luck"
+                   if abs(self.mean) <= 2 * error else ": more than two standard errors from zero")
+        return (f"- {self.arm} − {REFERENCE_ARM}, per seed: mean {self.mean * 100:+.2f} points{spread}, "
+                f"{self.wins} seeds better, {self.losses} worse, "
+                f"{len(self.differences) - self.wins - self.losses} level{verdict}")
+
+
+def seed_comparisons(summaries: list[ArmSummary]) -> list[SeedComparison]:
+    """Every other arm against the `bo` arm on the seeds both ran (empty without one)."""
+    reference = next((s for s in summaries if s.arm.label == REFERENCE_ARM), None)
+    if reference is None:
+        return []
+    return [SeedComparison(s.arm.label, {seed: s.best[seed] - reference.best[seed]
+                                         for seed in sorted(s.best) if seed in reference.best})
+            for s in summaries if s is not reference and set(s.best) & set(reference.best)]
+
+
+def seed_table(summaries: list[ArmSummary]) -> list[dict[str, str]]:
+    """Per seed: every arm's best validation accuracy and, for the others, the difference to `bo`'s."""
+    comparisons = {c.arm: c for c in seed_comparisons(summaries)}
+    seeds = sorted({seed for s in summaries for seed in s.best})
+    table = []
+    for seed in seeds:
+        row = {"seed": str(seed)}
+        for summary in summaries:
+            best = summary.best.get(seed)
+            row[summary.arm.label] = "n/a" if best is None else f"{best:.4f}"
+            if summary.arm.label in comparisons:
+                difference = comparisons[summary.arm.label].differences.get(seed)
+                row[f"{summary.arm.label} − {REFERENCE_ARM} (points)"] = (
+                    "n/a" if difference is None else f"{difference * 100:+.2f}")
+        table.append(row)
+    return table
+
+
 def markdown_table(table: list[dict[str, str]]) -> str:
     """A list of same-keyed rows as a Markdown table."""
     if not table:
@@ -813,6 +879,13 @@ def markdown_table(table: list[dict[str, str]]) -> str:
 def budget_section(summaries: list[ArmSummary], budget: int) -> list[str]:
     """results.md's section of one budget: the arms, the symbolic actions, issue 13's checks."""
     lines = [f"## Budget {budget} trainings", "", markdown_table([arm_table_row(s) for s in summaries])]
+    comparisons = seed_comparisons(summaries)
+    if comparisons:
+        lines += ["### Per seed", "",
+                  f"Best validation accuracy per seed; the same seed gives every arm the same data split "
+                  f"and first point, so the differences are paired.", "",
+                  markdown_table(seed_table(summaries))]
+        lines += [c.line() for c in comparisons] + [""]
     actions = action_table(summaries)
     if actions:
         lines += ["### Symbolic actions", "",

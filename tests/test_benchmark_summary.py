@@ -253,6 +253,37 @@ def test_budget_section_prints_the_tables_and_checks():
     assert "- sdt, median best val_accuracy >= bo's + 0.005: 0.9000 vs 0.8000 + 0.005 = 0.8050: **met**" in text
 
 
+def test_arms_are_compared_with_bo_seed_by_seed():
+    trials = rows("sdt", [0.5, 0.90], seed=0) + rows("bo", [0.5, 0.80], seed=0)
+    trials += rows("sdt", [0.5, 0.70], seed=1) + rows("bo", [0.5, 0.75], seed=1)
+    trials += rows("sdt", [0.5, 0.60], seed=2) + rows("bo", [0.5, 0.60], seed=2)
+    summaries = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"), benchmark.Arm("bo", "bo")], 2)
+    (comparison,) = benchmark.seed_comparisons(summaries)
+    assert comparison.differences == pytest.approx({0: 0.10, 1: -0.05, 2: 0.0})
+    assert (comparison.wins, comparison.losses) == (1, 1)
+    assert comparison.mean == pytest.approx(0.05 / 3)
+    assert comparison.standard_error == pytest.approx(0.07637626 / math.sqrt(3))
+    assert comparison.line() == ("- sdt − bo, per seed: mean +1.67 points (standard error 4.41), 1 seeds better, "
+                                 "1 worse, 1 level: within two standard errors of zero, not told apart from "
+                                 "the seeds' luck")
+    table = benchmark.seed_table(summaries)
+    assert table[1] == {"seed": "1", "sdt": "0.7000", "sdt − bo (points)": "-5.00", "bo": "0.7500"}
+    text = "\n".join(benchmark.budget_section(summaries, 2))
+    assert "### Per seed" in text and "| 0 | 0.9000 | +10.00 | 0.8000 |" in text
+
+
+def test_a_difference_beyond_two_standard_errors_is_said_to_be():
+    trials = []
+    for seed, (mine, theirs) in enumerate([(0.90, 0.80), (0.85, 0.80), (0.88, 0.80)]):
+        trials += rows("sdt", [mine], seed=seed) + rows("bo", [theirs], seed=seed)
+    summaries = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"), benchmark.Arm("bo", "bo")], 1)
+    (comparison,) = benchmark.seed_comparisons(summaries)
+    assert comparison.line().endswith("3 seeds better, 0 worse, 0 level: more than two standard errors from zero")
+    without_bo = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt")], 1)
+    assert benchmark.seed_comparisons(without_bo) == []
+    assert "### Per seed" not in "\n".join(benchmark.budget_section(without_bo, 1))
+
+
 # ---------------------------------------------------------------------------- arms, configurations, plan
 
 def test_arm_labels_name_a_strategy_or_a_symbolic_strategy_with_its_guidance():
