@@ -5,7 +5,7 @@ seed, side by side in one benchmark run, and is summarised for each budget of `-
 
   <output>/results.md      per budget: the table per arm (median and min-max over seeds), each
                            arm's best per seed against bo's (paired differences, their mean and
-                           standard error), the per-action table of the symbolic arms and issue 13's checks
+                           its 95 % interval), the per-action table of the symbolic arms and issue 13's checks
   <output>/best_so_far.png best-so-far validation accuracy against the training, one panel per budget
   <output>/trials.csv      raw per-trial rows of every run (arm, guidance, seed, index, metrics, actions)
   <output>/runs/<arm>_seed<seed>/   each run's own log folder (`_b<N>` added: a run for budget N only)
@@ -827,13 +827,26 @@ class SeedComparison:
         values = list(self.differences.values())
         return None if len(values) < 2 else statistics.stdev(values) / math.sqrt(len(values))
 
-    def line(self) -> str:
+    def interval(self) -> tuple[float, float] | None:
+        """The 95 % confidence interval of the mean difference (Student's t with n - 1 degrees of
+        freedom: the seeds' differences as a sample); None with fewer than two seeds."""
         error = self.standard_error
-        spread = "" if error is None else f" (standard error {error * 100:.2f})"
-        verdict = ("" if error is None else
-                   ": within two standard errors of zero, not told apart from the seeds' luck"
-                   if abs(self.mean) <= 2 * error else ": more than two standard errors from zero")
-        return (f"- {self.arm} − {REFERENCE_ARM}, per seed: mean {self.mean * 100:+.2f} points{spread}, "
+        if error is None:
+            return None
+        from scipy.stats import t
+        half = float(t.ppf(0.975, len(self.differences) - 1)) * error
+        return self.mean - half, self.mean + half
+
+    def line(self) -> str:
+        interval = self.interval()
+        if interval is None:
+            spread = verdict = ""
+        else:
+            low, high = interval
+            spread = f", 95 % interval {low * 100:+.2f} to {high * 100:+.2f}"
+            verdict = (": the interval holds zero, not told apart from the seeds' luck" if low <= 0 <= high
+                       else ": the interval excludes zero")
+        return (f"- {self.arm} − {REFERENCE_ARM}, per seed: mean {self.mean * 100:+.2f} points{spread}; "
                 f"{self.wins} seeds better, {self.losses} worse, "
                 f"{len(self.differences) - self.wins - self.losses} level{verdict}")
 

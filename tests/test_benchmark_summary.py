@@ -263,22 +263,27 @@ def test_arms_are_compared_with_bo_seed_by_seed():
     assert (comparison.wins, comparison.losses) == (1, 1)
     assert comparison.mean == pytest.approx(0.05 / 3)
     assert comparison.standard_error == pytest.approx(0.07637626 / math.sqrt(3))
-    assert comparison.line() == ("- sdt − bo, per seed: mean +1.67 points (standard error 4.41), 1 seeds better, "
-                                 "1 worse, 1 level: within two standard errors of zero, not told apart from "
-                                 "the seeds' luck")
+    low, high = comparison.interval()              # t(0.975, 2) = 4.3027
+    assert (low, high) == pytest.approx((0.05 / 3 - 4.302653 * 0.0440959, 0.05 / 3 + 4.302653 * 0.0440959), rel=1e-4)
+    assert comparison.line() == ("- sdt − bo, per seed: mean +1.67 points, 95 % interval -17.31 to +20.64; "
+                                 "1 seeds better, 1 worse, 1 level: the interval holds zero, not told apart "
+                                 "from the seeds' luck")
     table = benchmark.seed_table(summaries)
     assert table[1] == {"seed": "1", "sdt": "0.7000", "sdt − bo (points)": "-5.00", "bo": "0.7500"}
     text = "\n".join(benchmark.budget_section(summaries, 2))
     assert "### Per seed" in text and "| 0 | 0.9000 | +10.00 | 0.8000 |" in text
 
 
-def test_a_difference_beyond_two_standard_errors_is_said_to_be():
+def test_a_difference_whose_interval_excludes_zero_is_said_to_be():
     trials = []
     for seed, (mine, theirs) in enumerate([(0.90, 0.80), (0.85, 0.80), (0.88, 0.80)]):
         trials += rows("sdt", [mine], seed=seed) + rows("bo", [theirs], seed=seed)
     summaries = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt"), benchmark.Arm("bo", "bo")], 1)
     (comparison,) = benchmark.seed_comparisons(summaries)
-    assert comparison.line().endswith("3 seeds better, 0 worse, 0 level: more than two standard errors from zero")
+    assert comparison.line().endswith("3 seeds better, 0 worse, 0 level: the interval excludes zero")
+    one_seed = benchmark.SeedComparison("sdt", {0: 0.1})
+    assert (one_seed.standard_error, one_seed.interval()) == (None, None)
+    assert one_seed.line() == "- sdt − bo, per seed: mean +10.00 points; 1 seeds better, 0 worse, 0 level"
     without_bo = benchmark.summarise(trials, [benchmark.Arm("sdt", "sdt")], 1)
     assert benchmark.seed_comparisons(without_bo) == []
     assert "### Per seed" not in "\n".join(benchmark.budget_section(without_bo, 1))
