@@ -118,9 +118,11 @@ def check_installed() -> str:
 
 
 # Lines TensorFlow's C++ side writes to stderr while it is imported, before its logging reads
-# TF_CPP_MIN_LOG_LEVEL: start-up chatter, never an error of the user's.
+# TF_CPP_MIN_LOG_LEVEL: start-up chatter, never an error of the user's. The oneDNN notice is
+# written (twice, at INFO level) only on CPUs where TensorFlow turns its oneDNN kernels on.
 _IMPORT_CHATTER = ("All log messages before absl::InitializeLog() is called", "cudart_stub.cc",
-                   "cpu_feature_guard.cc", "To enable the following instructions", "rebuild TensorFlow with")
+                   "cpu_feature_guard.cc", "To enable the following instructions", "rebuild TensorFlow with",
+                   "oneDNN custom operations are on")
 
 
 # Written when the engine first looks for a GPU and the machine has none: noise on a CPU machine.
