@@ -300,6 +300,58 @@ def test_a_training_stuck_at_chance_leads_away_from_its_optimizer(symbolic):
     assert [a.name for a in record.chosen] == ["change_optimizer"]
     assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
     assert state.space["optimizer"] == default_search_space()["optimizer"]     # still reachable
+    # ...and leaves a lasting region to avoid: Adadelta up to ten times the stuck rate.
+    avoided = state.preferences[1]
+    assert (avoided.avoid, avoided.lasting, avoided.problem) == (True, True, "stuck_at_chance")
+    assert "keeps away from Adadelta at learning rates up to 0.01" in record.outcome.applied[0].description
+    assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
+    # Under the paper's edits the optimiser simply leaves the choices: no preference at all.
+    tuner = controller(symbolic, stuck, EDIT)
+    _, edited = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"},
+                                    tuner.initial_state(default_search_space()), AlwaysApply())
+    assert edited.preferences == () and "Adadelta" not in edited.space["optimizer"].categories
+
+
+def test_the_region_a_stuck_training_leaves_is_avoided_for_good_and_nothing_else_is():
+    from sdt.space.preference import STUCK_AVOID_WEIGHT, avoided_after_stuck
+    avoided = avoided_after_stuck(3, {**PARAMS, "optimizer": "Adadelta", "learning_rate": 5e-4})
+    remedy = Preference("change_optimizer", "stuck_at_chance", 3, 0.8,
+                        choices=(("optimizer", ("Adam", "Adamax", "RMSprop")),))
+    again = {**PARAMS, "optimizer": "Adadelta", "learning_rate": 1e-3}      # a little higher: still stuck
+    inside_weight = (1 - STUCK_AVOID_WEIGHT) ** 4
+    for told in (4, 10, 100):
+        assert prior_weight(again, Architecture(), [avoided], told) == pytest.approx(inside_weight)
+    # The remedy's own preference fades as before: by the 14th training it is a factor of 0.5.
+    assert prior_weight(again, Architecture(), [remedy], 14) > 0.5
+    for elsewhere in ({**again, "learning_rate": 6e-3},                  # beyond ten times the rate
+                      {**again, "optimizer": "Adam"}):                   # another optimiser
+        assert prior_weight(elsewhere, Architecture(), [avoided], 4) == 1.0
+    # Without an optimiser or a learning rate in the space there is nothing to say.
+    assert avoided_after_stuck(0, {"batch_size": 32}) is None
+    # Persisted whole; a preference stored before these fields reads back as a plain one.
+    assert Preference.from_dict(avoided.to_dict()) == avoided
+    old = {k: v for k, v in remedy.to_dict().items() if k not in ("avoid", "lasting")}
+    assert Preference.from_dict(old) == remedy
+
+
+def test_the_gp_keeps_out_of_the_avoided_region_however_promising_the_model_finds_it():
+    from sdt.space.preference import avoided_after_stuck
+    space = default_search_space()
+    domain = Domain(space, 0, 0)
+    avoided = avoided_after_stuck(0, {**PARAMS, "optimizer": "Adadelta", "learning_rate": 1e-4})
+    state = SimpleNamespace(space=space, architecture=Architecture(), guidance=PRIOR, preferences=(avoided,))
+
+    # The model's view: Adadelta a fifth better, everything noisy (as after an unlucky draw).
+    optimizer = ConstrainedGPOptimizer(domain, n_initial_points=3, n_candidates=400)
+    rng, noise = np.random.default_rng(0), np.random.default_rng(100)
+    for params, _ in sample_candidates(SimpleNamespace(space=space, architecture=Architecture()), 12, rng):
+        optimizer.tell(params, Architecture(),
+                       0.5 - 0.2 * (params["optimizer"] == "Adadelta") + 0.1 * noise.normal())
+    plain = SimpleNamespace(space=space, architecture=Architecture(), guidance=PRIOR, preferences=())
+    asked = [optimizer.ask(s, np.random.default_rng([7, i])).params["optimizer"]
+             for s in (plain, state) for i in range(4)]
+    assert asked[:4].count("Adadelta") >= 3                       # without it the GP goes to Adadelta...
+    assert asked[4:].count("Adadelta") == 0                       # ...with it never, at 12 trainings told
 
 
 def test_a_slow_training_leads_away_from_adadelta_to_smaller_batches_or_to_higher_rates(symbolic):

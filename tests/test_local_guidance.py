@@ -147,12 +147,12 @@ def test_a_best_training_that_learned_nothing_gets_no_neighbourhood(symbolic):
     record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"}, state, AlwaysApply())
     assert record.diagnosis.problem_names() == ("stuck_at_chance",)
     assert record.objective == state.best_objective            # the run's best so far...
-    (preference,) = state.preferences
-    assert preference.action == "change_optimizer"
+    preference, avoided = state.preferences                    # the remedy, and the lasting region to avoid
+    assert preference.action == "change_optimizer" and avoided.avoid
     assert preference.bounds == () and preference.maximum == ()  # ...yet no neighbourhood
     assert dict(preference.choices)["optimizer"] == ("Adam", "Adamax", "RMSprop")
     assert "near trial" not in record.outcome.applied[0].description
     # The next best training, which learned, gets its neighbourhood.
     record, state = tuner.run_iteration(1, PARAMS, state, AlwaysApply())
     assert "near trial 1" in record.outcome.applied[0].description
-    assert state.preferences[1].maximum != ()
+    assert state.preferences[2].maximum != ()

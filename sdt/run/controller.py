@@ -38,12 +38,13 @@ import numpy as np
 from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
-    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, check_guidance, guides_by_prior, neighbourhood,
+    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_stuck, check_guidance,
+    guides_by_prior, neighbourhood,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
 from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock
-from sdt.core.vocabulary import HISTORY_KEYS, VAL_ACCURACY, VAL_LOSS, TrialStatus
+from sdt.core.vocabulary import HISTORY_KEYS, STUCK_AT_CHANCE, VAL_ACCURACY, VAL_LOSS, TrialStatus
 from sdt.actions import ActionRecord, ArchitectureLimits, TuningOutcome, apply_actions, not_applicable_actions
 
 # A val_loss objective is capped at this many times ln(num_classes) (the loss of a uniform
@@ -435,6 +436,7 @@ class Controller:
                         (state.best_objective is None or objective <= state.best_objective) and
                         (learned_nothing is None or objective < learned_nothing) else None)
                 outcome, preferences = self._as_preference(outcome, state, index, action, near)
+                outcome, preferences = self._avoid_if_stuck(outcome, preferences, diagnosis, index, params)
             space, architecture = outcome.space, outcome.architecture
             chosen = () if action is None or not outcome.applied else (action,)
 
@@ -492,6 +494,28 @@ class Controller:
         record = ActionRecord(applied.action, applied.problem, applied.changes, description)
         return (replace(outcome, space=space, architecture=architecture, applied=(record,)),
                 state.preferences + (preference,))
+
+    @staticmethod
+    def _avoid_if_stuck(outcome: TuningOutcome, preferences: tuple[Preference, ...], diagnosis: Diagnosis,
+                        index: int, params: dict[str, Any]) -> tuple[TuningOutcome, tuple[Preference, ...]]:
+        """Under `prior` / `local` guidance, a training stuck at chance also leaves a lasting region
+        to avoid (`avoided_after_stuck`), whatever action answered it; the applied action's
+        record says so (and the log, when none was applied)."""
+        if not any(problem.name == STUCK_AT_CHANCE for problem in diagnosis.problems):
+            return outcome, preferences
+        avoided = avoided_after_stuck(index, params)
+        if avoided is None:
+            return outcome, preferences
+        (_, _, highest), = avoided.bounds
+        note = (f"trial {index} stuck at chance: from now on the optimiser keeps away from {params['optimizer']} "
+                f"at learning rates up to {highest:.3g} (weight {avoided.weight:.2f}, not fading)")
+        if outcome.applied:
+            first, *rest = outcome.applied
+            first = replace(first, description=f"{first.description}; {note}")
+            outcome = replace(outcome, applied=(first, *rest))
+        else:
+            log.info("%s", note)
+        return outcome, preferences + (avoided,)
 
     def _diagnose(self, result: TrainingResult, weights: RuleWeights,
                   params: dict[str, Any]) -> Diagnosis | None:

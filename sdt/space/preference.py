@@ -34,6 +34,16 @@ Two ways for a tuning action to guide the optimiser (`--guidance`):
   action did not touch (a new L2 switch, unknown to the GP, would otherwise leave the rest of
   the point close to random). A training that is not the run's best gets `prior`'s preference.
 
+A training stuck at chance level (the diagnosis `stuck_at_chance`) also leaves, under `prior` and
+`local`, a region to *avoid* that does not fade: its optimiser at learning rates up to
+STUCK_RATE_FACTOR times its own. That is not a noisy reading of a curve but a fact about the
+setting (the weights never moved), and a smaller or slightly larger rate cannot move them in the
+same epochs. Without it the remedy's preference (change_optimizer) faded, and after about ten
+trainings the GP's expected improvement at an untried Adadelta point outweighed it: on digits,
+eight of `local`'s nine wasted trainings were Adadelta stuck at chance, one seed three times.
+Its weight is STUCK_AVOID_WEIGHT, not 1: the region stays reachable for an optimiser that finds
+nothing better anywhere else.
+
 A region too small for uniform candidates to find (a neighbourhood is one in millions of the
 space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
 them. The expected improvement is maximised over all, so the model phase finds the region. The
@@ -55,6 +65,7 @@ import numpy as np
 
 from sdt.core.errors import ConfigurationError
 from sdt.core.records import ARCHITECTURE_FEATURES, COUNT, Architecture
+from sdt.core.vocabulary import STUCK_AT_CHANCE
 from sdt.space.domain import sample_params
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
@@ -66,6 +77,15 @@ GUIDANCES = (PRIOR, LOCAL, EDIT)
 # β of f(x) ** (β / a): with 4, a rule of weight 0.9 makes its region 10 000 times likelier
 # for the next training (0.1 ** 4), 10 times four trainings on and 2.5 times ten trainings on.
 PRIOR_STRENGTH = 4.0
+
+# A training stuck at chance: the region avoided from then on is its optimiser at learning rates up
+# to this many times its own (a decade: the weights did not move at all, so a rate that is only a
+# little larger cannot move them in the same epochs; Adadelta, stuck at 1e-4..1e-3 in the paper's
+# space, learns near 1).
+STUCK_RATE_FACTOR = 10.0
+
+# ...with this weight, for good: inside the region π = (1 - 0.9) ** β = 1e-4.
+STUCK_AVOID_WEIGHT = 0.9
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
@@ -103,6 +123,11 @@ class Preference:
     categories) a category should be one of; a hyper-parameter the candidate network does not
     use is no evidence either way. `minimum`: (architecture feature, value) the network should
     reach (a switch: 1 = on).
+
+    `avoid`: the region is one to stay out of (π = 1 - weight inside it, 1 outside) rather than
+    one to go to. `lasting`: the preference never fades (its age counts as 1 for good). Both are
+    set for the region a training stuck at chance leaves (`avoided_after_stuck`), whose `action`
+    is AVOID, not a tuning action.
     """
 
     action: str
@@ -113,6 +138,8 @@ class Preference:
     minimum: tuple[tuple[str, int], ...] = ()
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()
     maximum: tuple[tuple[str, int], ...] = ()
+    avoid: bool = False
+    lasting: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
@@ -132,8 +159,9 @@ class Preference:
                 and all(int(getattr(architecture, name)) <= value for name, value in self.maximum))
 
     def factor(self, params: Mapping[str, Any], architecture: Architecture) -> float:
-        """1 inside the region, 1 - weight outside."""
-        return 1.0 if self.contains(params, architecture) else 1.0 - self.weight
+        """1 inside the region, 1 - weight outside (the other way round for a region to avoid)."""
+        inside = self.contains(params, architecture)
+        return 1.0 - self.weight if inside == self.avoid else 1.0
 
     def describe(self) -> str:
         parts = [f"{name} in [{low:.4g}, {high:.4g}]" for name, low, high in self.bounds]
@@ -148,13 +176,14 @@ class Preference:
                 parts.append(f"{name} >= {low}")
             else:
                 parts.append(f"{name} = {low}" if low == high else f"{name} in {low}..{high}")
-        return " and ".join(parts) or "nothing"
+        region = " and ".join(parts) or "nothing"
+        return f"not ({region})" if self.avoid else region
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "problem": self.problem, "trial": self.trial, "weight": self.weight,
                 "bounds": [list(b) for b in self.bounds], "minimum": [list(m) for m in self.minimum],
                 "choices": [[name, list(allowed)] for name, allowed in self.choices],
-                "maximum": [list(m) for m in self.maximum]}
+                "maximum": [list(m) for m in self.maximum], "avoid": self.avoid, "lasting": self.lasting}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Preference":
@@ -163,7 +192,8 @@ class Preference:
                    bounds=tuple((str(n), float(lo), float(hi)) for n, lo, hi in data.get("bounds", ())),
                    minimum=tuple((str(n), int(v)) for n, v in data.get("minimum", ())),
                    choices=tuple((str(n), tuple(str(c) for c in allowed)) for n, allowed in data.get("choices", ())),
-                   maximum=tuple((str(n), int(v)) for n, v in data.get("maximum", ())))
+                   maximum=tuple((str(n), int(v)) for n, v in data.get("maximum", ())),
+                   avoid=bool(data.get("avoid", False)), lasting=bool(data.get("lasting", False)))
 
 
 def _is_switch(name: str) -> bool:
@@ -178,7 +208,10 @@ def prior_exponent(age: int, strength: float = PRIOR_STRENGTH) -> float:
 
 def preference_age(preference: Preference, trials_told: int) -> int:
     """Trainings told since the trial the preference diagnosed (trial indices count from 0, so
-    right after trial k, with k + 1 told, the age is 1); at least 1."""
+    right after trial k, with k + 1 told, the age is 1); at least 1, and 1 for good for a
+    lasting preference."""
+    if preference.lasting:
+        return 1
     return max(int(trials_told) - int(preference.trial), 1)
 
 
@@ -215,6 +248,21 @@ def preference_of_changes(action: str, problem: str | None, trial: int, weight: 
         elif kind == "architecture":
             minimum.append((name, int(change.after)))
     return Preference(action, problem, trial, float(weight), tuple(bounds), tuple(minimum), tuple(choices))
+
+
+AVOID = "avoid"
+
+
+def avoided_after_stuck(trial: int, params: Mapping[str, Any]) -> Preference | None:
+    """The lasting region to avoid after training `trial`, trained with `params`, stuck at chance:
+    its optimiser at learning rates up to STUCK_RATE_FACTOR times its own (None when the space
+    has no optimiser or learning rate to say where)."""
+    optimizer, rate = params.get("optimizer"), params.get("learning_rate")
+    if optimizer is None or rate is None:
+        return None
+    return Preference(AVOID, STUCK_AT_CHANCE, int(trial), STUCK_AVOID_WEIGHT,
+                      bounds=(("learning_rate", 0.0, STUCK_RATE_FACTOR * float(rate)),),
+                      choices=(("optimizer", (str(optimizer),)),), avoid=True, lasting=True)
 
 
 def neighbourhood(preference: Preference, params: Mapping[str, Any], architecture: Architecture,
@@ -340,6 +388,8 @@ def _top_ups(state: Any, n_samples: int) -> list[tuple[Preference, int, float]]:
     wanted = REGION_CANDIDATE_SHARE * n_samples
     top_ups = []
     for preference in getattr(state, "preferences", ()) or ():
+        if preference.avoid:
+            continue
         share = region_share(preference, state.space, state.architecture)
         if 0.0 < share and share * n_samples < wanted:
             top_ups.append((preference, math.ceil(wanted), share))
@@ -432,7 +482,7 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
     return candidates[int(rng.choice(len(candidates), p=weights / total))]
 
 
-__all__ = ["EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
-           "available_union", "candidate_weights", "check_guidance", "draw_from_prior",
+__all__ = ["AVOID", "EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
+           "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_stuck", "candidate_weights", "check_guidance", "draw_from_prior",
            "guides_by_prior", "neighbourhood", "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "region_share",
            "sample_architectures", "sample_candidates", "sample_in_region", "used_params", "within"]
