@@ -12,7 +12,7 @@ from sdt.core.vocabulary import DECR_LR, HIGH_LR, OVERFITTING, REG_L2, VAL_LOSS
 from sdt.run.controller import Controller, ControllerState, Objective
 from sdt.space.domain import Domain
 from sdt.space.preference import (LOCAL, NEIGHBOURHOOD_WIDTH, PRIOR, REGION_CANDIDATE_SHARE, Preference,
-                                  draw_from_prior, neighbourhood, region_share, sample_candidates)
+                                  draw_from_prior, neighbourhood, prior_weight, region_share, sample_candidates)
 from sdt.space.search_space import default_search_space
 from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
 from sdt.symbolic.block import SymbolicBlock
@@ -114,18 +114,24 @@ def test_local_guidance_prefers_the_neighbourhood_of_the_runs_best_training_only
     state = tuner.initial_state(default_search_space())
     record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
     assert [a.name for a in record.chosen] == [REG_L2]
-    (preference,) = state.preferences
+    region, preference = state.preferences
     assert preference.contains({**PARAMS, "l2_factor": 1e-4}, Architecture(l2=True))
     assert not preference.contains({**PARAMS, "activation": "elu"}, Architecture(l2=True))
     assert "near trial 0" in record.outcome.applied[0].description
     assert ControllerState.from_dict(state.to_dict()) == state
+    # The neighbourhood guides the next training only; the action's own region fades as usual.
+    elsewhere = ({**PARAMS, "activation": "elu", "l2_factor": 1e-4}, Architecture(l2=True))
+    assert (preference.next_only, region.next_only, region.maximum) == (True, False, ())
+    assert prior_weight(*elsewhere, [preference], trials_told=1) == pytest.approx(0.1 ** 4)
+    assert prior_weight(*elsewhere, [preference], trials_told=2) == 1.0
+    assert prior_weight(({**PARAMS, "activation": "elu"}), Architecture(), [region], trials_told=2) < 1.0
     # A worse training (a learning rate further from 1e-3 raises the fake validation loss)
     # gets prior guidance's region alone.
     worse = {**PARAMS, "learning_rate": 1e-4}
     record, state = tuner.run_iteration(1, worse, state, AlwaysApply())
     assert record.objective > state.best_objective
-    assert state.preferences[1].action == record.chosen[0].name
-    assert state.preferences[1].maximum == ()
+    assert state.preferences[2].action == record.chosen[0].name and len(state.preferences) == 3
+    assert state.preferences[2].maximum == ()
     assert "near trial" not in record.outcome.applied[0].description
 
 
@@ -155,4 +161,4 @@ def test_a_best_training_that_learned_nothing_gets_no_neighbourhood(symbolic):
     # The next best training, which learned, gets its neighbourhood.
     record, state = tuner.run_iteration(1, PARAMS, state, AlwaysApply())
     assert "near trial 1" in record.outcome.applied[0].description
-    assert state.preferences[2].maximum != ()
+    assert state.preferences[3].maximum != () and state.preferences[3].next_only

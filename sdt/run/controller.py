@@ -481,9 +481,12 @@ class Controller:
                 space = space.replace_dimension(current.with_bounds(min(current.low, low), max(current.high, high)))
         architecture = available_union(state.architecture, outcome.architecture)
         region = preference.describe()
+        extra: tuple[Preference, ...] = ()
         if near is not None:
-            preference = neighbourhood(preference, near[0], near[1], space)
-            region += (f", near trial {index}'s values (the run's best: each remaining number within "
+            # The neighbourhood guides the next training only (it tests the edit on the best
+            # model); from then on the action's own region guides, fading as under `prior`.
+            extra = (neighbourhood(preference, near[0], near[1], space),)
+            region += (f", and for the next training only near trial {index}'s values (the run's best: each remaining number within "
                        f"{NEIGHBOURHOOD_WIDTH:.0%} of its range, the same categories and network)")
         added = [c.target.partition(".")[2] for c in applied.changes
                  if c.target.startswith("space.") and c.before is None]
@@ -493,7 +496,7 @@ class Controller:
             description += f"; new dimension {', '.join(added)}"
         record = ActionRecord(applied.action, applied.problem, applied.changes, description)
         return (replace(outcome, space=space, architecture=architecture, applied=(record,)),
-                state.preferences + (preference,))
+                state.preferences + (preference,) + extra)
 
     @staticmethod
     def _avoid_if_stuck(outcome: TuningOutcome, preferences: tuple[Preference, ...], diagnosis: Diagnosis,
