@@ -254,8 +254,8 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
     assert lines[2].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[2] and "left" in lines[2]
     assert lines[3].startswith("    params: ")
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
-    assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on, near trial 0's values (the "
-                               "run's best") or
+    assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on, and for the next training only near "
+                               "trial 0's values (the run's best") or
                line.startswith("    skipped reg_l2: not applied this time") for line in lines)
     assert lines[-1] == "no completed trial: no best model to evaluate"
 
