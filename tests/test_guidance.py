@@ -373,8 +373,23 @@ def test_a_slow_training_leads_away_from_adadelta_to_smaller_batches_or_to_highe
         assert [(a.name, a.problem) for a in record.chosen] == [(action, "low_lr")]
         if action == "change_optimizer":
             assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
+            # ...and, the optimiser's step judged the cause, Adadelta at this rate or lower is
+            # avoided for good (a lower rate is slower still); a higher one stays open.
+            avoided = state.preferences[1]
+            assert (avoided.avoid, avoided.lasting, avoided.problem) == (True, True, "low_lr")
+            assert "too slow for its optimiser: from now on the optimiser keeps away from Adadelta at " \
+                   f"learning rates up to {params['learning_rate']:.3g}" in record.outcome.applied[0].description
+            for told in (2, 10, 50):
+                lower = prior_weight({**params, "learning_rate": params["learning_rate"] / 3}, Architecture(),
+                                     state.preferences, told)
+                higher = prior_weight({**params, "learning_rate": params["learning_rate"] * 3}, Architecture(),
+                                      state.preferences, told)
+                assert lower == pytest.approx((1 - avoided.weight) ** 4 * higher)
+            assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
         elif action == "inc_lr":
             assert state.preferences[0].choices == () and state.preferences[0].bounds[0][0] == "learning_rate"
         else:   # a large batch: more steps first, the whole batch range still reachable
             assert state.preferences[0].bounds == (("batch_size", 16.0, 100.0),)
             assert (state.space["batch_size"].low, state.space["batch_size"].high) == (16, 256)
+        if action != "change_optimizer":   # the batch or the rate may be the cause: nothing avoided
+            assert not any(p.avoid for p in state.preferences)

@@ -38,13 +38,15 @@ import numpy as np
 from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
-    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_stuck, check_guidance,
+    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_slow, avoided_after_stuck, check_guidance,
     guides_by_prior, neighbourhood,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
 from sdt.symbolic.block import ChosenAction, Diagnosis, RuleWeights, SymbolicBlock
-from sdt.core.vocabulary import HISTORY_KEYS, STUCK_AT_CHANCE, VAL_ACCURACY, VAL_LOSS, TrialStatus
+from sdt.core.vocabulary import (
+    CHANGE_OPTIMIZER, HISTORY_KEYS, LOW_LR, STUCK_AT_CHANCE, VAL_ACCURACY, VAL_LOSS, TrialStatus,
+)
 from sdt.actions import ActionRecord, ArchitectureLimits, TuningOutcome, apply_actions, not_applicable_actions
 
 # A val_loss objective is capped at this many times ln(num_classes) (the loss of a uniform
@@ -502,15 +504,20 @@ class Controller:
     def _avoid_if_stuck(outcome: TuningOutcome, preferences: tuple[Preference, ...], diagnosis: Diagnosis,
                         index: int, params: dict[str, Any]) -> tuple[TuningOutcome, tuple[Preference, ...]]:
         """Under `prior` / `local` guidance, a training stuck at chance also leaves a lasting region
-        to avoid (`avoided_after_stuck`), whatever action answered it; the applied action's
-        record says so (and the log, when none was applied)."""
-        if not any(problem.name == STUCK_AT_CHANCE for problem in diagnosis.problems):
+        to avoid (`avoided_after_stuck`), whatever action answered it, and so does a training too
+        slow for its optimiser, once `change_optimizer` answered its `low_lr` (`avoided_after_slow`:
+        the rules judged the optimiser's step, not the batch or the epochs, the cause); the
+        applied action's record says so (and the log, when none was applied)."""
+        if any(problem.name == STUCK_AT_CHANCE for problem in diagnosis.problems):
+            avoided, what = avoided_after_stuck(index, params), "stuck at chance"
+        elif any(record.action == CHANGE_OPTIMIZER and record.problem == LOW_LR for record in outcome.applied):
+            avoided, what = avoided_after_slow(index, params), "too slow for its optimiser"
+        else:
             return outcome, preferences
-        avoided = avoided_after_stuck(index, params)
         if avoided is None:
             return outcome, preferences
         (_, _, highest), = avoided.bounds
-        note = (f"trial {index} stuck at chance: from now on the optimiser keeps away from {params['optimizer']} "
+        note = (f"trial {index} {what}: from now on the optimiser keeps away from {params['optimizer']} "
                 f"at learning rates up to {highest:.3g} (weight {avoided.weight:.2f}, not fading)")
         if outcome.applied:
             first, *rest = outcome.applied

@@ -45,7 +45,13 @@ same epochs. Without it the remedy's preference (change_optimizer) faded, and af
 trainings the GP's expected improvement at an untried Adadelta point outweighed it: on digits,
 eight of `local`'s nine wasted trainings were Adadelta stuck at chance, one seed three times.
 Its weight is STUCK_AVOID_WEIGHT, not 1: the region stays reachable for an optimiser that finds
-nothing better anywhere else.
+nothing better anywhere else. A training too slow for its optimiser (`low_lr` answered by
+`change_optimizer`: an optimiser whose step stays tiny at the space's rates, Adadelta in the
+paper's space) leaves the same kind of region, its optimiser at rates up to SLOW_RATE_FACTOR
+times its own (`avoided_after_slow`): at a lower rate the same optimiser takes smaller steps
+still. Without it, on Fashion-MNIST 3k an Adadelta training at 1.0e-3 reached 0.17, the
+remedy's preference faded, and eight trainings later Adadelta came back at 3.8e-4, stuck at
+chance.
 
 A region too small for uniform candidates to find (a neighbourhood is one in millions of the
 space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
@@ -68,7 +74,7 @@ import numpy as np
 
 from sdt.core.errors import ConfigurationError
 from sdt.core.records import ARCHITECTURE_FEATURES, COUNT, Architecture
-from sdt.core.vocabulary import STUCK_AT_CHANCE
+from sdt.core.vocabulary import LOW_LR, STUCK_AT_CHANCE
 from sdt.space.domain import sample_params
 from sdt.space.search_space import CATEGORICAL, INTEGER, LOG_UNIFORM, Dimension, SearchSpace
 
@@ -89,6 +95,12 @@ STUCK_RATE_FACTOR = 10.0
 
 # ...with this weight, for good: inside the region π = (1 - 0.9) ** β = 1e-4.
 STUCK_AVOID_WEIGHT = 0.9
+
+# A training too slow for its optimiser (low_lr answered by change_optimizer): the region avoided
+# from then on is its optimiser at learning rates up to this many times its own, with the weight
+# above. 1: only what is certain, that a lower rate is slower still (the training learned, if
+# slowly, so a somewhat larger rate may be enough; inc_lr's region says where to look).
+SLOW_RATE_FACTOR = 1.0
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
@@ -129,8 +141,9 @@ class Preference:
 
     `avoid`: the region is one to stay out of (π = 1 - weight inside it, 1 outside) rather than
     one to go to. `lasting`: the preference never fades (its age counts as 1 for good). Both are
-    set for the region a training stuck at chance leaves (`avoided_after_stuck`), whose `action`
-    is AVOID, not a tuning action. `next_only`: the preference guides only the training right after
+    set for the region a training stuck at chance, or too slow for its optimiser, leaves
+    (`avoided_after_stuck`, `avoided_after_slow`), whose `action` is AVOID, not a tuning action.
+    `next_only`: the preference guides only the training right after
     the one it diagnosed (age 1) and then counts no more (a neighbourhood, `local` guidance).
     """
 
@@ -266,11 +279,22 @@ def avoided_after_stuck(trial: int, params: Mapping[str, Any]) -> Preference | N
     """The lasting region to avoid after training `trial`, trained with `params`, stuck at chance:
     its optimiser at learning rates up to STUCK_RATE_FACTOR times its own (None when the space
     has no optimiser or learning rate to say where)."""
+    return _avoided_rates(trial, params, STUCK_AT_CHANCE, STUCK_RATE_FACTOR)
+
+
+def avoided_after_slow(trial: int, params: Mapping[str, Any]) -> Preference | None:
+    """The lasting region to avoid after training `trial`, trained with `params`, too slow for its
+    optimiser (low_lr answered by change_optimizer): its optimiser at learning rates up to
+    SLOW_RATE_FACTOR times its own (None without an optimiser or learning rate)."""
+    return _avoided_rates(trial, params, LOW_LR, SLOW_RATE_FACTOR)
+
+
+def _avoided_rates(trial: int, params: Mapping[str, Any], problem: str, rate_factor: float) -> Preference | None:
     optimizer, rate = params.get("optimizer"), params.get("learning_rate")
     if optimizer is None or rate is None:
         return None
-    return Preference(AVOID, STUCK_AT_CHANCE, int(trial), STUCK_AVOID_WEIGHT,
-                      bounds=(("learning_rate", 0.0, STUCK_RATE_FACTOR * float(rate)),),
+    return Preference(AVOID, problem, int(trial), STUCK_AVOID_WEIGHT,
+                      bounds=(("learning_rate", 0.0, rate_factor * float(rate)),),
                       choices=(("optimizer", (str(optimizer),)),), avoid=True, lasting=True)
 
 
@@ -493,6 +517,6 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
 
 
 __all__ = ["AVOID", "EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
-           "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_stuck", "candidate_weights", "check_guidance", "draw_from_prior",
+           "SLOW_RATE_FACTOR", "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_slow", "avoided_after_stuck", "candidate_weights", "check_guidance", "draw_from_prior",
            "guides_by_prior", "neighbourhood", "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "region_share",
            "sample_architectures", "sample_candidates", "sample_in_region", "used_params", "within"]
