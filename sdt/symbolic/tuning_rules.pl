@@ -230,8 +230,8 @@ large_batch_for_slow_training(64).
 % (docs/benchmarks.md). If leaving the optimiser does not help, learning
 % lowers this weight and inc_lr takes over. Under prior and local guidance,
 % once applied it also leaves a region avoided for good: that optimiser at
-% the diagnosed rate or lower, where its steps are smaller still
-% (sdt/space/preference.py, avoided_after_slow).
+% rates up to ten times the diagnosed one, where its steps stay far too
+% small (sdt/space/preference.py, avoided_after_slow).
 t(0.8)::action(change_optimizer, low_lr) :-
     problem(low_lr), hyperparameter(optimizer, Optimizer), small_step_at_small_rates(Optimizer).
 
