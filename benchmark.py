@@ -65,7 +65,10 @@ for the same compute. Its check: the epochs a symbolic arm needed to reach BO's 
 share of the epochs BO spent, at most 70 % (median over seeds); the plot is against epochs spent.
 
 Finished runs are kept in the output folder: started again with the same options, the benchmark
-reuses every run whose stored configuration matches and runs only what is missing.
+reuses every run whose stored configuration matches and runs only what is missing. Started again
+with a larger budget, it extends each run of a strategy that does not read its budget (the first
+trainings of the longer run are the shorter run's) with the tuner's resume, instead of training
+them again; per-budget runs and runs to an epoch budget start anew.
 
 `--checks` adds the measurements the tuner is held to: resident memory after 30 trainings vs
 after 3, and one fixed configuration trained by the tuner vs a bare `model.fit` of the same model.
@@ -384,16 +387,40 @@ def finished_run(folder: Path, timing_file: Path, config) -> tuple[list[list[flo
     return [[started, trials[-1].finished_at]], summary
 
 
-def run_tuner(config, folder: Path, timing_file: Path, make_train=None) -> tuple[list[list[float]], dict[str, Any]]:
+def smaller_budget_run(folder: Path, config, extendable: bool) -> Any:
+    """The configuration stored in `folder` when it is `config` with fewer trainings and the run
+    may be extended to `config`'s (`extendable`: the strategy never reads its budget, so the first
+    trainings of a longer run are the shorter run's); else None."""
+    if not extendable or getattr(config, "epoch_budget", None) is not None:
+        return None
+    try:
+        stored = RunStorage.open(folder, read_only=True)
+    except (OSError, ValueError, TunerError):
+        return None
+    with stored:
+        value, trials = stored.run_value("config"), stored.stored_trials()
+    if not trials or not isinstance(value, dict) or not isinstance(value.get("max_evals"), int):
+        return None
+    if not value["max_evals"] < config.max_evals or not same_config(value, replace(config, max_evals=value["max_evals"])):
+        return None
+    return type(config).from_dict(value)
+
+
+def run_tuner(config, folder: Path, timing_file: Path, make_train=None,
+              extendable: bool = False) -> tuple[list[list[float]], dict[str, Any]]:
     """Run `config` into `folder` (its console lines to `<folder>.log`); (sessions, summary).
 
     A run of `config` the benchmark was stopped in (killed, machine gone) is resumed, not started
-    again: its finished trainings are kept, and the time it was stopped is not counted."""
+    again: its finished trainings are kept, and the time it was stopped is not counted. So is a run
+    of the same configuration to a smaller budget, when `extendable` (see smaller_budget_run): its
+    trainings are the first ones of the longer run, which the tuner's resume continues to
+    `config.max_evals` as an uninterrupted run would have."""
     from sdt.cli.console import ConsoleObserver
     from sdt.run import loop as tuner
     same, trials, _ = stored_run(folder, config)
-    resume = same and bool(trials)
-    timing = read_timing(timing_file, config) if resume else None
+    shorter = None if same else smaller_budget_run(folder, config, extendable)
+    resume = (same and bool(trials)) or shorter is not None
+    timing = read_timing(timing_file, shorter or config) if resume else None
     if timing is not None:
         sessions = timing["sessions"]
     elif resume:      # stopped before timing files kept sessions: the stored trainings' own span
@@ -413,7 +440,8 @@ def run_tuner(config, folder: Path, timing_file: Path, make_train=None) -> tuple
     mark(False)
     with open(folder.parent / f"{folder.name}.log", "a" if resume else "w") as log_stream:
         summary = tuner.run(config, folder, resume=resume, overwrite=not resume,
-                            observer=ConsoleObserver(log_stream), make_train=make_train)
+                            observer=ConsoleObserver(log_stream), make_train=make_train,
+                            resume_budget=config.max_evals if shorter is not None else None)
     mark(True)
     return sessions, summary
 
@@ -435,7 +463,8 @@ def execute(run: PlannedRun, config, output: Path, make_train=None) -> tuple[lis
     timing_file = folder.parent / f"{run.name}.json"
     finished = finished_run(folder, timing_file, config)
     reused = finished is not None
-    sessions, summary = finished if reused else run_tuner(config, folder, timing_file, make_train)
+    sessions, summary = finished if reused else run_tuner(config, folder, timing_file, make_train,
+                                                          extendable=not run.per_budget)
     wall = sum(end - start for start, end in sessions)
     with RunStorage.open(folder, read_only=True) as storage:
         stored_trials = storage.stored_trials()

@@ -111,6 +111,42 @@ def test_a_started_again_fake_benchmark_reuses_its_finished_runs(tmp_path, capsy
     assert [database.stat().st_mtime_ns for database in databases] == written
 
 
+def stored_trials_of(folder):
+    with benchmark.RunStorage.open(folder, read_only=True) as storage:
+        return [(trial.record, trial.finished_at) for trial in storage.stored_trials()]
+
+
+def untimed(trials):
+    """The records without what the clock sets (when and how long), which no two runs share."""
+    from dataclasses import replace
+    return [replace(record, symbolic_seconds=0.0, started_at="", finished_at="") for record, _ in trials]
+
+
+def test_a_larger_budget_extends_the_runs_that_do_not_read_it_into_the_uninterrupted_longer_runs(tmp_path, capsys):
+    output = tmp_path / "bench"
+    assert fake_benchmark(output, budgets="2") == 0
+    before = {name: stored_trials_of(output / "runs" / name) for name in ("sdt_seed0", "bo_seed0")}
+    evolution = (output / "runs" / "evolution_seed0_b2" / "run.sqlite").stat().st_mtime_ns
+    capsys.readouterr()
+    assert fake_benchmark(output, budgets="2,4") == 0
+    assert "reused the finished run" in capsys.readouterr().out        # evolution's budget-2 run
+    assert (output / "runs" / "evolution_seed0_b2" / "run.sqlite").stat().st_mtime_ns == evolution
+    assert (output / "runs" / "evolution_seed0_b4").is_dir()           # it reads the budget: a run of its own
+    straight = tmp_path / "straight"
+    assert fake_benchmark(straight, strategies="sdt,bo", budgets="4") == 0
+    for name, kept in before.items():
+        extended = stored_trials_of(output / "runs" / name)
+        assert len(extended) == 4 and extended[:2] == kept             # the two trainings kept, not trained again
+        # ...and the longer run is the one a benchmark to budget 4 runs from the start.
+        assert untimed(extended) == untimed(stored_trials_of(straight / "runs" / name))
+    # Its time: the first run's session and the extension's, not the gap between them.
+    sessions = json.loads((output / "runs" / "sdt_seed0.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[0][1] <= sessions[1][0]
+    with open(output / "trials.csv") as stream:
+        rows = [r for r in csv.DictReader(stream) if r["arm"] == "sdt"]
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3"]
+
+
 def test_an_epoch_budget_runs_every_arm_to_the_same_epochs_and_checks_issue_14(tmp_path, capsys):
     from tests.fake_training import FakeTrainer, fake_factory
     output = tmp_path / "bench"
