@@ -16,7 +16,7 @@ from sdt.core.vocabulary import DECR_LR, HIGH_LR, OVERFITTING, REG_L2, UNDERFITT
 from sdt.run.controller import Controller, ControllerState, Objective
 from sdt.space.domain import Domain, sample_params
 from sdt.space.preference import (
-    EDIT, PRIOR, Preference, draw_from_prior, preference_of_changes, prior_weight, sample_architectures,
+    BEFORE_TRAINING, EDIT, PRIOR, Preference, draw_from_prior, preference_of_changes, prior_weight, sample_architectures,
     sample_candidates, used_params,
 )
 from sdt.space.search_space import all_potential_dimensions, default_search_space
@@ -33,6 +33,11 @@ PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2
 @pytest.fixture(scope="module")
 def symbolic():
     return SymbolicBlock()
+
+
+def added(state):
+    """The preferences a state's trainings left: without the regions avoided from the start."""
+    return tuple(p for p in state.preferences if p.trial != BEFORE_TRAINING)
 
 
 def controller(symbolic, trainer, guidance):
@@ -151,7 +156,7 @@ def test_prior_guidance_keeps_the_space_and_makes_the_feature_available(symbolic
     record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
     assert [a.name for a in record.chosen] == [REG_L2]
     assert state.architecture.l2                                   # available to the optimiser...
-    assert ("l2", 1) in state.preferences[0].minimum               # ...and preferred
+    assert ("l2", 1) in added(state)[0].minimum               # ...and preferred
     assert "l2_factor" in state.space
     assert all(state.space[d.name] == d for d in default_search_space())   # no bound moved
     assert "prefers" in record.outcome.applied[0].description
@@ -168,7 +173,7 @@ def test_prior_guidance_turns_a_range_edit_into_a_region(symbolic):
     record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
     assert [a.name for a in record.chosen] == [DECR_LR]
     assert state.space["learning_rate"] == default_search_space()["learning_rate"]
-    ((name, low, high),) = state.preferences[0].bounds
+    ((name, low, high),) = added(state)[0].bounds
     assert name == "learning_rate" and high < PARAMS["learning_rate"]
 
 
@@ -178,7 +183,7 @@ def test_prior_guidance_widens_a_range_to_reach_the_preferred_region(symbolic):
     tuner = controller(symbolic, FakeTrainer(lambda p, a, i: "nan_loss"), PRIOR)
     state = tuner.initial_state(default_search_space())
     _, state = tuner.run_iteration(0, {**PARAMS, "learning_rate": 1e-4}, state, AlwaysApply())
-    ((_, low, high),) = state.preferences[0].bounds
+    ((_, low, high),) = added(state)[0].bounds
     assert high < 1e-4
     assert state.space["learning_rate"].low == pytest.approx(low)
     assert state.space["learning_rate"].high == default_search_space()["learning_rate"].high
@@ -212,14 +217,14 @@ def test_under_prior_guidance_the_chosen_action_is_always_applied_as_a_preferenc
     record, next_state = tuner.run_iteration(0, PARAMS, state, NeverApply())
     (chosen,) = record.chosen
     assert record.outcome.skipped == () and chosen.name == REG_L2
-    (preference,) = next_state.preferences
+    (preference,) = added(next_state)
     assert preference.action == REG_L2 and preference.weight == pytest.approx(chosen.probability)
     # Rules that have learned low weights (the diagnosis' actions come out of ProbLog with them)
     # make a preference that barely pulls: outside its region the acquisition is barely damped.
     weak = replace(state, rule_weights=RuleWeights({key: 0.02 for key in state.rule_weights}))
     record, next_state = tuner.run_iteration(0, PARAMS, weak, NeverApply())
     (chosen,) = record.chosen
-    (preference,) = next_state.preferences
+    (preference,) = added(next_state)
     assert chosen.probability == pytest.approx(0.02) and preference.weight == pytest.approx(0.02)
     assert preference.factor(PARAMS, Architecture()) in (1.0, pytest.approx(0.98))
 
@@ -298,10 +303,10 @@ def test_a_training_stuck_at_chance_leads_away_from_its_optimizer(symbolic):
     record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"}, state, AlwaysApply())
     assert record.diagnosis.problem_names() == ("stuck_at_chance",)
     assert [a.name for a in record.chosen] == ["change_optimizer"]
-    assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
+    assert added(state)[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
     assert state.space["optimizer"] == default_search_space()["optimizer"]     # still reachable
     # ...and leaves a lasting region to avoid: Adadelta up to ten times the stuck rate.
-    avoided = state.preferences[1]
+    avoided = added(state)[1]
     assert (avoided.avoid, avoided.lasting, avoided.problem) == (True, True, "stuck_at_chance")
     assert "keeps away from Adadelta at learning rates up to 0.01" in record.outcome.applied[0].description
     assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
@@ -372,25 +377,81 @@ def test_a_slow_training_leads_away_from_adadelta_to_smaller_batches_or_to_highe
         assert record.diagnosis.problem_names() == ("low_lr",)
         assert [(a.name, a.problem) for a in record.chosen] == [(action, "low_lr")]
         if action == "change_optimizer":
-            assert state.preferences[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
+            assert added(state)[0].choices == (("optimizer", ("Adam", "Adamax", "RMSprop")),)
             # ...and, the optimiser's step judged the cause, Adadelta at a lower rate or at a few
             # times this one is avoided for good; beyond ten times it the region ends.
-            avoided = state.preferences[1]
+            avoided = added(state)[1]
             assert (avoided.avoid, avoided.lasting, avoided.problem) == (True, True, "low_lr")
             assert "too slow for its optimiser: from now on the optimiser keeps away from Adadelta at " \
                    f"learning rates up to {10 * params['learning_rate']:.3g}" in record.outcome.applied[0].description
             for told in (2, 10, 50):
                 far = prior_weight({**params, "learning_rate": params["learning_rate"] * 20}, Architecture(),
-                                   state.preferences, told)
+                                   added(state), told)
                 for factor in (1 / 3, 1.2, 3):
                     near = prior_weight({**params, "learning_rate": params["learning_rate"] * factor},
-                                        Architecture(), state.preferences, told)
+                                        Architecture(), added(state), told)
                     assert near == pytest.approx((1 - avoided.weight) ** 4 * far)
             assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
         elif action == "inc_lr":
-            assert state.preferences[0].choices == () and state.preferences[0].bounds[0][0] == "learning_rate"
+            assert added(state)[0].choices == () and added(state)[0].bounds[0][0] == "learning_rate"
         else:   # a large batch: more steps first, the whole batch range still reachable
-            assert state.preferences[0].bounds == (("batch_size", 16.0, 100.0),)
+            assert added(state)[0].bounds == (("batch_size", 16.0, 100.0),)
             assert (state.space["batch_size"].low, state.space["batch_size"].high) == (16, 256)
         if action != "change_optimizer":   # the batch or the rate may be the cause: nothing avoided
-            assert not any(p.avoid for p in state.preferences)
+            assert not any(p.avoid for p in added(state))
+
+
+def test_before_any_training_prior_guidance_keeps_away_from_an_optimiser_the_rules_say_needs_rates_near_one(
+        symbolic, tmp_path):
+    from sdt.core.errors import RulesError
+    from sdt.symbolic.programs import DEFAULT_RULES_PATH
+    space = default_search_space()
+    for guidance in (PRIOR, "local"):
+        state = controller(symbolic, FakeTrainer(), guidance).initial_state(space)
+        (avoided,) = state.preferences
+        assert (avoided.avoid, avoided.lasting, avoided.trial) == (True, True, BEFORE_TRAINING)
+        assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
+        for rate in (space["learning_rate"].low, space["learning_rate"].high, 5e-3):
+            at = {**PARAMS, "learning_rate": rate}
+            # Adadelta at the rates the others train at: 1e-4 as likely as another optimiser, for good.
+            for told in (0, 1, 30):
+                assert prior_weight({**at, "optimizer": "Adadelta"}, Architecture(), state.preferences, told) \
+                    == pytest.approx((1 - avoided.weight) ** 4)
+                assert prior_weight(at, Architecture(), state.preferences, told) == 1.0
+        # Above the small rates (a range inc_lr widened) Adadelta is as likely as the others.
+        assert prior_weight({**PARAMS, "optimizer": "Adadelta", "learning_rate": 0.05}, Architecture(),
+                            state.preferences, 1) == 1.0
+        # The initial points are drawn from it: no Adadelta at the space's rates.
+        draws = [draw_from_prior(state, 1, np.random.default_rng([7, i]))[0] for i in range(60)]
+        assert not any(p["optimizer"] == "Adadelta" for p in draws)
+        assert len({p["optimizer"] for p in draws}) == 3
+        # The console says so before the first training.
+        from pathlib import Path
+        from sdt.cli.console import start_lines
+        from sdt.run.observer import RunStart
+        from sdt.space.preference import describe_avoided_rates
+        lines = start_lines(RunStart(Path("run"), "digits", 0, 4, False,
+                                     avoided_from_start=(describe_avoided_rates(avoided),)))
+        assert "before any training the optimiser keeps away from Adadelta at learning rates up to 0.01 " \
+               "(weight 0.90, not fading)" in lines[-1]
+    # The paper's guidance edits the space only after a diagnosis.
+    assert controller(symbolic, FakeTrainer(), EDIT).initial_state(space).preferences == ()
+    # The knowledge is the rules file's: another optimiser declared slow is avoided too...
+    rules = DEFAULT_RULES_PATH.read_text()
+    assert "small_step_at_small_rates(adadelta)." in rules
+    both = tmp_path / "both.pl"
+    both.write_text(rules.replace("small_step_at_small_rates(adadelta).",
+                                  "small_step_at_small_rates(adadelta).\nsmall_step_at_small_rates(rmsprop)."))
+    state = controller(SymbolicBlock(rules_path=both), FakeTrainer(), PRIOR).initial_state(space)
+    assert sorted(p.choices[0][1][0] for p in state.preferences) == ["Adadelta", "RMSprop"]
+    # ...none declared, none avoided; an uncertain declaration is refused, naming the file.
+    none = tmp_path / "none.pl"
+    none.write_text(rules.replace("small_step_at_small_rates(adadelta).", "small_step_at_small_rates(sgd_at_1)."))
+    assert controller(SymbolicBlock(rules_path=none), FakeTrainer(), PRIOR).initial_state(space).preferences == ()
+    uncertain = tmp_path / "uncertain.pl"
+    uncertain.write_text(rules.replace("small_step_at_small_rates(adadelta).", "0.5::small_step_at_small_rates(adadelta)."))
+    with pytest.raises(RulesError, match="uncertain.pl.*small_step_at_small_rates/1 must be certain"):
+        SymbolicBlock(rules_path=uncertain)
+    # A space whose rates all lie above the small ones avoids nothing.
+    high = space.replace_dimension(replace(space["learning_rate"], low=0.05, high=1.0, domain_low=0.05, domain_high=1.0))
+    assert controller(symbolic, FakeTrainer(), PRIOR).initial_state(high).preferences == ()

@@ -17,6 +17,7 @@ from sdt.space.search_space import default_search_space
 from sdt.strategies.gaussian_process import ConstrainedGPOptimizer
 from sdt.symbolic.block import SymbolicBlock
 from tests.fake_training import AlwaysApply, FakeTrainer
+from tests.test_guidance import added
 
 PARAMS = {"unit_c1": 32, "dr1_2": 0.1, "unit_c2": 64, "unit_d": 300, "dr_f": 0.2, "learning_rate": 5e-4,
           "batch_size": 100, "optimizer": "Adam", "activation": "relu"}
@@ -114,7 +115,7 @@ def test_local_guidance_prefers_the_neighbourhood_of_the_runs_best_training_only
     state = tuner.initial_state(default_search_space())
     record, state = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
     assert [a.name for a in record.chosen] == [REG_L2]
-    region, preference = state.preferences
+    region, preference = added(state)
     assert preference.contains({**PARAMS, "l2_factor": 1e-4}, Architecture(l2=True))
     assert not preference.contains({**PARAMS, "activation": "elu"}, Architecture(l2=True))
     assert "near trial 0" in record.outcome.applied[0].description
@@ -130,15 +131,15 @@ def test_local_guidance_prefers_the_neighbourhood_of_the_runs_best_training_only
     worse = {**PARAMS, "learning_rate": 1e-4}
     record, state = tuner.run_iteration(1, worse, state, AlwaysApply())
     assert record.objective > state.best_objective
-    assert state.preferences[2].action == record.chosen[0].name and len(state.preferences) == 3
-    assert state.preferences[2].maximum == ()
+    assert added(state)[2].action == record.chosen[0].name and len(added(state)) == 3
+    assert added(state)[2].maximum == ()
     assert "near trial" not in record.outcome.applied[0].description
 
 
 def test_prior_guidance_keeps_the_actions_region_alone(symbolic):
     tuner = controller(symbolic, PRIOR, lambda p, a, i: "overfitting")
     _, state = tuner.run_iteration(0, PARAMS, tuner.initial_state(default_search_space()), AlwaysApply())
-    (preference,) = state.preferences
+    (preference,) = added(state)
     assert preference.minimum == (("l2", 1),) and preference.bounds == () and preference.maximum == ()
 
 
@@ -153,7 +154,7 @@ def test_a_best_training_that_learned_nothing_gets_no_neighbourhood(symbolic):
     record, state = tuner.run_iteration(0, {**PARAMS, "optimizer": "Adadelta"}, state, AlwaysApply())
     assert record.diagnosis.problem_names() == ("stuck_at_chance",)
     assert record.objective == state.best_objective            # the run's best so far...
-    preference, avoided = state.preferences                    # the remedy, and the lasting region to avoid
+    preference, avoided = added(state)                    # the remedy, and the lasting region to avoid
     assert preference.action == "change_optimizer" and avoided.avoid
     assert preference.bounds == () and preference.maximum == ()  # ...yet no neighbourhood
     assert dict(preference.choices)["optimizer"] == ("Adam", "Adamax", "RMSprop")
@@ -161,4 +162,4 @@ def test_a_best_training_that_learned_nothing_gets_no_neighbourhood(symbolic):
     # The next best training, which learned, gets its neighbourhood.
     record, state = tuner.run_iteration(1, PARAMS, state, AlwaysApply())
     assert "near trial 1" in record.outcome.applied[0].description
-    assert state.preferences[3].maximum != () and state.preferences[3].next_only
+    assert added(state)[3].maximum != () and added(state)[3].next_only

@@ -38,8 +38,8 @@ import numpy as np
 from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
-    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_slow, avoided_after_stuck, check_guidance,
-    guides_by_prior, neighbourhood,
+    EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_slow, avoided_after_stuck,
+    avoided_from_the_start, check_guidance, guides_by_prior, neighbourhood,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
@@ -344,8 +344,15 @@ class Controller:
         self.guidance = check_guidance(guidance)
 
     def initial_state(self, space: SearchSpace, architecture: Architecture | None = None) -> ControllerState:
+        """The state before the first training. Under `prior` / `local` guidance it holds the
+        regions avoided from the start: each optimiser the rules declare needs a learning rate near
+        1, at small rates (`avoided_from_the_start`)."""
+        preferences: tuple[Preference, ...] = ()
+        if self.tune and guides_by_prior(self.guidance):
+            preferences = avoided_from_the_start(space, self._symbolic.slow_optimizers)
         return ControllerState(space=space, architecture=architecture or Architecture(),
-                               rule_weights=self._symbolic.initial_weights(), guidance=self.guidance)
+                               rule_weights=self._symbolic.initial_weights(), guidance=self.guidance,
+                               preferences=preferences)
 
     def proposed_under(self, state: ControllerState, trials_finished: int) -> ProposedUnder:
         """What a trial proposed now from `state` is proposed under (see ProposedUnder)."""

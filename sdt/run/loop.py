@@ -39,7 +39,7 @@ from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
-from sdt.space.preference import EDIT, GUIDANCES, LOCAL, check_guidance
+from sdt.space.preference import BEFORE_TRAINING, EDIT, GUIDANCES, LOCAL, check_guidance, describe_avoided_rates
 
 DEFAULT_DATASET = "fashion_mnist_small"
 DEFAULT_MAX_EVALS = 8
@@ -548,7 +548,10 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                   f"{backend.active()} on Ray workers ({cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU per training)")
         observer.on_start(RunStart(log_folder=log_folder, dataset_summary=context.dataset.summary(), device=device,
                                    first_trial=min([start] + [r.index for r in interrupted]),
-                                   max_evals=config.max_evals, resumed=resume))
+                                   max_evals=config.max_evals, resumed=resume,
+                                   avoided_from_start=() if resume else tuple(
+                                       describe_avoided_rates(p) for p in state.preferences
+                                       if p.trial == BEFORE_TRAINING)))
         summary_path = log_folder / SUMMARY_NAME
         write_json_atomically(summary_path, build_summary(records, config, None))
         exports.write_trials_csv(log_folder, records)

@@ -105,6 +105,16 @@ STUCK_AVOID_WEIGHT = 0.9
 # stayed at chance.
 SLOW_RATE_FACTOR = STUCK_RATE_FACTOR
 
+# Before any training, an optimiser the rules declare to need a learning rate near 1
+# (small_step_at_small_rates/1 in tuning_rules.pl: Adadelta in the paper's space) is avoided at
+# the rates the others train at, up to this one, with STUCK_AVOID_WEIGHT, for good
+# (`avoided_before_training`). What the avoided regions after a stuck or slow training learn
+# from one training each, the rules file already says: Keras' Adadelta at 4e-3 ended 6 epochs
+# on digits at 0.99 ln K (diagnosis.pl), and every Adadelta training at 1e-4..1e-3 of the
+# benchmarks was stuck at chance or too slow (one wasted training per run and seed on
+# Fashion-MNIST 3k, docs/benchmarks.md). Rates above it stay as the space has them.
+SMALL_RATES_TOP = 1e-2
+
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
 
@@ -290,6 +300,41 @@ def avoided_after_slow(trial: int, params: Mapping[str, Any]) -> Preference | No
     optimiser (low_lr answered by change_optimizer): its optimiser at learning rates up to
     SLOW_RATE_FACTOR times its own (None without an optimiser or learning rate)."""
     return _avoided_rates(trial, params, LOW_LR, SLOW_RATE_FACTOR)
+
+
+# The trial a region avoided before any training counts from (none: it is lasting).
+BEFORE_TRAINING = -1
+
+
+def avoided_before_training(optimizer: str, top_rate: float = SMALL_RATES_TOP) -> Preference:
+    """The lasting region to avoid from the start for `optimizer` (a value of the space's
+    optimizer dimension), which the rules declare needs a learning rate near 1: that optimiser
+    at learning rates up to `top_rate`."""
+    return Preference(AVOID, None, BEFORE_TRAINING, STUCK_AVOID_WEIGHT,
+                      bounds=(("learning_rate", 0.0, float(top_rate)),),
+                      choices=(("optimizer", (str(optimizer),)),), avoid=True, lasting=True)
+
+
+def avoided_from_the_start(space: SearchSpace, slow_optimizers: Iterable[str]) -> tuple[Preference, ...]:
+    """`avoided_before_training` for each value of the space's optimizer dimension whose
+    lower-case name is in `slow_optimizers`, when the space also has a learning rate that reaches
+    below SMALL_RATES_TOP (none otherwise)."""
+    if "optimizer" not in space or "learning_rate" not in space:
+        return ()
+    rate, optimizer = space["learning_rate"], space["optimizer"]
+    if optimizer.kind != CATEGORICAL or rate.kind == CATEGORICAL or float(rate.domain_low) >= SMALL_RATES_TOP:
+        return ()
+    slow = {name.lower() for name in slow_optimizers}
+    return tuple(avoided_before_training(choice) for choice in optimizer.domain_categories
+                 if str(choice).lower() in slow)
+
+
+def describe_avoided_rates(preference: Preference) -> str:
+    """`Adadelta at learning rates up to 0.01 (weight 0.90, not fading)` for a lasting region of
+    avoided rates of one optimiser."""
+    (_, _, highest), = preference.bounds
+    (_, (optimizer, *_)), = preference.choices
+    return f"{optimizer} at learning rates up to {highest:.3g} (weight {preference.weight:.2f}, not fading)"
 
 
 def _avoided_rates(trial: int, params: Mapping[str, Any], problem: str, rate_factor: float) -> Preference | None:

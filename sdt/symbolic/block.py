@@ -58,7 +58,7 @@ from sdt.symbolic.explanations import MeasurePhrases, explain_condition, note_te
 from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, defines, parse_rules,
-    problog_message, read_exclusions, read_phrases, read_program, with_probability,
+    problog_message, read_exclusions, read_phrases, read_program, read_slow_optimizers, with_probability,
 )
 from sdt.symbolic.records import (
     ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights, StopDecision,
@@ -201,6 +201,9 @@ class SymbolicBlock:
         # each other (absent from a file: plain wording, no exclusions).
         self.phrases: MeasurePhrases = read_phrases(self._diagnosis_clauses, self.diagnosis_path)
         self.exclusions: ActionExclusions = read_exclusions(rules_clauses, self.rules_path)
+        # The optimisers that need a learning rate near 1 (small_step_at_small_rates/1 of the
+        # rules file): under prior guidance, avoided at small rates before any training.
+        self.slow_optimizers: frozenset[str] = read_slow_optimizers(rules_clauses, self.rules_path)
 
     # Public API ---------------------------------------------------------------------
     def initial_weights(self) -> RuleWeights:

@@ -290,32 +290,33 @@ def defines(clauses: list[Any], functor: str, arity: int) -> bool:
                for clause in clauses for head in _heads(clause))
 
 
-def _declared(clauses: list[Any], functor: str, path: Path, role: str) -> list[Term]:
-    """Every answer of the query `functor(A, B)` on the file's clauses, each certain.
+def _declared(clauses: list[Any], functor: str, path: Path, role: str, arity: int = 2) -> list[Term]:
+    """Every answer of the query `functor(A, B)` (of `arity` arguments) on the file's clauses,
+    each certain.
 
-    Empty when no clause defines functor/2. RulesError if ProbLog fails, or if an answer is
+    Empty when no clause defines functor/arity. RulesError if ProbLog fails, or if an answer is
     uncertain: declarations are facts of the program, not evidence.
     """
-    if not defines(clauses, functor, 2):
+    if not defines(clauses, functor, arity):
         return []
     program = SimpleProgram()
     for clause in clauses:
         program.add_clause(clause)
-    program.add_clause(Term("query", Term(functor, Var("A"), Var("B"))))
+    program.add_clause(Term("query", Term(functor, *(Var(f"A{i}") for i in range(arity)))))
     try:
         results = get_evaluatable().create_from(program).evaluate()
     except ProbLogError as err:
-        raise RulesError(f"{role} file {path}: ProbLog failed on its {functor}/2 clauses: "
+        raise RulesError(f"{role} file {path}: ProbLog failed on its {functor}/{arity} clauses: "
                          f"{problog_message(err)}") from err
     except RecursionError as err:
-        raise RulesError(f"{role} file {path}: its {functor}/2 clauses recurse without end") from err
+        raise RulesError(f"{role} file {path}: its {functor}/{arity} clauses recurse without end") from err
     answers = []
     for term, probability in sorted(results.items(), key=lambda item: str(item[0])):
         if float(probability) == 0.0:
             continue
         if abs(float(probability) - 1.0) > 1e-12:
             raise RulesError(f"{role} file {path}: {term} holds with probability "
-                             f"{float(probability):.3g}; {functor}/2 must be certain (no weight)")
+                             f"{float(probability):.3g}; {functor}/{arity} must be certain (no weight)")
         answers.append(term)
     return answers
 
@@ -385,6 +386,21 @@ def read_exclusions(clauses: list[Any], path: Path) -> ActionExclusions:
             raise RulesError(f"rules file {path}: {answer}: an action cannot exclude itself")
         pairs.append((first, second))
     return ActionExclusions(tuple(pairs))
+
+
+def read_slow_optimizers(clauses: list[Any], path: Path) -> frozenset[str]:
+    """The optimisers the rules file declares `small_step_at_small_rates(Optimizer)`: lower-case
+    names of optimisers that need a learning rate near 1 (none: no such fact). They may not
+    depend on a training: the facts are read once, without one.
+
+    RulesError naming the file when a fact is uncertain or its argument is not an atom."""
+    names = []
+    for answer in _declared(clauses, "small_step_at_small_rates", path, "rules", arity=1):
+        name = _atom_name(answer.args[0])
+        if not isinstance(name, str) or not name:
+            raise RulesError(f"rules file {path}: {answer} must name an optimiser (an atom)")
+        names.append(name.lower())
+    return frozenset(names)
 
 
 @lru_cache(maxsize=1)
