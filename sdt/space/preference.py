@@ -53,6 +53,13 @@ still, and the rule's premise is that the optimiser needs rates far above the sp
 it, on Fashion-MNIST 3k an Adadelta training at 1.0e-3 reached 0.17, the remedy's preference
 faded, and eight trainings later Adadelta came back at 3.8e-4, stuck at chance.
 
+What those regions learn from one training each, the rules file already says of some
+optimisers (`small_step_at_small_rates/1`: an optimiser that needs a learning rate near 1), so
+under `prior` and `local` each such optimiser of the space is avoided from the start, before
+any training, at the rates the others train at (up to SMALL_RATES_TOP), with the same weight and
+for good (`avoided_from_the_start`; trial BEFORE_TRAINING). The initial points are then drawn
+from the prior too: the first training is no longer the baselines' common random draw.
+
 A region too small for uniform candidates to find (a neighbourhood is one in millions of the
 space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
 them. The expected improvement is maximised over all, so the model phase finds the region. The
