@@ -45,14 +45,19 @@ def diagnose(block: SymbolicBlock, history: dict, num_classes: int = 10) -> Diag
 
 
 def smooth_history(epochs: int, final_loss: float, final_accuracy: float,
-                   val_loss_offset: float = 0.05, val_accuracy_offset: float = 0.02) -> dict:
-    """A smoothly converging history ending at the given training loss and accuracy."""
+                   val_loss_offset: float = 0.05, val_accuracy_offset: float = 0.02,
+                   val_loss_turn: float = 0.0) -> dict:
+    """A smoothly converging history ending at the given training loss and accuracy; with
+    `val_loss_turn`, the validation loss climbs over the last third of the epochs by that much
+    (it turns up) instead of converging beside the training loss."""
     t = np.arange(epochs)
     decay = np.exp(-t / 4.0)
     loss = final_loss + 1.5 * decay
     accuracy = final_accuracy - 0.4 * decay
+    turn_start = epochs - epochs // 3 - 1
+    turn = val_loss_turn * np.clip((t - turn_start) / max(epochs - 1 - turn_start, 1), 0, 1)
     return {"loss": loss.tolist(), "accuracy": accuracy.tolist(),
-            "val_loss": (loss + val_loss_offset).tolist(),
+            "val_loss": (loss + val_loss_offset + turn).tolist(),
             "val_accuracy": np.clip(accuracy - val_accuracy_offset, 0, 1).tolist()}
 
 
@@ -103,8 +108,68 @@ def test_perfect_fit_of_training_data_is_overfitting_not_underfitting(block):
 def test_overfitting_and_underfitting_can_both_hold(block):
     # Training accuracy 0.6 (high bias) and validation accuracy 0.4 (high variance).
     history = smooth_history(20, final_loss=0.9, final_accuracy=0.6,
-                             val_loss_offset=0.6, val_accuracy_offset=0.2)
+                             val_loss_offset=0.6, val_accuracy_offset=0.2, val_loss_turn=0.4)
     assert {OVERFITTING, UNDERFITTING} <= set(diagnose(block, history).problem_names())
+
+
+# Two 6-epoch trainings of the 3,000-image Fashion-MNIST benchmark (issue 13, seeds 4 and 3 of
+# sdt-local at 7ddcf04), rounded: both fit their training data clearly better than the validation
+# data; in the first the validation loss is still at its lowest at the end, in the second it has
+# turned up.
+GAP_STILL_LEARNING = {
+    "loss": [0.84, 0.525, 0.431, 0.387, 0.314, 0.271],
+    "accuracy": [0.699, 0.816, 0.845, 0.863, 0.89, 0.907],
+    "train_eval_loss": [0.532, 0.401, 0.357, 0.288, 0.227, 0.187],
+    "train_eval_accuracy": [0.806, 0.852, 0.88, 0.9, 0.915, 0.944],
+    "val_loss": [0.624, 0.559, 0.542, 0.511, 0.488, 0.487],
+    "val_accuracy": [0.79, 0.847, 0.843, 0.86, 0.833, 0.847],
+}
+GAP_TURNED_UP = {
+    "loss": [0.841, 0.503, 0.402, 0.374, 0.3, 0.218],
+    "accuracy": [0.705, 0.826, 0.855, 0.871, 0.896, 0.921],
+    "train_eval_loss": [0.503, 0.315, 0.342, 0.205, 0.172, 0.115],
+    "train_eval_accuracy": [0.828, 0.883, 0.884, 0.924, 0.932, 0.964],
+    "val_loss": [0.629, 0.486, 0.64, 0.611, 0.596, 0.65],
+    "val_accuracy": [0.803, 0.837, 0.813, 0.827, 0.803, 0.827],
+}
+
+
+def test_a_gap_while_the_validation_loss_is_still_at_its_lowest_is_not_overfitting_and_says_why(block):
+    diagnosis = diagnose(block, GAP_STILL_LEARNING)
+    gap, rise = diagnosis.measures["train_val_accuracy_gap"], diagnosis.measures["val_loss_rise_over_chance_loss"]
+    assert gap > diagnosis.thresholds["max_train_val_accuracy_gap"]     # the gap alone would say overfitting
+    assert diagnosis.measures["lowest_val_loss"] == pytest.approx(0.487)
+    assert rise < diagnosis.thresholds["min_val_loss_rise_for_overfitting"]
+    assert OVERFITTING not in diagnosis.problem_names()
+    assert not {"reg_l2", "inc_dropout", "data_augmentation"} & {a.name for a in diagnosis.actions}
+    [note] = [n for n in diagnosis.notes if n.startswith("generalisation_gap")]
+    assert f"{gap:.3g}" in note and f"{rise:.3g}" in note
+    assert "min_val_loss_rise_for_overfitting" in note and "overfitting was not diagnosed" in note
+
+
+def test_the_same_gap_once_the_validation_loss_has_turned_up_is_overfitting(block):
+    diagnosis = diagnose(block, GAP_TURNED_UP)
+    rise = diagnosis.measures["val_loss_rise_over_chance_loss"]
+    # final validation loss: the mean of the last 2 of 6 epochs, against the lowest, 0.486
+    assert rise == pytest.approx(((0.596 + 0.65) / 2 - 0.486) / math.log(10))
+    assert rise > diagnosis.thresholds["min_val_loss_rise_for_overfitting"]
+    assert OVERFITTING in diagnosis.problem_names()
+    assert not any(n.startswith("generalisation_gap") for n in diagnosis.notes)
+    finding = next(p for p in diagnosis.problems if p.name == OVERFITTING)
+    assert "above its lowest, 0.486" in finding.explanation
+    assert "min_val_loss_rise_for_overfitting" in finding.explanation
+    assert "reg_l2" in {a.name for a in diagnosis.actions}
+
+
+def test_the_turn_of_the_validation_loss_is_a_threshold_of_the_rules_file(block, tmp_path):
+    # Lower it to 0 and the gap alone is overfitting again, as before issue 13's change.
+    text = DEFAULT_DIAGNOSIS_PATH.read_text()
+    assert text.count("threshold(min_val_loss_rise_for_overfitting, 0.03).") == 1
+    edited = tmp_path / "diagnosis.pl"
+    edited.write_text(text.replace("threshold(min_val_loss_rise_for_overfitting, 0.03).",
+                                   "threshold(min_val_loss_rise_for_overfitting, -1.0)."))
+    lenient = SymbolicBlock(diagnosis_path=edited)
+    assert OVERFITTING in lenient.diagnose(GAP_STILL_LEARNING, 10, lenient.initial_weights()).problem_names()
 
 
 def test_slowly_converging_noisy_curve_is_not_fluctuating(block):
@@ -426,7 +491,7 @@ def test_same_curves_different_classes_different_diagnosis(block):
     assert UNDERFITTING not in diagnose(block, history, 100).problem_names()
     # An accuracy gap of 0.06 is overfitting for 2 classes (range 0.5), not for 10.
     history = smooth_history(20, final_loss=0.1, final_accuracy=0.97,
-                             val_loss_offset=0.0, val_accuracy_offset=0.06)
+                             val_loss_offset=0.0, val_accuracy_offset=0.06, val_loss_turn=0.2)
     assert OVERFITTING in diagnose(block, history, 2).problem_names()
     assert OVERFITTING not in diagnose(block, history, 10).problem_names()
 

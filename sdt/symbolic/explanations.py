@@ -147,6 +147,16 @@ def note_text(note: str, measures: Mapping[str, float], thresholds: Mapping[str,
                    f"max_late_drop_share_for_underfitting)" if limit is not None else "")
                 + ". The final training accuracy or loss is poor, but more epochs, not more "
                   "capacity, would help, so underfitting was not diagnosed")
+    if note == "generalisation_gap" and "val_loss_rise_over_chance_loss" in measures:
+        limit = thresholds.get("min_val_loss_rise_for_overfitting")
+        gap = measures.get("train_val_accuracy_gap")
+        return ("generalisation_gap: the training data are fitted better than the validation data"
+                + (f" (accuracy gap {fmt(gap)})" if gap is not None else "")
+                + f", but the validation loss ended only {fmt(measures['val_loss_rise_over_chance_loss'])} "
+                  f"times ln(K) above its lowest"
+                + (f" (overfitting needs more than {fmt(limit)}, min_val_loss_rise_for_overfitting)"
+                   if limit is not None else "")
+                + ": the model was still learning on new data, so overfitting was not diagnosed")
     return note
 
 

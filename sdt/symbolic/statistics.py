@@ -30,6 +30,7 @@ from sdt.core.vocabulary import (
 HISTORY_STATS = (
     "epochs",
     "final_train_accuracy", "final_val_accuracy", "final_train_loss", "final_val_loss",
+    "lowest_val_loss",
     "non_finite_loss_epochs", "first_non_finite_loss_epoch",
     "train_loss_curve_epochs", "first_train_loss", "last_train_loss", "peak_train_loss",
     "train_loss_steps", "train_loss_up_steps", "train_loss_down_steps",
@@ -132,6 +133,10 @@ def history_statistics(curves: Mapping[str, np.ndarray]) -> dict[str, float]:
         tail = tail[np.isfinite(tail)]
         if tail.size:
             stats[name] = float(tail.mean())
+
+    finite_val_loss = val_loss[np.isfinite(val_loss)]
+    if finite_val_loss.size:
+        stats["lowest_val_loss"] = float(finite_val_loss.min())
 
     non_finite = ~np.isfinite(loss) | ~np.isfinite(val_loss)
     stats["non_finite_loss_epochs"] = int(non_finite.sum())
