@@ -80,10 +80,14 @@ def test_shipped_wording_is_read_from_the_diagnosis_file(block):
 
 def test_explanation_text_is_unchanged(block):
     # The exact words of the explanations before the wording moved into diagnosis.pl.
+    # (Since issue 13 overfitting also needs the validation loss to have turned up; the two causes
+    # share that condition and it is said once, with the first.)
     assert explain(block, "overfitting")[OVERFITTING] == (
         "overfitting: training accuracy 0.982 vs validation 0.717, gap 0.265 > threshold 0.072 "
-        "(max_train_val_accuracy_gap); validation loss 1.54 vs training loss 0.0429, gap 1.49 "
-        "> threshold 0.23 (max_train_val_loss_gap)")
+        "(max_train_val_accuracy_gap) and the validation loss ended at 1.54, 0.285 times ln(K) "
+        "(2.3) above its lowest, 0.879 > threshold 0.03 (min_val_loss_rise_for_overfitting); "
+        "validation loss 1.54 vs training loss 0.0429, gap 1.49 > threshold 0.23 "
+        "(max_train_val_loss_gap)")
     # (No underfitting beside it since issue 13: this loss still falls at the end, see
     # test_symbolic.py, "Underfitting needs a flattened curve".)
     assert explain(block, "fluctuating_loss") == {
@@ -102,8 +106,9 @@ def test_diagnosis_file_without_wording_says_measures_by_name(tmp_path, block):
     assert plain.phrases == MeasurePhrases()
     text = explain(plain, "overfitting")[OVERFITTING]
     assert text == ("overfitting: train_val_accuracy_gap 0.265 > threshold 0.072 "
-                    "(max_train_val_accuracy_gap); train_val_loss_gap 1.49 > threshold 0.23 "
-                    "(max_train_val_loss_gap)")
+                    "(max_train_val_accuracy_gap) and val_loss_rise_over_chance_loss 0.285 > "
+                    "threshold 0.03 (min_val_loss_rise_for_overfitting); train_val_loss_gap 1.49 > "
+                    "threshold 0.23 (max_train_val_loss_gap)")
     # only the words change: problems, measures and actions are the same
     history, num_classes = load_history("overfitting")
     weights = block.initial_weights()

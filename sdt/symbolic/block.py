@@ -54,7 +54,7 @@ from problog.program import PrologString, SimpleProgram
 
 from sdt.core.errors import ConfigurationError, RulesError
 from sdt.core.vocabulary import ACCURACY, LOSS, STOP_REASONS, VAL_ACCURACY, VAL_LOSS
-from sdt.symbolic.explanations import MeasurePhrases, explain_condition, note_text, without_gates
+from sdt.symbolic.explanations import MeasurePhrases, explain_causes, note_text
 from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, defines, parse_rules,
@@ -375,9 +375,7 @@ class SymbolicBlock:
         findings = []
         for name in sorted(problems, key=problem_order):
             quoted: dict[str, float] = {}
-            reasons = [" and ".join(explain_condition(c, measures, thresholds, quoted, self.phrases)
-                                    for c in without_gates(conditions))
-                       for conditions in causes.get(name, [])]
+            reasons = explain_causes(causes.get(name, []), measures, thresholds, quoted, self.phrases)
             if reasons:
                 explanation = f"{name}: " + "; ".join(reasons)
             else:
@@ -421,9 +419,7 @@ class SymbolicBlock:
             return None
         reason = ranked[0]
         quoted: dict[str, float] = {}
-        explanations = [" and ".join(explain_condition(c, measures, thresholds, quoted, self.phrases)
-                                     for c in without_gates(conditions))
-                        for conditions in causes.get(reason, [])]
+        explanations = explain_causes(causes.get(reason, []), measures, thresholds, quoted, self.phrases)
         if explanations:
             explanation = f"{reason}: " + "; ".join(explanations)
         else:

@@ -2,8 +2,8 @@
 
 `explain_condition` says one condition of a cause (`above(Measure, Threshold)`, ...) in
 English, wording the measure by its `phrase/2` of the diagnosis file (`MeasurePhrases`);
-`without_gates` drops the conditions that only gate the curve tests; `note_text` says a note
-of the diagnosis in words.
+`without_gates` drops the conditions that only gate the curve tests; `explain_causes` says the
+causes of one problem that held; `note_text` says a note of the diagnosis in words.
 """
 
 from __future__ import annotations
@@ -112,6 +112,25 @@ def without_gates(conditions: list[Term]) -> list[Term]:
     kept = [c for c in conditions
             if not (c.arity == 2 and str(c.args[0]) in _GATE_MEASURES)]
     return kept or conditions
+
+
+def explain_causes(causes: list[list[Term]], measures: Mapping[str, float],
+                   thresholds: Mapping[str, float], quoted: dict[str, float],
+                   phrases: MeasurePhrases) -> list[str]:
+    """The causes of one problem that held, each in words ("A and B"), in order.
+
+    A condition that an earlier cause already said is not said again (two causes of
+    overfitting share the turn of the validation loss), and a cause left with nothing new is
+    left out."""
+    said: set[str] = set()
+    reasons = []
+    for conditions in causes:
+        fresh = [c for c in without_gates(conditions) if str(c) not in said]
+        said.update(str(c) for c in fresh)
+        if fresh:
+            reasons.append(" and ".join(explain_condition(c, measures, thresholds, quoted, phrases)
+                                        for c in fresh))
+    return reasons
 
 
 def note_text(note: str, measures: Mapping[str, float], thresholds: Mapping[str, float]) -> str:
