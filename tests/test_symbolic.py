@@ -19,6 +19,7 @@ from sdt.symbolic.block import (
     Diagnosis, ProblemFinding, RuleWeights, SymbolicBlock, choose_actions,
 )
 from sdt.symbolic.statistics import TRAINING_STATS
+from tests.fake_training import GAP_STILL_LEARNING, GAP_TURNED_UP
 from sdt.core.vocabulary import (
     ACTIONS, FLUCTUATING_LOSS, HIGH_LR, INCREASING_LOSS, LOW_LR, OVERFITTING, PROBLEMS,
     STUCK_AT_CHANCE, UNDERFITTING,
@@ -110,28 +111,6 @@ def test_overfitting_and_underfitting_can_both_hold(block):
     history = smooth_history(20, final_loss=0.9, final_accuracy=0.6,
                              val_loss_offset=0.6, val_accuracy_offset=0.2, val_loss_turn=0.4)
     assert {OVERFITTING, UNDERFITTING} <= set(diagnose(block, history).problem_names())
-
-
-# Two 6-epoch trainings of the 3,000-image Fashion-MNIST benchmark (issue 13, seeds 4 and 3 of
-# sdt-local at 7ddcf04), rounded: both fit their training data clearly better than the validation
-# data; in the first the validation loss is still at its lowest at the end, in the second it has
-# turned up.
-GAP_STILL_LEARNING = {
-    "loss": [0.84, 0.525, 0.431, 0.387, 0.314, 0.271],
-    "accuracy": [0.699, 0.816, 0.845, 0.863, 0.89, 0.907],
-    "train_eval_loss": [0.532, 0.401, 0.357, 0.288, 0.227, 0.187],
-    "train_eval_accuracy": [0.806, 0.852, 0.88, 0.9, 0.915, 0.944],
-    "val_loss": [0.624, 0.559, 0.542, 0.511, 0.488, 0.487],
-    "val_accuracy": [0.79, 0.847, 0.843, 0.86, 0.833, 0.847],
-}
-GAP_TURNED_UP = {
-    "loss": [0.841, 0.503, 0.402, 0.374, 0.3, 0.218],
-    "accuracy": [0.705, 0.826, 0.855, 0.871, 0.896, 0.921],
-    "train_eval_loss": [0.503, 0.315, 0.342, 0.205, 0.172, 0.115],
-    "train_eval_accuracy": [0.828, 0.883, 0.884, 0.924, 0.932, 0.964],
-    "val_loss": [0.629, 0.486, 0.64, 0.611, 0.596, 0.65],
-    "val_accuracy": [0.803, 0.837, 0.813, 0.827, 0.803, 0.827],
-}
 
 
 def test_a_gap_while_the_validation_loss_is_still_at_its_lowest_is_not_overfitting_and_says_why(block):

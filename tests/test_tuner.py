@@ -12,7 +12,7 @@ import pytest
 from sdt.run import loop as tuner
 from sdt.core.records import Architecture
 from sdt.run.storage import RunStorage, read_records
-from tests.fake_training import FakeTrainer, fake_factory
+from tests.fake_training import GAP_STILL_LEARNING, GAP_TURNED_UP, FakeTrainer, fake_factory
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -260,6 +260,24 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
                                "trial 0's values (the run's best") or
                line.startswith("    skipped reg_l2: not applied this time") for line in lines)
     assert lines[-1] == "no completed trial: no best model to evaluate"
+
+
+def test_the_console_says_why_a_gap_while_the_validation_loss_still_falls_was_not_overfitting(tmp_path):
+    from sdt.cli.console import ConsoleObserver
+    stream = io.StringIO()
+    histories = [GAP_STILL_LEARNING, GAP_TURNED_UP]
+    summary = tuner.run(config(max_evals=2), tmp_path / "run", observer=ConsoleObserver(stream),
+                        make_train=fake_factory(FakeTrainer(lambda params, architecture, index: histories[index])))
+    first, second = summary["trials"]
+    assert "overfitting" not in first["problems"] and "overfitting" in second["problems"]
+    text = stream.getvalue()
+    first_block, second_block = text.split("[1/2] trial 0:")[1].split("[2/2] trial 1:")
+    [note] = [line for line in first_block.splitlines() if line.startswith("    note ")]
+    assert note.startswith("    note generalisation_gap: the training data are fitted better than the validation data")
+    assert "overfitting was not diagnosed" in note
+    # the notes that hold for every short training stay out of the console
+    assert "no_fluctuation_test" not in text
+    assert "    note " not in second_block and "    diagnosed overfitting (p=" in second_block
 
 
 def test_resuming_a_run_that_has_trained_its_budget_says_so():

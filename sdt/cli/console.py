@@ -14,6 +14,12 @@ from sdt.run.controller import TrialRecord
 from sdt.run.observer import EpochProgress, RunEnd, RunObserver, RunStart, TrialProgress
 
 
+# The notes of a diagnosis shown under a training: those that say why a problem its final values
+# pointed to was not diagnosed (the others, such as a history too short for the fluctuation test,
+# hold for every training of a run and are left to `--diagnose`).
+WITHHELD_NOTES = ("still_improving", "generalisation_gap")
+
+
 def describe_params(params: dict[str, Any]) -> str:
     parts = []
     for name, value in params.items():
@@ -66,6 +72,9 @@ def trial_lines(record: TrialRecord, progress: TrialProgress) -> list[str]:
             lines.append(f"    diagnosed {problem.name} (p={problem.probability:.2f}): {explanation}")
         if not record.diagnosis.problems:
             lines.append("    diagnosis: no problem found")
+        for note in record.diagnosis.notes:
+            if note.split(":", 1)[0] in WITHHELD_NOTES:
+                lines.append(f"    note {note}")
     if record.outcome is not None:
         for applied in record.outcome.applied:
             lines.append(f"    action {applied.description}")
