@@ -354,7 +354,10 @@ threshold(max_train_val_loss_gap, T) :-
 % once the validation loss has turned up, ending at least 3% of ln(K) (0.069
 % for 10 classes) above its lowest; the same size as a real jump of a
 % fluctuating loss (min_mean_rise_for_fluctuation), above the epoch-to-epoch
-% jitter of a validation loss still coming down. A gap while the validation
+% jitter of a validation loss still coming down (which also ends a little
+% above its lowest: the final value is the mean of the last epochs, so a
+% loss still falling over the last two ends half a step above its last
+% value). A gap while the validation
 % loss is still at its lowest is the generalisation gap of a model that is
 % still learning: every epoch still improves it on new data, and making it
 % fit its training data less well (dropout, weight decay) slows it down
