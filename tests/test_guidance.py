@@ -455,3 +455,69 @@ def test_before_any_training_prior_guidance_keeps_away_from_an_optimiser_the_rul
     # A space whose rates all lie above the small ones avoids nothing.
     high = space.replace_dimension(replace(space["learning_rate"], low=0.05, high=1.0, domain_low=0.05, domain_high=1.0))
     assert controller(symbolic, FakeTrainer(), PRIOR).initial_state(high).preferences == ()
+
+
+def batch_preference(state):
+    (few_steps,) = [p for p in state.preferences if p.trial == BEFORE_TRAINING and not p.choices]
+    return few_steps
+
+
+def test_before_any_training_the_batches_that_give_a_short_training_too_few_steps_are_avoided_fading(
+        symbolic, tmp_path):
+    from sdt.core.errors import RulesError
+    from sdt.symbolic.programs import DEFAULT_RULES_PATH
+    from sdt.space.preference import describe_avoided_from_start
+    # 6 epochs of 2,700 images (Fashion-MNIST 3k): a batch of 112 gives 6 x 25 = 150 steps, 113
+    # gives 6 x 24 = 144, fewer than the rules file's enough_optimizer_steps(150).
+    space = default_search_space(2700)
+    for guidance in (PRIOR, "local"):
+        state = controller(symbolic, FakeTrainer(), guidance).initial_state(space, training_examples=2700, epochs=6)
+        few_steps = batch_preference(state)
+        assert (few_steps.avoid, few_steps.lasting, few_steps.bounds) == (True, False, (("batch_size", 113.0, 256.0),))
+        assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
+        small, large = {**PARAMS, "batch_size": 112}, {**PARAMS, "batch_size": 113}
+        # As πBO's prior: the first training avoids the large batches, each training told fades it.
+        ratios = [prior_weight(large, Architecture(), state.preferences, told)
+                  / prior_weight(small, Architecture(), state.preferences, told) for told in (0, 1, 9, 15)]
+        assert ratios == pytest.approx([0.1 ** 4, 0.1 ** 2, 0.1 ** 0.4, 0.1 ** 0.25])
+        # The initial points are drawn from it: no batch above 112, the small ones all reachable.
+        draws = [draw_from_prior(state, 0, np.random.default_rng([3, i]))[0] for i in range(60)]
+        assert max(p["batch_size"] for p in draws) <= 112 and min(p["batch_size"] for p in draws) < 40
+        # The console says which batches and why.
+        assert describe_avoided_from_start(few_steps, 2700, 6, symbolic.enough_steps) == (
+            "batch sizes above 112 (weight 0.90, fading as trainings accumulate): 6 epochs of 2700 training "
+            "images would take fewer than 150 optimiser steps, too few for the rules file (enough_optimizer_steps)")
+    # Longer trainings take enough steps at every batch of the space: the default run (10 epochs
+    # of the embedded 5,400 images), full Fashion-MNIST; so does an unknown training size.
+    for images, epochs in ((5400, 10), (54000, 6)):
+        state = controller(symbolic, FakeTrainer(), PRIOR).initial_state(space, training_examples=images, epochs=epochs)
+        assert all(p.choices for p in state.preferences)
+    assert all(p.choices for p in controller(symbolic, FakeTrainer(), PRIOR).initial_state(space).preferences)
+    # ...and a training too short for enough steps at any batch prefers none of them.
+    state = controller(symbolic, FakeTrainer(), PRIOR).initial_state(space, training_examples=200, epochs=2)
+    assert all(p.choices for p in state.preferences)
+    # The paper's guidance has none.
+    assert controller(symbolic, FakeTrainer(), EDIT).initial_state(space, training_examples=2700,
+                                                                  epochs=6).preferences == ()
+    # The number of steps is the rules file's: 300 moves the bound to 55 (6 x 49 = 294 at 56)...
+    rules = DEFAULT_RULES_PATH.read_text()
+    assert "enough_optimizer_steps(150)." in rules
+    more = tmp_path / "more.pl"
+    more.write_text(rules.replace("enough_optimizer_steps(150).", "enough_optimizer_steps(300)."))
+    state = controller(SymbolicBlock(rules_path=more), FakeTrainer(), PRIOR).initial_state(
+        space, training_examples=2700, epochs=6)
+    assert batch_preference(state).bounds == (("batch_size", 56.0, 256.0),)
+    # ...without the fact no batch is avoided; a fact that is uncertain or not a whole number is refused.
+    none = tmp_path / "none.pl"
+    none.write_text(rules.replace("enough_optimizer_steps(150).", ""))
+    state = controller(SymbolicBlock(rules_path=none), FakeTrainer(), PRIOR).initial_state(
+        space, training_examples=2700, epochs=6)
+    assert all(p.choices for p in state.preferences)
+    for bad, message in (("0.5::enough_optimizer_steps(150).", "enough_optimizer_steps/1 must be certain"),
+                         ("enough_optimizer_steps(many).", "must give a positive whole number of steps"),
+                         ("enough_optimizer_steps(1.5e2).", "must give a positive whole number of steps"),
+                         ("enough_optimizer_steps(150).\nenough_optimizer_steps(200).", "must be given once")):
+        broken = tmp_path / "broken.pl"
+        broken.write_text(rules.replace("enough_optimizer_steps(150).", bad))
+        with pytest.raises(RulesError, match=f"broken.pl.*{message}"):
+            SymbolicBlock(rules_path=broken)
