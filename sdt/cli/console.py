@@ -94,7 +94,8 @@ def start_lines(start: RunStart) -> list[str]:
         lines.append(f"resuming '{start.log_folder}' with trial {start.first_trial} ({start.first_trial} of "
                      f"{start.max_evals} trainings done)")
     for region in start.avoided_from_start:
-        lines.append(f"before any training the optimiser keeps away from {region}")
+        lines.append(f"before any training the optimiser keeps away from {region}: "
+                     f"the rules file says it needs a learning rate near 1 (small_step_at_small_rates)")
     return lines
 
 

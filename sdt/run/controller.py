@@ -39,7 +39,7 @@ from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
     EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_slow, avoided_after_stuck,
-    avoided_for_few_steps, avoided_from_the_start, check_guidance, guides_by_prior, neighbourhood,
+    avoided_from_the_start, check_guidance, guides_by_prior, neighbourhood,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
@@ -343,18 +343,13 @@ class Controller:
         self.unsupported_actions = frozenset(unsupported_actions)
         self.guidance = check_guidance(guidance)
 
-    def initial_state(self, space: SearchSpace, architecture: Architecture | None = None,
-                      training_examples: int | None = None, epochs: int | None = None) -> ControllerState:
+    def initial_state(self, space: SearchSpace, architecture: Architecture | None = None) -> ControllerState:
         """The state before the first training. Under `prior` / `local` guidance it holds the
         regions avoided from the start: each optimiser the rules declare needs a learning rate near
-        1, at small rates (`avoided_from_the_start`), and, when the trainings will see
-        `training_examples` images for `epochs` epochs, the batch sizes that would give them fewer
-        optimiser steps than the rules say a training needs (`avoided_for_few_steps`, fading)."""
+        1, at small rates (`avoided_from_the_start`)."""
         preferences: tuple[Preference, ...] = ()
         if self.tune and guides_by_prior(self.guidance):
             preferences = avoided_from_the_start(space, self._symbolic.slow_optimizers)
-            few_steps = avoided_for_few_steps(space, training_examples, epochs, self._symbolic.enough_steps)
-            preferences += (few_steps,) if few_steps is not None else ()
         return ControllerState(space=space, architecture=architecture or Architecture(),
                                rule_weights=self._symbolic.initial_weights(), guidance=self.guidance,
                                preferences=preferences)

@@ -39,7 +39,7 @@ from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
-from sdt.space.preference import BEFORE_TRAINING, EDIT, GUIDANCES, LOCAL, check_guidance, describe_avoided_from_start
+from sdt.space.preference import BEFORE_TRAINING, EDIT, GUIDANCES, LOCAL, check_guidance, describe_avoided_rates
 
 DEFAULT_DATASET = "fashion_mnist_small"
 DEFAULT_MAX_EVALS = 8
@@ -533,8 +533,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
             if overwrite:
                 remove_run_outputs(log_folder)
             log_folder.mkdir(parents=True, exist_ok=True)
-            state = controller.initial_state(context.initial_space, training_examples=len(context.dataset.x_train),
-                                             epochs=config.epochs)
+            state = controller.initial_state(context.initial_space)
             storage = RunStorage.create(
                 log_folder, config=asdict(config), domain=context.domain.to_dict(), initial_state=state.to_dict(),
                 initial_space=state.space.to_dict(), initial_architecture=state.architecture.to_dict(),
@@ -551,9 +550,7 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                                    first_trial=min([start] + [r.index for r in interrupted]),
                                    max_evals=config.max_evals, resumed=resume,
                                    avoided_from_start=() if resume else tuple(
-                                       describe_avoided_from_start(p, len(context.dataset.x_train), config.epochs,
-                                                                   context.symbolic.enough_steps)
-                                       for p in state.preferences
+                                       describe_avoided_rates(p) for p in state.preferences
                                        if p.trial == BEFORE_TRAINING)))
         summary_path = log_folder / SUMMARY_NAME
         write_json_atomically(summary_path, build_summary(records, config, None))

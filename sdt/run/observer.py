@@ -26,9 +26,9 @@ class RunStart:
     resumed: bool
     # What trains: the Keras backend and its devices ("tensorflow on CPU", "jax on GPU: ...").
     device: str | None = None
-    # A new run under prior guidance: the regions avoided from the start and why, each as
-    # preference.describe_avoided_from_start says it ("Adadelta at learning rates up to 0.01
-    # (weight 0.90, not fading): the rules file says it needs a learning rate near 1 ...").
+    # A new run under prior guidance: the regions avoided from the start, each "Adadelta at
+    # learning rates up to 0.01 (weight 0.90, not fading)" (an optimiser the rules file says
+    # needs a rate near 1).
     avoided_from_start: tuple[str, ...] = ()
 
 

@@ -58,11 +58,7 @@ optimisers (`small_step_at_small_rates/1`: an optimiser that needs a learning ra
 under `prior` and `local` each such optimiser of the space is avoided from the start, before
 any training, at the rates the others train at (up to SMALL_RATES_TOP), with the same weight and
 for good (`avoided_from_the_start`; trial BEFORE_TRAINING). The initial points are then drawn
-from the prior too: the first training is no longer the baselines' common random draw. The rules
-file also says how many optimiser steps a training needs (`enough_optimizer_steps/1`); when the
-run's epochs over its training images would give a batch from the space fewer, those batches are
-avoided from the start too, but as a πBO prior (`avoided_for_few_steps`): fading with every
-training told, since such trainings are worse, not wasted, and the data may show otherwise.
+from the prior too: the first training is no longer the baselines' common random draw.
 
 A region too small for uniform candidates to find (a neighbourhood is one in millions of the
 space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
@@ -125,16 +121,6 @@ SLOW_RATE_FACTOR = STUCK_RATE_FACTOR
 # benchmarks was stuck at chance or too slow (one wasted training per run and seed on
 # Fashion-MNIST 3k, docs/benchmarks.md). Rates above it stay as the space has them.
 SMALL_RATES_TOP = 1e-2
-
-# Before any training, the batch sizes that would give each training fewer optimiser steps than
-# the rules file's enough_optimizer_steps/1 (epochs x ceil(training images / batch)) are avoided
-# with this weight, fading as πBO's prior does: their age counts from BEFORE_TRAINING, so the
-# exponent is β / (trainings told + 1) (`avoided_for_few_steps`). The initial points keep away
-# from them (inside, π = 0.1 ** 4 for the first, 0.1 ** 2 for the second); by the tenth training
-# a large batch is still 0.1 ** 0.36 = 0.43 times as likely, by the sixteenth 0.57 times, and the
-# GP's expected improvement decides. Unlike Adadelta at small rates it is not a setting that
-# never trains: such trainings are a few points worse (tuning_rules.pl), not wasted.
-FEW_STEPS_AVOID_WEIGHT = 0.9
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
@@ -350,61 +336,12 @@ def avoided_from_the_start(space: SearchSpace, slow_optimizers: Iterable[str]) -
                  if str(choice).lower() in slow)
 
 
-def batch_top_for_steps(training_examples: int, epochs: int, enough_steps: int, low: int, high: int) -> int | None:
-    """The largest batch size in [low, high] that gives `epochs` epochs of `training_examples`
-    at least `enough_steps` optimiser steps (Keras' last, smaller batch counts as a step); None
-    when even `low` gives fewer."""
-    def steps(batch: int) -> int:
-        return int(epochs) * math.ceil(int(training_examples) / batch)
-    if steps(int(low)) < enough_steps:
-        return None
-    top, above = int(low), int(high) + 1        # steps(top) >= enough; steps(above) < enough or past high
-    while above - top > 1:                      # steps fall as the batch grows
-        middle = (top + above) // 2
-        top, above = (middle, above) if steps(middle) >= enough_steps else (top, middle)
-    return top
-
-
-def avoided_for_few_steps(space: SearchSpace, training_examples: int | None, epochs: int | None,
-                          enough_steps: int | None) -> Preference | None:
-    """The region to avoid from the start, fading (FEW_STEPS_AVOID_WEIGHT): batch sizes above
-    the largest that gives `epochs` epochs of `training_examples` at least `enough_steps`
-    optimiser steps. None when the space has no integer batch_size, when any is unknown, when
-    every batch of the whole domain gives enough steps, or when none does (there is nothing to
-    prefer)."""
-    if None in (training_examples, epochs, enough_steps) or "batch_size" not in space:
-        return None
-    batch = space["batch_size"]
-    if batch.kind != INTEGER:
-        return None
-    low, high = int(batch.domain_low), int(batch.domain_high)
-    top = batch_top_for_steps(int(training_examples), int(epochs), int(enough_steps), low, high)
-    if top is None or top >= high:
-        return None
-    return Preference(AVOID, None, BEFORE_TRAINING, FEW_STEPS_AVOID_WEIGHT,
-                      bounds=(("batch_size", float(top + 1), float(high)),), avoid=True)
-
-
 def describe_avoided_rates(preference: Preference) -> str:
     """`Adadelta at learning rates up to 0.01 (weight 0.90, not fading)` for a lasting region of
     avoided rates of one optimiser."""
     (_, _, highest), = preference.bounds
     (_, (optimizer, *_)), = preference.choices
     return f"{optimizer} at learning rates up to {highest:.3g} (weight {preference.weight:.2f}, not fading)"
-
-
-def describe_avoided_from_start(preference: Preference, training_examples: int | None = None,
-                                epochs: int | None = None, enough_steps: int | None = None) -> str:
-    """A region avoided before any training and why, as the console says it: an optimiser at
-    small rates (`avoided_before_training`) or the large batches of a short training
-    (`avoided_for_few_steps`, whose arguments the others are)."""
-    if preference.choices:
-        return (f"{describe_avoided_rates(preference)}: the rules file says it needs a learning rate "
-                f"near 1 (small_step_at_small_rates)")
-    (_, lowest, _), = preference.bounds
-    return (f"batch sizes above {int(lowest) - 1} (weight {preference.weight:.2f}, fading as trainings "
-            f"accumulate): {epochs} epoch{'' if epochs == 1 else 's'} of {training_examples} training images would take fewer than "
-            f"{enough_steps} optimiser steps, too few for the rules file (enough_optimizer_steps)")
 
 
 def _avoided_rates(trial: int, params: Mapping[str, Any], problem: str, rate_factor: float) -> Preference | None:
@@ -634,8 +571,7 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
     return candidates[int(rng.choice(len(candidates), p=weights / total))]
 
 
-__all__ = ["AVOID", "BEFORE_TRAINING", "EDIT", "FEW_STEPS_AVOID_WEIGHT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
-           "SLOW_RATE_FACTOR", "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_slow", "avoided_after_stuck", "avoided_for_few_steps",
-           "avoided_from_the_start", "batch_top_for_steps", "candidate_weights", "describe_avoided_from_start", "check_guidance", "draw_from_prior",
+__all__ = ["AVOID", "EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
+           "SLOW_RATE_FACTOR", "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_slow", "avoided_after_stuck", "candidate_weights", "check_guidance", "draw_from_prior",
            "guides_by_prior", "neighbourhood", "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "region_share",
            "sample_architectures", "sample_candidates", "sample_in_region", "used_params", "within"]

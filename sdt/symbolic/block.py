@@ -58,7 +58,7 @@ from sdt.symbolic.explanations import MeasurePhrases, explain_causes, note_text
 from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, defines, parse_rules,
-    problog_message, read_exclusions, read_phrases, read_enough_steps, read_program, read_slow_optimizers, with_probability,
+    problog_message, read_exclusions, read_phrases, read_program, read_slow_optimizers, with_probability,
 )
 from sdt.symbolic.records import (
     ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights, StopDecision,
@@ -204,9 +204,6 @@ class SymbolicBlock:
         # The optimisers that need a learning rate near 1 (small_step_at_small_rates/1 of the
         # rules file): under prior guidance, avoided at small rates before any training.
         self.slow_optimizers: frozenset[str] = read_slow_optimizers(rules_clauses, self.rules_path)
-        # The optimiser steps a training needs (enough_optimizer_steps/1): under prior guidance,
-        # the batch sizes that would give fewer are avoided before any training (None: no fact).
-        self.enough_steps: int | None = read_enough_steps(rules_clauses, self.rules_path)
 
     # Public API ---------------------------------------------------------------------
     def initial_weights(self) -> RuleWeights:

@@ -403,26 +403,6 @@ def read_slow_optimizers(clauses: list[Any], path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
-def read_enough_steps(clauses: list[Any], path: Path) -> int | None:
-    """The optimiser steps the rules file says a training needs, `enough_optimizer_steps(S)`
-    (None: no such fact). Read once, without a training.
-
-    RulesError naming the file when the fact is uncertain, not a positive integer, or given
-    twice."""
-    answers = _declared(clauses, "enough_optimizer_steps", path, "rules", arity=1)
-    if not answers:
-        return None
-    if len(answers) > 1:
-        raise RulesError(f"rules file {path}: enough_optimizer_steps/1 must be given once, got "
-                         f"{', '.join(str(a) for a in answers)}")
-    (answer,) = answers
-    value = answer.args[0]
-    number = value.compute_value() if isinstance(value, Constant) else None
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        raise RulesError(f"rules file {path}: {answer} must give a positive whole number of steps")
-    return number
-
-
 @lru_cache(maxsize=1)
 def shipped_exclusions() -> ActionExclusions:
     """The exclusions of the shipped tuning_rules.pl (read once)."""

@@ -216,25 +216,6 @@ t(0.75)::action(decr_batch_size, low_lr) :-
 % trained best at low rates in the measurement above.
 large_batch_for_slow_training(64).
 
-% enough_optimizer_steps(S): a training needs at least S optimiser steps
-% (epochs x batches per epoch) to fit its data, whatever else it is given.
-% Under prior and local guidance the fact is read once, before any training:
-% the batch sizes that would give the run's trainings fewer steps are avoided
-% from the start, with weight 0.9, fading as trainings accumulate as a πBO
-% prior does, so that the optimiser's own model may go back to them
-% (sdt/space/preference.py, avoided_for_few_steps). It concerns short
-% trainings on small data only: with 6 epochs, batches above 112 on 2,700
-% training images, above 53 on 1,293; with the default 10 epochs on the
-% embedded 5,400 images, none of the space's. Measured over the distinct
-% non-Adadelta trainings of 6 epochs of this project's benchmark runs (every
-% arm and commit): on Fashion-MNIST 3k the 105 with fewer than 150 steps
-% reached a median validation accuracy of 0.790, the 234 with more 0.830; on
-% digits 0.882 (141) against 0.972 (201); and so in every band of learning
-% rates (at 3e-4 to 1e-3: 0.800 against 0.837, 0.903 against 0.972). Under
-% 150 steps, 6 % and 19 % of them came within 4 points of the dataset's best
-% training, against 18 % and 67 % above. The fact must be certain.
-enough_optimizer_steps(150).
-
 % action(change_optimizer, low_lr): the optimiser the training used leaves
 % the choices (under prior guidance: the optimiser prefers the others), when
 % it is one whose step stays tiny at the space's learning rates (below).
