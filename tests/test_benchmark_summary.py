@@ -3,8 +3,10 @@ wasted trainings, budgets read from a run's first trainings, the symbolic action
 checks; arm labels, run configurations and the run plan."""
 
 import math
+import statistics
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 import benchmark
@@ -218,6 +220,17 @@ def test_checks_are_met_at_their_bars():
     assert found["bo's"].numbers == "median 7 of 10 trainings (70 %), bar 70 % = 7; per seed 7"
     assert found["best"].line() == ("- sdt-edit, median best val_accuracy >= bo's + 0.005: "
                                     "0.9772 vs 0.9722 + 0.005 = 0.9772: **met**")
+
+
+def test_the_accuracy_bar_counts_validation_images_not_float32_rounding():
+    def accuracy(images):   # of 300 validation images (Fashion-MNIST 3k), in float32 as Keras reports it
+        return float(np.float32(images / 300))
+    bo = [[accuracy(257)] * 4] * 6                                 # median 257 images: the bar is 258.5
+    sdt = [[accuracy(258)] * 4] * 3 + [[accuracy(259)] * 4] * 3    # median 258.5 images: at the bar...
+    assert statistics.median([accuracy(258), accuracy(259)]) < accuracy(257) + 0.005   # ...below it in float32
+    assert checks(sdt, bo, 4)["best"].met is True
+    fewer = [[accuracy(258)] * 4] * 4 + [[accuracy(259)] * 4] * 2  # median 258 images
+    assert checks(fewer, bo, 4)["best"].met is False
 
 
 def test_checks_are_not_met_just_past_their_bars():
