@@ -40,6 +40,11 @@ def added(state):
     return tuple(p for p in state.preferences if p.trial != BEFORE_TRAINING)
 
 
+def avoided_regions(state):
+    """The regions a state avoids (without the region the first training is drawn in)."""
+    return tuple(p for p in state.preferences if p.avoid)
+
+
 def controller(symbolic, trainer, guidance):
     return Controller(trainer, symbolic, Objective(VAL_LOSS, 10), ArchitectureLimits(2, 3), guidance=guidance)
 
@@ -408,19 +413,19 @@ def test_before_any_training_prior_guidance_keeps_away_from_an_optimiser_the_rul
     space = default_search_space()
     for guidance in (PRIOR, "local"):
         state = controller(symbolic, FakeTrainer(), guidance).initial_state(space)
-        (avoided,) = state.preferences
+        (avoided,) = avoided_regions(state)
         assert (avoided.avoid, avoided.lasting, avoided.trial) == (True, True, BEFORE_TRAINING)
         assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
         for rate in (space["learning_rate"].low, space["learning_rate"].high, 5e-3):
             at = {**PARAMS, "learning_rate": rate}
             # Adadelta at the rates the others train at: 1e-4 as likely as another optimiser, for good.
             for told in (0, 1, 30):
-                assert prior_weight({**at, "optimizer": "Adadelta"}, Architecture(), state.preferences, told) \
+                assert prior_weight({**at, "optimizer": "Adadelta"}, Architecture(), avoided_regions(state), told) \
                     == pytest.approx((1 - avoided.weight) ** 4)
-                assert prior_weight(at, Architecture(), state.preferences, told) == 1.0
+                assert prior_weight(at, Architecture(), avoided_regions(state), told) == 1.0
         # Above the small rates (a range inc_lr widened) Adadelta is as likely as the others.
         assert prior_weight({**PARAMS, "optimizer": "Adadelta", "learning_rate": 0.05}, Architecture(),
-                            state.preferences, 1) == 1.0
+                            avoided_regions(state), 1) == 1.0
         # The initial points are drawn from it: no Adadelta at the space's rates.
         draws = [draw_from_prior(state, 1, np.random.default_rng([7, i]))[0] for i in range(60)]
         assert not any(p["optimizer"] == "Adadelta" for p in draws)
@@ -443,15 +448,92 @@ def test_before_any_training_prior_guidance_keeps_away_from_an_optimiser_the_rul
     both.write_text(rules.replace("small_step_at_small_rates(adadelta).",
                                   "small_step_at_small_rates(adadelta).\nsmall_step_at_small_rates(rmsprop)."))
     state = controller(SymbolicBlock(rules_path=both), FakeTrainer(), PRIOR).initial_state(space)
-    assert sorted(p.choices[0][1][0] for p in state.preferences) == ["Adadelta", "RMSprop"]
+    assert sorted(p.choices[0][1][0] for p in avoided_regions(state)) == ["Adadelta", "RMSprop"]
     # ...none declared, none avoided; an uncertain declaration is refused, naming the file.
     none = tmp_path / "none.pl"
     none.write_text(rules.replace("small_step_at_small_rates(adadelta).", "small_step_at_small_rates(sgd_at_1)."))
-    assert controller(SymbolicBlock(rules_path=none), FakeTrainer(), PRIOR).initial_state(space).preferences == ()
+    assert avoided_regions(controller(SymbolicBlock(rules_path=none), FakeTrainer(), PRIOR).initial_state(space)) == ()
     uncertain = tmp_path / "uncertain.pl"
     uncertain.write_text(rules.replace("small_step_at_small_rates(adadelta).", "0.5::small_step_at_small_rates(adadelta)."))
     with pytest.raises(RulesError, match="uncertain.pl.*small_step_at_small_rates/1 must be certain"):
         SymbolicBlock(rules_path=uncertain)
     # A space whose rates all lie above the small ones avoids nothing.
     high = space.replace_dimension(replace(space["learning_rate"], low=0.05, high=1.0, domain_low=0.05, domain_high=1.0))
-    assert controller(symbolic, FakeTrainer(), PRIOR).initial_state(high).preferences == ()
+    assert avoided_regions(controller(symbolic, FakeTrainer(), PRIOR).initial_state(high)) == ()
+
+
+def start_of(state):
+    from sdt.space.preference import START
+    (start,) = [p for p in state.preferences if p.action == START]
+    return start
+
+
+def test_the_first_training_is_drawn_where_the_rules_file_says_a_practitioner_starts(symbolic, tmp_path):
+    from pathlib import Path
+    from sdt.cli.console import start_lines
+    from sdt.core.errors import RulesError
+    from sdt.run.observer import RunStart
+    from sdt.space.preference import START, describe_start
+    from sdt.symbolic.programs import DEFAULT_RULES_PATH
+    space = default_search_space()
+    for guidance in (PRIOR, "local"):
+        tuner = controller(symbolic, FakeTrainer(), guidance)
+        state = tuner.initial_state(space)
+        start = start_of(state)
+        # Adam at 1e-3 and batches of 32 (start_with/2), within a tenth of each range, clipped to it.
+        assert start.choices == (("optimizer", ("Adam",)),) and (start.avoid, start.next_only) == (False, True)
+        (rate, rate_low, rate_high), (batch, batch_low, batch_high) = start.bounds
+        assert (rate, batch) == ("learning_rate", "batch_size")
+        assert rate_low == pytest.approx(1e-3 / 10 ** 0.1) and rate_high == pytest.approx(1e-3)
+        assert (batch_low, batch_high) == (16.0, 56.0)
+        assert ControllerState.from_dict(state.to_dict()).preferences == state.preferences
+        # The first training is drawn there; every other hyper-parameter as for any initial point.
+        draws = [draw_from_prior(state, 0, np.random.default_rng([11, i]))[0] for i in range(40)]
+        assert all(p["optimizer"] == "Adam" and rate_low <= p["learning_rate"] <= rate_high
+                   and p["batch_size"] <= 56 for p in draws)
+        assert len({p["activation"] for p in draws}) == 3 and len({p["unit_d"] for p in draws}) > 30
+        # It guides the first training only: told one, the later initial points do not feel it...
+        later = [draw_from_prior(state, 1, np.random.default_rng([11, i]))[0] for i in range(40)]
+        assert len({p["optimizer"] for p in later}) == 3 and max(p["batch_size"] for p in later) > 100
+        assert prior_weight({**PARAMS, "optimizer": "RMSprop", "batch_size": 200}, Architecture(),
+                            state.preferences, 1) == 1.0
+        # ...and the state after the first training no longer holds it.
+        _, after = tuner.run_iteration(0, PARAMS, state, AlwaysApply())
+        assert not any(p.action == START for p in after.preferences)
+        # The GP's first proposal says where it comes from.
+        optimizer = ConstrainedGPOptimizer(Domain(space, 0, 0), n_initial_points=3)
+        proposal = optimizer.ask(state, np.random.default_rng(0))
+        assert proposal.params["optimizer"] == "Adam"
+        assert "drawn near where the rules file starts (start_with)" in proposal.decision.summary
+        # The console says so before the first training.
+        lines = start_lines(RunStart(Path("run"), "digits", 0, 4, False, starts_near=describe_start(start)))
+        assert lines[-1] == ("the first training is drawn where a practitioner starts: optimizer Adam, "
+                             "learning_rate 0.000794..0.001, batch_size 16..56 (start_with in the rules file)")
+    # The paper's guidance and the baselines start at random.
+    assert controller(symbolic, FakeTrainer(), EDIT).initial_state(space).preferences == ()
+    # The values are the rules file's: another start moves the region; a category the space does
+    # not offer and a hyper-parameter it lacks constrain nothing; without the facts, no region.
+    rules = DEFAULT_RULES_PATH.read_text()
+    facts = "start_with(optimizer, adam).\nstart_with(learning_rate, 0.001).\nstart_with(batch_size, 32)."
+    assert facts in rules
+
+    def start_from(text):
+        path = tmp_path / "start.pl"
+        path.write_text(rules.replace(facts, text))
+        return controller(SymbolicBlock(rules_path=path), FakeTrainer(), PRIOR).initial_state(space)
+
+    other = start_of(start_from("start_with(optimizer, rmsprop).\nstart_with(learning_rate, 3.0e-4)."))
+    assert other.choices == (("optimizer", ("RMSprop",)),)
+    assert other.bounds == (("learning_rate", pytest.approx(3e-4 / 10 ** 0.1), pytest.approx(3e-4 * 10 ** 0.1)),)
+    assert start_of(start_from("start_with(optimizer, sgd).\nstart_with(momentum, 0.9).\nstart_with(batch_size, 32)."
+                               )).bounds == (("batch_size", 16.0, 56.0),)
+    assert start_of(start_from("start_with(optimizer, sgd).\nstart_with(batch_size, 32).")).choices == ()
+    assert not any(p.action == START for p in start_from("").preferences)
+    assert not any(p.action == START for p in start_from("start_with(optimizer, sgd).").preferences)
+    # Facts that are uncertain, twice given or neither a category nor a number are refused, naming the file.
+    for bad, message in (("0.5::start_with(optimizer, adam).", "start_with/2 must be certain"),
+                         ("start_with(optimizer, adam).\nstart_with(optimizer, rmsprop).", "gives optimizer twice"),
+                         ("start_with(optimizer, f(adam)).", "must give a category"),
+                         ("start_with(3, adam).", "must name a hyper-parameter")):
+        with pytest.raises(RulesError, match=f"start.pl.*({message})"):
+            start_from(bad)

@@ -253,8 +253,10 @@ def test_the_loop_prints_nothing_and_the_cli_observer_prints_the_readme_lines(tm
         "training with Keras on tensorflow on GPU: ")
     # The default guidance (local) avoids Adadelta at small rates from the start, and says so.
     assert lines[2].startswith("before any training the optimiser keeps away from Adadelta at learning rates up to ")
-    assert lines[3].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[3] and "left" in lines[3]
-    assert lines[4].startswith("    params: ")
+    # ...and draws the first training where the rules file says a practitioner starts.
+    assert lines[3].startswith("the first training is drawn where a practitioner starts: optimizer Adam, learning_rate ")
+    assert lines[4].startswith("[1/2] trial 0: val_loss ") and "| best objective " in lines[4] and "left" in lines[4]
+    assert lines[5].startswith("    params: ") and "optimizer=Adam" in lines[5]
     assert any(line.startswith("    diagnosed overfitting (p=") for line in lines)
     assert any(line.startswith("    action reg_l2: the optimiser now prefers l2 on, and for the next training only near "
                                "trial 0's values (the run's best") or
@@ -368,8 +370,8 @@ def test_the_console_shows_each_epoch_in_place_on_a_terminal_and_as_lines_elsewh
             assert "\r" + " " * len("trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500") + "\r[1/2] trial 0: " in printed
             assert f"\n    {first}\n" not in printed
         else:
-            # After the dataset, device and avoided-from-the-start lines.
-            assert printed.splitlines()[3:5] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
+            # After the dataset, device, avoided-from-the-start and first-training lines.
+            assert printed.splitlines()[4:6] == [f"    {first}", "    trial 0, epoch 2/3: loss 0.5000  val_loss 0.7500"]
             assert "\r" not in printed
         assert "trial 1, epoch 2/3: " in printed and "other" not in printed
 

@@ -96,6 +96,9 @@ def start_lines(start: RunStart) -> list[str]:
     for region in start.avoided_from_start:
         lines.append(f"before any training the optimiser keeps away from {region}: "
                      f"the rules file says it needs a learning rate near 1 (small_step_at_small_rates)")
+    if start.starts_near:
+        lines.append(f"the first training is drawn where a practitioner starts: {start.starts_near} "
+                     f"(start_with in the rules file)")
     return lines
 
 

@@ -39,7 +39,7 @@ from sdt.core.records import Architecture, Decision, TrainingResult
 from sdt.symbolic.rule_learning import Observation, learn_weights
 from sdt.space.preference import (
     EDIT, LOCAL, NEIGHBOURHOOD_WIDTH, Preference, available_union, avoided_after_slow, avoided_after_stuck,
-    avoided_from_the_start, check_guidance, guides_by_prior, neighbourhood,
+    START, avoided_from_the_start, check_guidance, guides_by_prior, neighbourhood, start_region,
     preference_of_changes, within,
 )
 from sdt.space.search_space import CATEGORICAL, SearchSpace
@@ -346,10 +346,14 @@ class Controller:
     def initial_state(self, space: SearchSpace, architecture: Architecture | None = None) -> ControllerState:
         """The state before the first training. Under `prior` / `local` guidance it holds the
         regions avoided from the start: each optimiser the rules declare needs a learning rate near
-        1, at small rates (`avoided_from_the_start`)."""
+        1, at small rates (`avoided_from_the_start`), and the region the first training is drawn
+        in, near the rules file's start_with/2 values (`start_region`)."""
         preferences: tuple[Preference, ...] = ()
         if self.tune and guides_by_prior(self.guidance):
             preferences = avoided_from_the_start(space, self._symbolic.slow_optimizers)
+            start = start_region(space, self._symbolic.start_values)
+            if start is not None:
+                preferences += (start,)
         return ControllerState(space=space, architecture=architecture or Architecture(),
                                rule_weights=self._symbolic.initial_weights(), guidance=self.guidance,
                                preferences=preferences)
@@ -459,7 +463,10 @@ class Controller:
                                      observations=observations,
                                      pending_actions=tuple(p.action for p in waiting),
                                      best_objective=best_objective, guidance=state.guidance,
-                                     preferences=preferences, last_objective=objective,
+                                     # The start region guided the first training; once one
+                                     # is told it guides nothing (sdt/space/preference.py).
+                                     preferences=tuple(p for p in preferences if p.action != START),
+                                     last_objective=objective,
                                      pending_after=tuple(p.after_trial for p in waiting),
                                      pending_counterfactuals=tuple(p.counterfactual for p in waiting),
                                      learned_nothing_objective=learned_nothing)

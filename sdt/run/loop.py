@@ -39,7 +39,9 @@ from sdt.run.workers import WORKER, InProcessWorkers, RayWorkers
 from sdt.strategies import registry as strategies
 from sdt.core.errors import ConfigurationError, RunStateError
 from sdt.core.vocabulary import VAL_ACCURACY, VAL_LOSS, TrialStatus
-from sdt.space.preference import BEFORE_TRAINING, EDIT, GUIDANCES, LOCAL, check_guidance, describe_avoided_rates
+from sdt.space.preference import (
+    BEFORE_TRAINING, EDIT, GUIDANCES, LOCAL, START, check_guidance, describe_avoided_rates, describe_start,
+)
 
 DEFAULT_DATASET = "fashion_mnist_small"
 DEFAULT_MAX_EVALS = 8
@@ -551,7 +553,9 @@ def run(config: RunConfig, log_folder: Path, resume: bool = False, overwrite: bo
                                    max_evals=config.max_evals, resumed=resume,
                                    avoided_from_start=() if resume else tuple(
                                        describe_avoided_rates(p) for p in state.preferences
-                                       if p.trial == BEFORE_TRAINING)))
+                                       if p.trial == BEFORE_TRAINING and p.avoid),
+                                   starts_near=None if resume else next(
+                                       (describe_start(p) for p in state.preferences if p.action == START), None)))
         summary_path = log_folder / SUMMARY_NAME
         write_json_atomically(summary_path, build_summary(records, config, None))
         exports.write_trials_csv(log_folder, records)

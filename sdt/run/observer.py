@@ -30,6 +30,9 @@ class RunStart:
     # learning rates up to 0.01 (weight 0.90, not fading)" (an optimiser the rules file says
     # needs a rate near 1).
     avoided_from_start: tuple[str, ...] = ()
+    # A new run under prior guidance: where the first training is drawn, "optimizer Adam,
+    # learning_rate 0.000794..0.001, batch_size 16..56" (start_with/2 of the rules file).
+    starts_near: str | None = None
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,11 @@ optimisers (`small_step_at_small_rates/1`: an optimiser that needs a learning ra
 under `prior` and `local` each such optimiser of the space is avoided from the start, before
 any training, at the rates the others train at (up to SMALL_RATES_TOP), with the same weight and
 for good (`avoided_from_the_start`; trial BEFORE_TRAINING). The initial points are then drawn
-from the prior too: the first training is no longer the baselines' common random draw.
+from the prior too: the first training is no longer the baselines' common random draw. The
+rules file also says where a practitioner starts (`start_with/2`: Adam at 1e-3, batches of 32),
+and the first training is drawn near there (`start_region`, a region that guides that one
+training only): the first point the Gaussian process sees is a setting that usually trains
+well, and the other initial points stay random, so it still sees the rest of the space.
 
 A region too small for uniform candidates to find (a neighbourhood is one in millions of the
 space) gets candidates drawn inside it as well (`sample_candidates`), REGION_CANDIDATE_SHARE of
@@ -121,6 +125,13 @@ SLOW_RATE_FACTOR = STUCK_RATE_FACTOR
 # benchmarks was stuck at chance or too slow (one wasted training per run and seed on
 # Fashion-MNIST 3k, docs/benchmarks.md). Rates above it stay as the space has them.
 SMALL_RATES_TOP = 1e-2
+
+# The first training's region around the rules file's start_with/2 values: half-width, as a share
+# of each dimension's span in its sampling scale (the learning rate of the default [1e-4, 1e-3]
+# within a factor 1.26 of 1e-3, a batch of 32 in [16, 256] within 16..56), and weight (with the
+# age of 1 the first training has, π = 0.1 ** 4 outside it).
+START_WIDTH = 0.1
+START_WEIGHT = 0.9
 
 # Candidates drawn to sample one point from the prior (the random phase, random search).
 PRIOR_SAMPLE_CANDIDATES = 1000
@@ -334,6 +345,45 @@ def avoided_from_the_start(space: SearchSpace, slow_optimizers: Iterable[str]) -
     slow = {name.lower() for name in slow_optimizers}
     return tuple(avoided_before_training(choice) for choice in optimizer.domain_categories
                  if str(choice).lower() in slow)
+
+
+START = "start"
+
+
+def start_region(space: SearchSpace, start_values: Iterable[tuple[str, Any]],
+                 width: float = START_WIDTH) -> Preference | None:
+    """The region the first training is drawn in (`start_with/2` of the rules file): each named
+    category that the space's dimension offers (matched without regard to case), and a band of
+    `width` of the span around each named number (clipped to the space's current bounds).
+    A value the space has no dimension for, a category it does not offer and a number for a
+    categorical dimension (or the reverse) constrain nothing. It guides the training after
+    BEFORE_TRAINING only (`next_only`: the first). None when nothing is constrained."""
+    bounds, choices = [], []
+    values = dict(start_values)
+    for dimension in space:                     # in the space's order
+        if dimension.name not in values:
+            continue
+        name, value = dimension.name, values[dimension.name]
+        if dimension.kind == CATEGORICAL:
+            if not isinstance(value, str):
+                continue
+            matching = tuple(str(c) for c in dimension.categories if str(c).lower() == value.lower())
+            if matching:
+                choices.append((name, matching))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            bounds.append((name, *_band(dimension, float(value), width)))
+    if not bounds and not choices:
+        return None
+    return Preference(START, None, BEFORE_TRAINING, START_WEIGHT, bounds=tuple(bounds), choices=tuple(choices),
+                      next_only=True)
+
+
+def describe_start(preference: Preference) -> str:
+    """`optimizer Adam, learning_rate 0.000794..0.001, batch_size 16..56` for the console."""
+    parts = [f"{name} {'/'.join(allowed)}" for name, allowed in preference.choices]
+    parts += [f"{name} {low:.3g}..{high:.3g}" if low != high else f"{name} {low:.3g}"
+              for name, low, high in preference.bounds]
+    return ", ".join(parts)
 
 
 def describe_avoided_rates(preference: Preference) -> str:
@@ -571,7 +621,7 @@ def draw_from_prior(state: Any, trials_told: int, rng: np.random.Generator,
     return candidates[int(rng.choice(len(candidates), p=weights / total))]
 
 
-__all__ = ["AVOID", "EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
-           "SLOW_RATE_FACTOR", "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_slow", "avoided_after_stuck", "candidate_weights", "check_guidance", "draw_from_prior",
+__all__ = ["AVOID", "BEFORE_TRAINING", "EDIT", "GUIDANCES", "LOCAL", "NEIGHBOURHOOD_WIDTH", "PRIOR", "REGION_CANDIDATE_SHARE", "PRIOR_SAMPLE_CANDIDATES", "PRIOR_STRENGTH", "Preference",
+           "SLOW_RATE_FACTOR", "START", "START_WEIGHT", "START_WIDTH", "STUCK_AVOID_WEIGHT", "STUCK_RATE_FACTOR", "available_union", "avoided_after_slow", "avoided_after_stuck", "candidate_weights", "check_guidance", "describe_start", "draw_from_prior",
            "guides_by_prior", "neighbourhood", "preference_age", "preference_of_changes", "prior_exponent", "prior_weight", "region_share",
-           "sample_architectures", "sample_candidates", "sample_in_region", "used_params", "within"]
+           "sample_architectures", "sample_candidates", "sample_in_region", "start_region", "used_params", "within"]

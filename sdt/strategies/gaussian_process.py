@@ -29,7 +29,7 @@ from skopt.utils import cook_estimator
 
 from sdt.core.records import Architecture, Decision, Proposal
 from sdt.space.domain import Domain
-from sdt.space.preference import candidate_weights, draw_from_prior, sample_candidates
+from sdt.space.preference import START, candidate_weights, draw_from_prior, sample_candidates
 from sdt.space.search_space import CATEGORICAL, INTEGER, Dimension, SearchSpace
 from sdt.strategies.base import Strategy, StrategySetup
 
@@ -153,6 +153,8 @@ class ConstrainedGPOptimizer:
         if told == 0 or asked < self.n_initial_points:
             params, architecture = draw_from_prior(state, told, rng)
             source = "drawn from the actions' preferences" if preferred else "drawn at random"
+            if told == 0 and any(p.action == START for p in getattr(state, "preferences", ())):
+                source = "drawn near where the rules file starts (start_with)"
             return Proposal(params, architecture, Decision(
                 DECIDER, f"initial point {asked + 1} of {self.n_initial_points}, {source} (the GP models from "
                          f"point {self.n_initial_points + 1} on)",

@@ -58,7 +58,7 @@ from sdt.symbolic.explanations import MeasurePhrases, explain_causes, note_text
 from sdt.symbolic.policy import choose_actions, decide_action
 from sdt.symbolic.programs import (
     DEFAULT_DIAGNOSIS_PATH, DEFAULT_RULES_PATH, PROGRAM_DIR, check_diagnosis, defines, parse_rules,
-    problog_message, read_exclusions, read_phrases, read_program, read_slow_optimizers, with_probability,
+    problog_message, read_exclusions, read_phrases, read_program, read_slow_optimizers, read_start_values, with_probability,
 )
 from sdt.symbolic.records import (
     ActionExclusions, CandidateAction, ChosenAction, Diagnosis, ProblemFinding, RuleWeights, StopDecision,
@@ -204,6 +204,9 @@ class SymbolicBlock:
         # The optimisers that need a learning rate near 1 (small_step_at_small_rates/1 of the
         # rules file): under prior guidance, avoided at small rates before any training.
         self.slow_optimizers: frozenset[str] = read_slow_optimizers(rules_clauses, self.rules_path)
+        # Where a practitioner starts (start_with/2 of the rules file): under prior guidance the
+        # first training is drawn near these values.
+        self.start_values: tuple[tuple[str, str | float], ...] = read_start_values(rules_clauses, self.rules_path)
 
     # Public API ---------------------------------------------------------------------
     def initial_weights(self) -> RuleWeights:

@@ -12,6 +12,8 @@ another. A malformed declaration raises one RulesError naming the file and the f
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -401,6 +403,32 @@ def read_slow_optimizers(clauses: list[Any], path: Path) -> frozenset[str]:
             raise RulesError(f"rules file {path}: {answer} must name an optimiser (an atom)")
         names.append(name.lower())
     return frozenset(names)
+
+
+def read_start_values(clauses: list[Any], path: Path) -> tuple[tuple[str, str | float], ...]:
+    """Where the rules file says a first training starts, `start_with(Hyperparameter, Value)`:
+    (name, value) pairs sorted by name, a category as a lower-case name, a number as a float
+    (none: no such fact). Read once, without a training.
+
+    RulesError naming the file when a fact is uncertain, its hyper-parameter is not an atom, its
+    value neither an atom nor a number, or a hyper-parameter is given twice."""
+    values: dict[str, str | float] = {}
+    for answer in _declared(clauses, "start_with", path, "rules", arity=2):
+        name, value = _atom_name(answer.args[0]), answer.args[1]
+        if not isinstance(name, str) or not name:
+            raise RulesError(f"rules file {path}: {answer} must name a hyper-parameter (an atom)")
+        category = _atom_name(value)
+        number = value.compute_value() if isinstance(value, Constant) else None
+        if category is not None:
+            parsed: str | float = category.lower()
+        elif isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number):
+            parsed = float(number)
+        else:
+            raise RulesError(f"rules file {path}: {answer} must give a category (an atom) or a number")
+        if name in values:
+            raise RulesError(f"rules file {path}: start_with/2 gives {name} twice")
+        values[name] = parsed
+    return tuple(values.items())
 
 
 @lru_cache(maxsize=1)
